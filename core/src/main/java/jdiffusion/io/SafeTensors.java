@@ -1,0 +1,314 @@
+package jdiffusion.io;
+
+import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A safetensors file, memory-mapped and validated before anything in it is trusted.
+ *
+ * <p>Layout: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}} plus an
+ * optional "__metadata__" map of strings, then the data section. Tensor data is never copied until a caller asks
+ * for floats; {@link #segment(String)} gives the mapped bytes directly. Files far above 2 GB work (one mapped
+ * segment, FFM API).
+ */
+public final class SafeTensors implements AutoCloseable {
+    /** Real headers are a few hundred KB; anything near this is hostile or corrupt. */
+    public static final long MAX_HEADER_BYTES = 100L << 20;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfDouble DOUBLE_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final Path path;
+    private final Arena arena;
+    private final MemorySegment data;
+    private final Map<String, TensorInfo> tensors;
+    private final Map<String, String> metadata;
+
+    private SafeTensors(Path path, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors,
+                        Map<String, String> metadata) {
+        this.path = path;
+        this.arena = arena;
+        this.data = data;
+        this.tensors = tensors;
+        this.metadata = metadata;
+    }
+
+    /** Opens and validates a file; every failure is a {@link ModelFormatException} naming the file and problem. */
+    public static SafeTensors open(Path path) throws ModelFormatException {
+        String where = path.toString();
+        if (Files.isDirectory(path)) {
+            throw new ModelFormatException(where + ": is a directory, not a safetensors file");
+        }
+        if (!Files.exists(path)) {
+            throw new ModelFormatException(where + ": file not found");
+        }
+        if (!Files.isReadable(path)) {
+            throw new ModelFormatException(where + ": file is not readable (permission denied)");
+        }
+        Arena arena = Arena.ofShared();
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = ch.size();
+            if (size < 8) {
+                throw new ModelFormatException(where + ": truncated file (" + size + " bytes; a safetensors file starts with an 8-byte header length)");
+            }
+            MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            long headerLen = all.get(LONG_LE, 0);
+            if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
+                throw new ModelFormatException(where + ": not a safetensors file (header length " + Long.toUnsignedString(headerLen)
+                        + " is outside 2.." + MAX_HEADER_BYTES + ")");
+            }
+            if (8 + headerLen > size) {
+                throw new ModelFormatException(where + ": truncated file (header length " + headerLen + " runs past the end of the "
+                        + size + "-byte file)");
+            }
+            byte[] headerBytes = all.asSlice(8, headerLen).toArray(ValueLayout.JAVA_BYTE);
+            MemorySegment dataSection = all.asSlice(8 + headerLen);
+            Map<String, String> meta = new LinkedHashMap<>();
+            Map<String, TensorInfo> infos = parseHeader(where, headerBytes, dataSection.byteSize(), meta);
+            return new SafeTensors(path, arena, dataSection, infos, meta);
+        } catch (ModelFormatException e) {
+            arena.close();
+            throw e;
+        } catch (NoSuchFileException e) {
+            arena.close();
+            throw new ModelFormatException(where + ": file not found");
+        } catch (AccessDeniedException e) {
+            arena.close();
+            throw new ModelFormatException(where + ": file is not readable (permission denied)");
+        } catch (IOException e) {
+            arena.close();
+            throw new ModelFormatException(where + ": cannot read file (" + e.getMessage() + ")", e);
+        }
+    }
+
+    private static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
+                                                       Map<String, String> meta) throws ModelFormatException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
+        } catch (JsonParseException e) {
+            throw new ModelFormatException(where + ": header is not valid JSON (" + e.getOriginalMessage() + ")");
+        } catch (IOException e) {
+            throw new ModelFormatException(where + ": header is not valid JSON (" + e.getMessage() + ")");
+        }
+        if (root == null || !root.isObject()) {
+            throw new ModelFormatException(where + ": header is not a JSON object");
+        }
+        Map<String, TensorInfo> infos = new LinkedHashMap<>();
+        Iterator<Map.Entry<String, JsonNode>> it = root.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String name = e.getKey();
+            JsonNode v = e.getValue();
+            if (name.equals("__metadata__")) {
+                if (!v.isObject()) {
+                    throw new ModelFormatException(where + ": __metadata__ is not a JSON object");
+                }
+                v.fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().isTextual() ? m.getValue().asText() : m.getValue().toString()));
+                continue;
+            }
+            infos.put(name, parseEntry(where, name, v, dataSize));
+        }
+        checkOverlaps(where, infos);
+        return Collections.unmodifiableMap(infos);
+    }
+
+    private static TensorInfo parseEntry(String where, String name, JsonNode v, long dataSize) throws ModelFormatException {
+        String prefix = where + ": tensor '" + name + "'";
+        if (!v.isObject()) {
+            throw new ModelFormatException(prefix + " has no {dtype, shape, data_offsets} entry");
+        }
+        JsonNode dt = v.get("dtype");
+        JsonNode sh = v.get("shape");
+        JsonNode off = v.get("data_offsets");
+        if (dt == null || !dt.isTextual() || sh == null || !sh.isArray() || off == null || !off.isArray() || off.size() != 2) {
+            throw new ModelFormatException(prefix + " has a malformed entry (needs dtype, shape and two data_offsets)");
+        }
+        DType dtype = DType.fromName(dt.asText());
+        if (dtype == null) {
+            throw new ModelFormatException(prefix + " has unknown dtype '" + dt.asText() + "'");
+        }
+        long[] shape = new long[sh.size()];
+        long numel = 1;
+        for (int i = 0; i < shape.length; i++) {
+            JsonNode d = sh.get(i);
+            if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) {
+                throw new ModelFormatException(prefix + " has an invalid shape " + sh);
+            }
+            shape[i] = d.asLong();
+            try {
+                numel = Math.multiplyExact(numel, shape[i]);
+            } catch (ArithmeticException ex) {
+                throw new ModelFormatException(prefix + " has an impossibly large shape " + sh);
+            }
+        }
+        JsonNode b0 = off.get(0);
+        JsonNode b1 = off.get(1);
+        if (!b0.isIntegralNumber() || !b1.isIntegralNumber() || !b0.canConvertToLong() || !b1.canConvertToLong()) {
+            throw new ModelFormatException(prefix + " has invalid data_offsets " + off);
+        }
+        long begin = b0.asLong();
+        long end = b1.asLong();
+        if (begin < 0 || end < begin || end > dataSize) {
+            throw new ModelFormatException(prefix + " has data_offsets [" + begin + ", " + end + "] outside the data section of "
+                    + dataSize + " bytes (truncated or corrupt file)");
+        }
+        long expected;
+        try {
+            expected = Math.multiplyExact(numel, dtype.size());
+        } catch (ArithmeticException ex) {
+            throw new ModelFormatException(prefix + " has an impossibly large shape " + sh);
+        }
+        if (end - begin != expected) {
+            throw new ModelFormatException(prefix + " holds " + (end - begin) + " bytes but shape " + sh + " of " + dtype
+                    + " needs " + expected);
+        }
+        return new TensorInfo(name, dtype, shape, begin, end);
+    }
+
+    private static void checkOverlaps(String where, Map<String, TensorInfo> infos) throws ModelFormatException {
+        List<TensorInfo> sorted = new ArrayList<>(infos.values());
+        sorted.removeIf(t -> t.end() == t.begin());
+        sorted.sort((a, b) -> Long.compare(a.begin(), b.begin()));
+        for (int i = 1; i < sorted.size(); i++) {
+            TensorInfo prev = sorted.get(i - 1);
+            TensorInfo cur = sorted.get(i);
+            if (cur.begin() < prev.end()) {
+                throw new ModelFormatException(where + ": tensors '" + prev.name() + "' and '" + cur.name() + "' overlap in the data section");
+            }
+        }
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    /** Tensor names in header order. */
+    public java.util.Set<String> names() {
+        return tensors.keySet();
+    }
+
+    public Map<String, TensorInfo> tensors() {
+        return tensors;
+    }
+
+    public boolean contains(String name) {
+        return tensors.containsKey(name);
+    }
+
+    /** The header's __metadata__ (empty when absent). */
+    public Map<String, String> metadata() {
+        return Collections.unmodifiableMap(metadata);
+    }
+
+    public TensorInfo info(String name) {
+        TensorInfo t = tensors.get(name);
+        if (t == null) {
+            throw new IllegalArgumentException(path + ": no tensor named '" + name + "'");
+        }
+        return t;
+    }
+
+    /** The mapped bytes of one tensor (little-endian, no copy). */
+    public MemorySegment segment(String name) {
+        TensorInfo t = info(name);
+        return data.asSlice(t.begin(), t.end() - t.begin());
+    }
+
+    /** A tensor's values widened (or narrowed from F64) to float32, in row-major order. */
+    public float[] floats(String name) {
+        TensorInfo t = info(name);
+        return toFloats(segment(name), t.dtype(), Math.toIntExact(t.numel()), name);
+    }
+
+    /** A float tensor's values as float64 (exact for F64). */
+    public double[] doubles(String name) {
+        TensorInfo t = info(name);
+        MemorySegment s = segment(name);
+        int n = Math.toIntExact(t.numel());
+        double[] out = new double[n];
+        if (t.dtype() == DType.F64) {
+            for (int i = 0; i < n; i++) {
+                out[i] = s.getAtIndex(DOUBLE_LE, i);
+            }
+        } else {
+            float[] f = toFloats(s, t.dtype(), n, name);
+            for (int i = 0; i < n; i++) {
+                out[i] = f[i];
+            }
+        }
+        return out;
+    }
+
+    /** An integer tensor's values as longs. */
+    public long[] longs(String name) {
+        TensorInfo t = info(name);
+        MemorySegment s = segment(name);
+        int n = Math.toIntExact(t.numel());
+        long[] out = new long[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = switch (t.dtype()) {
+                case I64 -> s.getAtIndex(LONG_LE, i);
+                case I32 -> s.getAtIndex(INT_LE, i);
+                case I16 -> s.getAtIndex(SHORT_LE, i);
+                case I8 -> s.get(ValueLayout.JAVA_BYTE, i);
+                case U8, BOOL -> s.get(ValueLayout.JAVA_BYTE, i) & 0xff;
+                default -> throw new IllegalArgumentException(path + ": tensor '" + name + "' is " + t.dtype() + ", not an integer type");
+            };
+        }
+        return out;
+    }
+
+    /** Converts n little-endian elements of dtype to float32. */
+    public static float[] toFloats(MemorySegment s, DType dtype, int n, String name) {
+        float[] out = new float[n];
+        switch (dtype) {
+            case F32 -> MemorySegment.copy(s, FLOAT_LE, 0, out, 0, n);
+            case F16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.float16ToFloat(s.getAtIndex(SHORT_LE, i));
+                }
+            }
+            case BF16 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = Float.intBitsToFloat((s.getAtIndex(SHORT_LE, i) & 0xffff) << 16);
+                }
+            }
+            case F64 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = (float) s.getAtIndex(DOUBLE_LE, i);
+                }
+            }
+            default -> throw new IllegalArgumentException("tensor '" + name + "' is " + dtype + ", not a float type");
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}
