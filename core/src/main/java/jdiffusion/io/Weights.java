@@ -1,0 +1,70 @@
+package jdiffusion.io;
+
+import java.util.LinkedHashSet;
+import java.util.Set;
+
+/**
+ * One model component's tensors by canonical name, as float32. Model code reads its weights only through this
+ * interface, so layouts (original LDM/SGM, diffusers, OpenCLIP) and patches (LoRA) are the loader's business.
+ *
+ * <p>Canonical names: UNet and VAE use the original LDM/SGM names without the file prefix
+ * ({@code input_blocks.1.0.in_layers.0.weight}, {@code decoder.up.3.block.0.conv1.weight}); text encoders use the
+ * HuggingFace CLIP names ({@code text_model.encoder.layers.0.self_attn.q_proj.weight}, {@code text_projection.weight}
+ * as an [proj, hidden] Linear weight).
+ */
+public interface Weights {
+    /** Every canonical name. */
+    Set<String> names();
+
+    boolean has(String name);
+
+    int[] shape(String name);
+
+    /** The values widened to float32, row-major; a fresh array the caller may keep. */
+    float[] get(String name);
+
+    /** The tensors of one file whose names start with prefix, with the prefix removed. */
+    static Weights prefixed(SafeTensors file, String prefix) {
+        Set<String> names = new LinkedHashSet<>();
+        for (String n : file.names()) {
+            if (n.startsWith(prefix)) {
+                names.add(n.substring(prefix.length()));
+            }
+        }
+        return new Weights() {
+            @Override
+            public Set<String> names() {
+                return names;
+            }
+
+            @Override
+            public boolean has(String name) {
+                return names.contains(name);
+            }
+
+            @Override
+            public int[] shape(String name) {
+                return file.info(full(name)).dims();
+            }
+
+            @Override
+            public float[] get(String name) {
+                return file.floats(full(name));
+            }
+
+            private String full(String name) {
+                if (!names.contains(name)) {
+                    throw new MissingTensorException(file.path() + ": no tensor '" + prefix + name + "'");
+                }
+                return prefix + name;
+            }
+        };
+    }
+
+    /** A tensor a model needs is not in the checkpoint. */
+    final class MissingTensorException extends IllegalStateException {
+        public MissingTensorException(String message) {
+            super(message);
+        }
+    }
+}
