@@ -73,6 +73,8 @@ class UNetGoldenTest {
                 float[] actual = unet.forward(x, batch, h, w, timesteps, context, ctxShape[1], y);
                 float[] expected = tensors.floats(out.getValue().get("tensor").asText());
                 double atol = out.getValue().get("tolerance").get("atol").asDouble();
+                System.out.printf("%s %s: max |diff| %.3g (atol %.3g)%n", Golden.caseName(manifest), out.getKey(),
+                        Golden.maxAbsDiff(expected, actual), atol);
                 Golden.assertClose(Golden.caseName(manifest) + " " + out.getKey(), expected, actual, atol);
                 checked.add(out.getKey());
             }

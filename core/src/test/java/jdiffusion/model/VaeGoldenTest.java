@@ -53,6 +53,8 @@ class VaeGoldenTest {
                 };
                 float[] expected = tensors.floats(out.getValue().get("tensor").asText());
                 double atol = out.getValue().get("tolerance").get("atol").asDouble();
+                System.out.printf("%s %s: max |diff| %.3g (atol %.3g)%n", Golden.caseName(manifest), out.getKey(),
+                        Golden.maxAbsDiff(expected, actual), atol);
                 Golden.assertClose(Golden.caseName(manifest) + " " + out.getKey(), expected, actual, atol);
             }
         }
