@@ -25,7 +25,15 @@ public final class Samplers {
 
     static {
         // samp1 families
-        // (added as they are written)
+        register(EulerSamplers.all());
+        register(HeunSamplers.all());
+        register(LmsSampler.all());
+        register(DpmppSamplers.all());
+        register(StepSamplers.all());
+        register(IpndmSamplers.all());
+        register(ResMultistepSamplers.all());
+        register(GradientEstimationSamplers.all());
+        register(ExpHeunSampler.all());
         // samp2 families: add register(...) lines below this comment
     }
 
