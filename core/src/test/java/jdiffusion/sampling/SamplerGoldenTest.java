@@ -36,6 +36,35 @@ class SamplerGoldenTest {
                 .toList();
     }
 
+    /**
+     * The same cases through the whole KSampler node with the samplers' own seeded noise: initial noise from the seed,
+     * the schedule from (scheduler, steps, denoise), ancestral noise from a generator seeded with seed + 1. Brownian
+     * tree samplers are left to the recorded variant (their torchsde noise is not reproduced bit for bit).
+     */
+    @TestFactory
+    List<DynamicTest> seededNoise() {
+        return cases().stream()
+                .filter(c -> !c.get("noise_sampler_kind").asText().equals("brownian_tree"))
+                .map(c -> DynamicTest.dynamicTest(c.get("id").asText(), () -> runSeeded(c)))
+                .toList();
+    }
+
+    static void runSeeded(JsonNode entry) throws Exception {
+        Case c = Case.load(entry);
+        JsonNode m = c.manifest();
+        String id = m.get("id").asText();
+        long seed = m.get("seed").asLong();
+        Golden.assertClose(id + " initial noise", c.noise(), KSampler.initialNoise(seed, c.noise().length), 0.0);
+        AnalyticModel model = new AnalyticModel(c.shape());
+        KSampler.Request request = new KSampler.Request(model, c.modelSampling(), c.latent(),
+                m.get("latent_scale_factor").asDouble(), seed, m.get("steps").asInt(), m.get("cfg").asDouble(),
+                m.get("sampler").asText(), m.get("scheduler").asText(), m.get("denoise").asDouble());
+        int[] callbacks = {0};
+        float[] output = KSampler.sample(request, (i, x, denoised) -> callbacks[0]++);
+        Golden.assertClose(id + " output", c.output(), output, c.bound());
+        assertEquals(m.get("n_callbacks").asInt(), callbacks[0], id + " callbacks");
+    }
+
     /** The state a case starts from and the golden tensors it is checked against. */
     record Case(JsonNode manifest, long[] shape, float[] noise, float[] latent, double[] sigmas, List<float[]> draws,
             float[] xStart, float[] output) {
