@@ -30,7 +30,7 @@ public final class TextConditioner {
         SD1, SD2, SDXL
     }
 
-    /** One text encoder with its tokenizer; name is ComfyUI's ("l", "h", "g" become clip_l, clip_h, clip_g). */
+    /** One text encoder with its tokenizer, named as ComfyUI names them: clip_l, clip_h (SD2), clip_g (SDXL). */
     private record Encoder(String name, ClipTokenizer tokenizer, ClipTextEncoder model) {
     }
 
