@@ -102,6 +102,38 @@ class TextConditionerTest {
         }
     }
 
+    /** A decorator (as a LoRA adds) hides the OpenClipWeights marker; the SDXL slot still says exact GELU. */
+    @Test
+    void decoratedOpenClipTowerKeepsGelu() throws Exception {
+        try (SafeTensors file = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"))) {
+            List<Weights> te = TextConditioner.textEncoderWeights(file, TextConditioner.Family.SDXL);
+            Weights g = te.get(1);
+            Weights hidden = new Weights() {
+                public java.util.Set<String> names() {
+                    return g.names();
+                }
+
+                public boolean has(String name) {
+                    return g.has(name);
+                }
+
+                public int[] shape(String name) {
+                    return g.shape(name);
+                }
+
+                public float[] get(String name) {
+                    return g.get(name);
+                }
+            };
+            assertEquals(ClipTextEncoder.Activation.QUICK_GELU, ClipTextEncoder.Activation.of(hidden));
+            String prompt = "a majestic lion";
+            Conditioning viaMarker = TextConditioner.load(file).encode(prompt);
+            Conditioning viaSlot = TextConditioner.of(TextConditioner.Family.SDXL, List.of(te.get(0), hidden)).encode(prompt);
+            assertArrayEquals(viaMarker.context(), viaSlot.context());
+            assertArrayEquals(viaMarker.pooled(), viaSlot.pooled());
+        }
+    }
+
     @Test
     void zerosLikeKeepsShape() {
         Conditioning c = new Conditioning(new float[] {1, 2, 3, 4, 5, 6}, 2, 3, new float[] {7, 8});
