@@ -125,11 +125,46 @@ class SamplerGoldenTest {
 
         AnalyticModel model = new AnalyticModel(c.shape());
         RecordedNoise noise = new RecordedNoise(c.draws());
+        List<float[]> stepX = new ArrayList<>();
+        List<float[]> stepDenoised = new ArrayList<>();
+        List<Integer> stepIndex = new ArrayList<>();
+        StepCallback record = (i, x, denoised) -> {
+            stepIndex.add(i);
+            stepX.add(x.clone());
+            stepDenoised.add(denoised.clone());
+        };
         float[] output = KSampler.sample(model, ms, sampler, m.get("cfg").asDouble(), c.latent(), scale, c.noise(),
-                c.sigmas(), noise, StepCallback.NONE);
+                c.sigmas(), noise, record);
         Golden.assertClose(id + " output", c.output(), output, c.bound());
+        checkCallbacks(entry, id, c.bound(), stepIndex, stepX, stepDenoised);
         assertEquals(c.draws().size(), noise.used(), id + " number of noise draws");
         assertEquals(m.get("uncond_evaluated").asBoolean(), model.uncondEvaluations() > 0, id + " uncond evaluated");
+    }
+
+    /** ComfyUI's callback payload: step i, the state at the start of step i and the guided denoised of step i. */
+    static void checkCallbacks(JsonNode entry, String id, double bound, List<Integer> stepIndex, List<float[]> stepX,
+            List<float[]> stepDenoised) throws Exception {
+        try (SafeTensors st = SafeTensors.open(DIR.resolve(entry.get("tensor_file").asText()))) {
+            long[] index = st.longs("step_index");
+            assertEquals(index.length, stepIndex.size(), id + " number of callbacks");
+            float[] xs = st.floats("step_x");
+            float[] ds = st.contains("step_denoised") ? st.floats("step_denoised") : null;
+            int n = xs.length / index.length;
+            double largestState = 0;
+            for (int k = 0; k < index.length; k++) {
+                assertEquals(index[k], (long) stepIndex.get(k), id + " callback " + k + " step");
+                float[] wantX = java.util.Arrays.copyOfRange(xs, k * n, (k + 1) * n);
+                // Early states reach |x| ~ sigma_max * noise (4518 * noise with zero-terminal SNR): their float32
+                // rounding carries into later states, so allow it relative to the largest state so far.
+                largestState = Math.max(largestState, maxAbs(wantX));
+                double stateTol = Math.max(bound, 1e-6 * largestState);
+                Golden.assertClose(id + " callback " + k + " x", wantX, stepX.get(k), stateTol);
+                if (ds != null) {
+                    float[] wantD = java.util.Arrays.copyOfRange(ds, k * n, (k + 1) * n);
+                    Golden.assertClose(id + " callback " + k + " denoised", wantD, stepDenoised.get(k), stateTol);
+                }
+            }
+        }
     }
 
     static double maxAbs(float[] v) {
