@@ -35,6 +35,7 @@ public final class Samplers {
         register(GradientEstimationSamplers.all());
         register(ExpHeunSampler.all());
         // samp2 families: add register(...) lines below this comment
+        register(SdeSamplers.all());
     }
 
     private Samplers() {
