@@ -36,6 +36,7 @@ public final class Samplers {
         register(ExpHeunSampler.all());
         // samp2 families: add register(...) lines below this comment
         register(SdeSamplers.all());
+        register(SeedsSamplers.all());
     }
 
     private Samplers() {
