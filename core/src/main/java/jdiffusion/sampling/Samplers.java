@@ -37,6 +37,7 @@ public final class Samplers {
         // samp2 families: add register(...) lines below this comment
         register(SdeSamplers.all());
         register(SeedsSamplers.all());
+        register(DeisSampler.all());
     }
 
     private Samplers() {
