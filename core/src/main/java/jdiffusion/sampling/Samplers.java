@@ -38,6 +38,7 @@ public final class Samplers {
         register(SdeSamplers.all());
         register(SeedsSamplers.all());
         register(DeisSampler.all());
+        register(DpmSolverSamplers.all());
     }
 
     private Samplers() {

@@ -1,5 +1,6 @@
 package jdiffusion.sampling;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -72,6 +73,9 @@ class AdvancedSamplersGoldenTest {
             }
             double tol = Math.max(10 * m.path("f32_vs_f64").path("max_abs").asDouble(), 1e-5 * Math.max(1, maxAbs));
             Golden.assertClose(m.path("id").asText() + " output", golden, output, tol);
+            if (noise instanceof RecordedNoise rec) {
+                assertEquals(m.path("n_noise_draws").asInt(), rec.used(), "noise draws consumed");
+            }
         }
     }
 
