@@ -39,6 +39,7 @@ public final class Samplers {
         register(SeedsSamplers.all());
         register(DeisSampler.all());
         register(DpmSolverSamplers.all());
+        register(SaSolver.all());
     }
 
     private Samplers() {
