@@ -40,6 +40,7 @@ public final class Samplers {
         register(DeisSampler.all());
         register(DpmSolverSamplers.all());
         register(SaSolver.all());
+        register(UniPcSampler.all());
     }
 
     private Samplers() {
