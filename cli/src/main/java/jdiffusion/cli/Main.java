@@ -9,6 +9,8 @@ import picocli.CommandLine.Command;
         description = "Stable Diffusion on the JVM.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            InfoCommand.class,
+            DevCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -159,7 +159,7 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     /** The UNet tensors of a file in any UNet layout, under LDM names. */
-    static MappedWeights unetWeights(SafeTensors u) throws ModelFormatException {
+    public static MappedWeights unetWeights(SafeTensors u) throws ModelFormatException {
         String where = u.path().toString();
         if (u.contains(CheckpointLayouts.UNET_PREFIX + CheckpointLayouts.UNET_MARKER)) {
             return MappedWeights.prefixed(u, CheckpointLayouts.UNET_PREFIX);

@@ -248,7 +248,7 @@ public final class ModelDetector {
     }
 
     /** Parameters are the elements of float tensors; integer buffers (position_ids) count only as bytes. */
-    static ComponentStats stats(String component, List<TensorInfo> infos) {
+    public static ComponentStats stats(String component, List<TensorInfo> infos) {
         long params = 0;
         long bytes = 0;
         Map<DType, Long> byDtype = new EnumMap<>(DType.class);
