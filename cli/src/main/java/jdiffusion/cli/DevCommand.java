@@ -58,7 +58,8 @@ public final class DevCommand implements Runnable {
                 throw new CliException(output + ": already exists (refusing to overwrite)");
             }
             var specs = CheckpointKeys.of(config);
-            long params = specs.stream().mapToLong(CheckpointKeys.TensorSpec::numel).sum();
+            long params = specs.stream().filter(t -> t.init() != CheckpointKeys.Init.POSITION_IDS)
+                    .mapToLong(CheckpointKeys.TensorSpec::numel).sum();
             System.err.printf(Locale.ROOT, "writing %s: %s, %d tensors, %,d parameters as %s (%s)...%n", output,
                     config.family(), specs.size(), params, type, InfoCommand.size(params * type.size()));
             long t0 = System.nanoTime();
