@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
             CommandLine.HelpCommand.class,
             InfoCommand.class,
             DevCommand.class,
+            TokenizeCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
