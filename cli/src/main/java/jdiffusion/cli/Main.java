@@ -10,6 +10,8 @@ import picocli.CommandLine.Command;
         subcommands = {
             CommandLine.HelpCommand.class,
             SamplersCommand.class,
+            InfoCommand.class,
+            DevCommand.class,
             TokenizeCommand.class,
         })
 public final class Main implements Runnable {
