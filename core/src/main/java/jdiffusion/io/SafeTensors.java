@@ -1,13 +1,18 @@
 package jdiffusion.io;
 
 import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
@@ -34,7 +39,10 @@ public final class SafeTensors implements AutoCloseable {
     /** Real headers are a few hundred KB; anything near this is hostile or corrupt. */
     public static final long MAX_HEADER_BYTES = 100L << 20;
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Strict JSON: a duplicated tensor name or trailing garbage after the header object is an error, not a guess. */
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfDouble DOUBLE_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -46,6 +54,7 @@ public final class SafeTensors implements AutoCloseable {
     private final MemorySegment data;
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private SafeTensors(Path path, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors,
                         Map<String, String> metadata) {
@@ -92,27 +101,40 @@ public final class SafeTensors implements AutoCloseable {
         } catch (ModelFormatException e) {
             arena.close();
             throw e;
-        } catch (NoSuchFileException e) {
+        } catch (IOException | RuntimeException e) {
             arena.close();
-            throw new ModelFormatException(where + ": file not found");
-        } catch (AccessDeniedException e) {
-            arena.close();
-            throw new ModelFormatException(where + ": file is not readable (permission denied)");
-        } catch (IOException e) {
-            arena.close();
-            throw new ModelFormatException(where + ": cannot read file (" + e.getMessage() + ")", e);
+            throw describe(path, e);
         }
+    }
+
+    /** Turns a low-level failure while opening or mapping a file into one line that names the file and the cause. */
+    static ModelFormatException describe(Path path, Exception e) {
+        String where = path.toString();
+        return switch (e) {
+            case NoSuchFileException x -> new ModelFormatException(where + ": file not found");
+            case AccessDeniedException x -> new ModelFormatException(where + ": file is not readable (permission denied)");
+            case java.nio.file.FileSystemException x when x.getReason() != null ->
+                    new ModelFormatException(where + ": cannot read file (" + x.getReason() + ")", e);
+            default -> new ModelFormatException(where + ": cannot read file (" + (e.getMessage() == null ? e.toString() : e.getMessage()) + ")", e);
+        };
     }
 
     private static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
                                                        Map<String, String> meta) throws ModelFormatException {
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(headerBytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ModelFormatException(where + ": header is not valid UTF-8 text (not a safetensors file?)");
+        }
         JsonNode root;
         try {
-            root = JSON.readTree(new String(headerBytes, StandardCharsets.UTF_8));
+            root = JSON.readTree(text);
         } catch (JsonParseException e) {
-            throw new ModelFormatException(where + ": header is not valid JSON (" + e.getOriginalMessage() + ")");
+            throw new ModelFormatException(where + ": header is not valid JSON (" + oneLine(e.getOriginalMessage()) + ")");
         } catch (IOException e) {
-            throw new ModelFormatException(where + ": header is not valid JSON (" + e.getMessage() + ")");
+            throw new ModelFormatException(where + ": header is not valid JSON (" + oneLine(e.getMessage()) + ")");
         }
         if (root == null || !root.isObject()) {
             throw new ModelFormatException(where + ": header is not a JSON object");
@@ -134,6 +156,14 @@ public final class SafeTensors implements AutoCloseable {
         }
         checkOverlaps(where, infos);
         return Collections.unmodifiableMap(infos);
+    }
+
+    private static String oneLine(String s) {
+        if (s == null) {
+            return "unknown error";
+        }
+        String flat = s.replace('\n', ' ').replace('\r', ' ');
+        return flat.length() > 200 ? flat.substring(0, 200) + "..." : flat;
     }
 
     private static TensorInfo parseEntry(String where, String name, JsonNode v, long dataSize) throws ModelFormatException {
@@ -307,8 +337,11 @@ public final class SafeTensors implements AutoCloseable {
         return out;
     }
 
+    /** Unmaps the file; closing twice is harmless (a Checkpoint and its derived views may share a file). */
     @Override
     public void close() {
-        arena.close();
+        if (closed.compareAndSet(false, true)) {
+            arena.close();
+        }
     }
 }

@@ -1,0 +1,169 @@
+package jdiffusion.io;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.zip.InflaterInputStream;
+import javax.imageio.ImageIO;
+
+/**
+ * Reads images (any PNG: grey, grey+alpha, RGB, RGBA, palette; also other formats javax.imageio knows) as 8-bit RGB,
+ * the way PIL's {@code convert("RGB")} does for ComfyUI's LoadImage and diffusers: alpha is dropped, grey is copied
+ * to all three channels, 16-bit samples keep their high byte. And reads PNG text chunks back.
+ */
+public final class PngReader {
+    private static final byte[] SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+
+    private PngReader() {
+    }
+
+    /** Reads an image file; every failure is an IOException whose message names the file and the problem. */
+    public static PngImage read(Path file) throws IOException {
+        if (!Files.exists(file)) {
+            throw new IOException(file + ": image file not found");
+        }
+        if (Files.isDirectory(file)) {
+            throw new IOException(file + ": is a directory, not an image");
+        }
+        if (!Files.isReadable(file)) {
+            throw new IOException(file + ": image file is not readable (permission denied)");
+        }
+        BufferedImage image;
+        try (InputStream in = Files.newInputStream(file)) {
+            image = ImageIO.read(in);
+        } catch (IOException | RuntimeException e) {
+            throw new IOException(file + ": cannot decode image (" + e.getMessage() + ")");
+        }
+        if (image == null) {
+            throw new IOException(file + ": not a readable image (expected a PNG)");
+        }
+        return toRgb(image);
+    }
+
+    /** Converts without colour management: sample values are kept as stored (no gamma or grey-space conversion). */
+    static PngImage toRgb(BufferedImage image) {
+        int w = image.getWidth();
+        int h = image.getHeight();
+        byte[] rgb = new byte[w * h * 3];
+        if (image.getColorModel() instanceof IndexColorModel) {
+            for (int y = 0; y < h; y++) {
+                for (int x = 0; x < w; x++) {
+                    putArgb(rgb, (y * w + x) * 3, image.getRGB(x, y));
+                }
+            }
+            return new PngImage(w, h, rgb);
+        }
+        Raster raster = image.getRaster();
+        int bands = raster.getNumBands();
+        int bits = raster.getSampleModel().getSampleSize(0);
+        int shift = Math.max(0, bits - 8);
+        boolean grey = bands <= 2;
+        int[] sample = new int[bands];
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                raster.getPixel(x, y, sample);
+                int at = (y * w + x) * 3;
+                for (int c = 0; c < 3; c++) {
+                    rgb[at + c] = (byte) (sample[grey ? 0 : c] >> shift);
+                }
+            }
+        }
+        return new PngImage(w, h, rgb);
+    }
+
+    private static void putArgb(byte[] rgb, int at, int argb) {
+        rgb[at] = (byte) (argb >> 16);
+        rgb[at + 1] = (byte) (argb >> 8);
+        rgb[at + 2] = (byte) argb;
+    }
+
+    /** The text chunks (tEXt, zTXt, iTXt) of a PNG, keyword to text, in file order. */
+    public static Map<String, String> text(Path file) throws IOException {
+        return text(Files.readAllBytes(file));
+    }
+
+    public static Map<String, String> text(byte[] png) throws IOException {
+        for (int i = 0; i < SIGNATURE.length; i++) {
+            if (png.length < 8 || png[i] != SIGNATURE[i]) {
+                throw new IOException("not a PNG (bad signature)");
+            }
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        int at = 8;
+        while (at + 12 <= png.length) {
+            int len = readInt(png, at);
+            String type = new String(png, at + 4, 4, StandardCharsets.US_ASCII);
+            int data = at + 8;
+            if (len < 0 || data + len + 4 > png.length) {
+                throw new IOException("truncated PNG chunk " + type);
+            }
+            switch (type) {
+                case "tEXt" -> putLatin1(out, png, data, len);
+                case "zTXt" -> putCompressed(out, png, data, len);
+                case "iTXt" -> putInternational(out, png, data, len);
+                default -> { }
+            }
+            if (type.equals("IEND")) {
+                break;
+            }
+            at = data + len + 4;
+        }
+        return out;
+    }
+
+    private static void putLatin1(Map<String, String> out, byte[] png, int data, int len) {
+        int nul = indexOf(png, data, data + len);
+        out.put(latin1(png, data, nul), latin1(png, nul + 1, data + len));
+    }
+
+    private static void putCompressed(Map<String, String> out, byte[] png, int data, int len) throws IOException {
+        int nul = indexOf(png, data, data + len);
+        byte[] text = inflate(png, nul + 2, data + len);
+        out.put(latin1(png, data, nul), new String(text, StandardCharsets.ISO_8859_1));
+    }
+
+    private static void putInternational(Map<String, String> out, byte[] png, int data, int len) throws IOException {
+        int end = data + len;
+        int keyEnd = indexOf(png, data, end);
+        boolean compressed = png[keyEnd + 1] != 0;
+        int langEnd = indexOf(png, keyEnd + 3, end);
+        int translatedEnd = indexOf(png, langEnd + 1, end);
+        int textStart = translatedEnd + 1;
+        byte[] text = compressed ? inflate(png, textStart, end) : java.util.Arrays.copyOfRange(png, textStart, end);
+        out.put(latin1(png, data, keyEnd), new String(text, StandardCharsets.UTF_8));
+    }
+
+    private static byte[] inflate(byte[] png, int from, int to) throws IOException {
+        try (InflaterInputStream z = new InflaterInputStream(new ByteArrayInputStream(png, from, to - from))) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            z.transferTo(out);
+            return out.toByteArray();
+        }
+    }
+
+    private static int indexOf(byte[] b, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (b[i] == 0) {
+                return i;
+            }
+        }
+        return to;
+    }
+
+    private static String latin1(byte[] b, int from, int to) {
+        return new String(b, from, Math.max(0, to - from), StandardCharsets.ISO_8859_1);
+    }
+
+    private static int readInt(byte[] b, int at) {
+        return (b[at] & 0xFF) << 24 | (b[at + 1] & 0xFF) << 16 | (b[at + 2] & 0xFF) << 8 | (b[at + 3] & 0xFF);
+    }
+}

@@ -1,0 +1,279 @@
+package jdiffusion.model;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.Weights;
+import jdiffusion.model.UNetLayers.Feature;
+import jdiffusion.model.UNetLayers.GroupNorm;
+import jdiffusion.tensor.Conv2d;
+import jdiffusion.tensor.Linear;
+import jdiffusion.tensor.Ops;
+
+/**
+ * The latent diffusion UNet of SD1.x, SD2.x and SDXL, one implementation driven by a {@link UNetConfig} read from
+ * the weights (original LDM/SGM names, without the {@code model.diffusion_model.} prefix). Structured like the
+ * original: input blocks (res blocks, spatial transformers, down-samplers) whose outputs are kept as skips, a
+ * middle block, and output blocks that concatenate a skip before their res block.
+ *
+ * <p>Activations are NHWC inside; {@link #forward} takes and returns NCHW like the reference. All weights are read
+ * and packed once, at {@link #load}.
+ */
+public final class UNet {
+    private final UNetConfig config;
+    private final Conv2d convIn;
+    private final Linear time1;
+    private final Linear time2;
+    private final Linear label1;
+    private final Linear label2;
+    private final List<List<Layer>> inputBlocks = new ArrayList<>();
+    private final List<Layer> middleBlock = new ArrayList<>();
+    private final List<List<Layer>> outputBlocks = new ArrayList<>();
+    private final GroupNorm outNorm;
+    private final Conv2d outConv;
+
+    /** One sub-module of a block, as in the original TimestepEmbedSequential. */
+    private sealed interface Layer permits Res, Attn, Down, Up {
+    }
+
+    private record Res(ResnetBlock block) implements Layer {
+    }
+
+    private record Attn(SpatialTransformer transformer) implements Layer {
+    }
+
+    private record Down(Conv2d conv) implements Layer {
+    }
+
+    private record Up(Conv2d conv) implements Layer {
+    }
+
+    /** What every layer of one forward pass may need besides its input. */
+    private record Conditioning(float[] embSilu, float[] context, int tokens) {
+    }
+
+    /** Reads a UNet with the heads rule that goes with its projection kind (see {@link UNetConfig.HeadsRule}). */
+    public static UNet load(Weights weights) throws ModelFormatException {
+        return load(weights, null);
+    }
+
+    /** Reads a UNet; headsRule null means {@link UNetConfig.HeadsRule#defaultFor}. */
+    public static UNet load(Weights weights, UNetConfig.HeadsRule headsRule) throws ModelFormatException {
+        UNetConfig config = UNetConfig.infer(weights, headsRule);
+        try {
+            return new UNet(config, new UNetTensors(weights));
+        } catch (IllegalStateException | IllegalArgumentException e) {
+            throw new ModelFormatException("UNet: " + e.getMessage(), e);
+        }
+    }
+
+    private UNet(UNetConfig c, UNetTensors t) {
+        this.config = c;
+        int ted = c.timeEmbedDim();
+        convIn = t.conv3x3("input_blocks.0.0", c.inChannels());
+        time1 = t.linear("time_embed.0", c.timestepSinusoidDim());
+        time2 = t.linear("time_embed.2", ted);
+        label1 = c.admInChannels() > 0 ? t.linear("label_emb.0.0", c.admInChannels()) : null;
+        label2 = c.admInChannels() > 0 ? t.linear("label_emb.0.2", ted) : null;
+        Deque<Integer> skipWidths = new ArrayDeque<>();
+        int ch = convIn.out();
+        skipWidths.push(ch);
+        int block = 1;
+        int res = 0;
+        for (int level = 0; level < c.levels(); level++) {
+            for (int j = 0; j < c.numResBlocks(); j++, block++, res++) {
+                String p = "input_blocks." + block;
+                List<Layer> layers = new ArrayList<>();
+                ResnetBlock rb = ResnetBlock.unet(t, p + ".0", ch, ted);
+                layers.add(new Res(rb));
+                ch = rb.outChannels();
+                if (c.inputDepth()[res] > 0) {
+                    layers.add(transformer(t, c, p + ".1", ch, c.inputDepth()[res]));
+                }
+                inputBlocks.add(layers);
+                skipWidths.push(ch);
+            }
+            if (level < c.levels() - 1) {
+                inputBlocks.add(List.of(new Down(t.conv("input_blocks." + block + ".0.op", ch, 2, 1, 1, 1, 1))));
+                skipWidths.push(ch);
+                block++;
+            }
+        }
+        ResnetBlock mid0 = ResnetBlock.unet(t, "middle_block.0", ch, ted);
+        middleBlock.add(new Res(mid0));
+        int next = 1;
+        if (c.middleDepth() > 0) {
+            middleBlock.add(transformer(t, c, "middle_block.1", ch, c.middleDepth()));
+            next = 2;
+        }
+        middleBlock.add(new Res(ResnetBlock.unet(t, "middle_block." + next, ch, ted)));
+        int k = 0;
+        for (int level = c.levels() - 1; level >= 0; level--) {
+            for (int j = 0; j <= c.numResBlocks(); j++, k++) {
+                String p = "output_blocks." + k;
+                List<Layer> layers = new ArrayList<>();
+                ResnetBlock rb = ResnetBlock.unet(t, p + ".0", ch + skipWidths.pop(), ted);
+                layers.add(new Res(rb));
+                ch = rb.outChannels();
+                int sub = 1;
+                if (c.outputDepth()[k] > 0) {
+                    layers.add(transformer(t, c, p + ".1", ch, c.outputDepth()[k]));
+                    sub++;
+                }
+                if (level > 0 && j == c.numResBlocks()) {
+                    layers.add(new Up(t.conv3x3(p + "." + sub + ".conv", ch)));
+                }
+                outputBlocks.add(layers);
+            }
+        }
+        outNorm = t.groupNorm("out.0", ch, 32, 1e-5f);
+        outConv = t.conv3x3("out.2", ch);
+    }
+
+    private static Attn transformer(UNetTensors t, UNetConfig c, String prefix, int ch, int depth) {
+        return new Attn(SpatialTransformer.load(t, prefix, ch, depth, c.contextDim(), c.headsRule()));
+    }
+
+    public UNetConfig config() {
+        return config;
+    }
+
+    /**
+     * One UNet evaluation.
+     *
+     * @param x         latent input NCHW [batch][inChannels][h][w] (already scaled by the denoiser's c_in)
+     * @param timesteps one (possibly fractional) timestep per batch row
+     * @param context   cross-attention context [batch][tokens][contextDim]
+     * @param y         SDXL adm vector [batch][admInChannels] (see {@link #sdxlAdm}), null for SD1/SD2
+     * @return the raw model output NCHW [batch][outChannels][h][w] (eps, v or x0, as the model was trained)
+     */
+    public float[] forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
+                           float[] y) {
+        checkInputs(x, batch, h, w, timesteps, context, tokens, y);
+        Conditioning cond = new Conditioning(embedding(timesteps, y, batch), context, tokens);
+        Feature f = new Feature(Ops.nchwToNhwc(x, batch, config.inChannels(), h, w), batch, h, w, config.inChannels());
+        f = conv(convIn, f);
+        Deque<Feature> skips = new ArrayDeque<>();
+        skips.push(f);
+        for (List<Layer> block : inputBlocks) {
+            for (Layer layer : block) {
+                f = apply(layer, f, cond, skips);
+            }
+            skips.push(f);
+        }
+        for (Layer layer : middleBlock) {
+            f = apply(layer, f, cond, skips);
+        }
+        for (List<Layer> block : outputBlocks) {
+            Feature skip = skips.pop();
+            f = f.with(Ops.concatChannels(f.data(), f.c(), skip.data(), skip.c(), f.rows()), f.c() + skip.c());
+            for (Layer layer : block) {
+                f = apply(layer, f, cond, skips);
+            }
+        }
+        f = conv(outConv, f.with(outNorm.apply(f, true), f.c()));
+        return Ops.nhwcToNchw(f.data(), batch, f.c(), h, w);
+    }
+
+    private static Feature apply(Layer layer, Feature x, Conditioning cond, Deque<Feature> skips) {
+        return switch (layer) {
+            case Res r -> r.block().forward(x, cond.embSilu());
+            case Attn a -> a.transformer().forward(x, cond.context(), cond.tokens());
+            case Down d -> conv(d.conv(), x);
+            case Up u -> upsample(u.conv(), x, skips.peek());
+        };
+    }
+
+    /**
+     * Nearest up-sampling to the size of the skip the next output block concatenates (2x for even sizes; for odd
+     * latent sizes such as 8x12 -> 1x2 at the bottom, 1x2 goes back to 2x3, not 2x4), then a 3x3 conv.
+     */
+    private static Feature upsample(Conv2d conv, Feature x, Feature nextSkip) {
+        int oh = nextSkip == null ? 2 * x.h() : nextSkip.h();
+        int ow = nextSkip == null ? 2 * x.w() : nextSkip.w();
+        float[] up = Ops.resizeNearest(x.data(), x.batch(), x.h(), x.w(), x.c(), oh, ow);
+        return conv(conv, new Feature(up, x.batch(), oh, ow, x.c()));
+    }
+
+    private static Feature conv(Conv2d conv, Feature x) {
+        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
+        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
+    }
+
+    /** silu(time_embed(sinusoid(t)) + label_emb(y)): every res block projects this same vector. */
+    private float[] embedding(float[] timesteps, float[] y, int batch) {
+        float[] t = TimestepEmbedding.sinusoid(timesteps, config.timestepSinusoidDim());
+        float[] h = time1.forward(t, batch);
+        Ops.siluInPlace(h);
+        float[] emb = time2.forward(h, batch);
+        if (label1 != null) {
+            float[] a = label1.forward(y, batch);
+            Ops.siluInPlace(a);
+            Ops.addInPlace(emb, label2.forward(a, batch));
+        }
+        Ops.siluInPlace(emb);
+        return emb;
+    }
+
+    private void checkInputs(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
+                             float[] y) {
+        UNetConfig c = config;
+        require(batch > 0 && h > 0 && w > 0, "batch, height and width must be positive, got " + batch + ", " + h
+                + ", " + w);
+        require(x.length == (long) batch * c.inChannels() * h * w, "latent holds " + x.length + " values, expected "
+                + batch + "x" + c.inChannels() + "x" + h + "x" + w);
+        require(timesteps.length == batch, "got " + timesteps.length + " timesteps for a batch of " + batch);
+        require(context.length == (long) batch * tokens * c.contextDim(), "context holds " + context.length
+                + " values, expected " + batch + "x" + tokens + "x" + c.contextDim());
+        if (c.admInChannels() > 0) {
+            require(y != null && y.length == batch * c.admInChannels(), "this UNet needs an adm vector y of "
+                    + batch + "x" + c.admInChannels() + " values (pooled text embedding and size embeddings)");
+        } else {
+            require(y == null, "this UNet takes no adm vector y (only SDXL-style UNets with label_emb do)");
+        }
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("UNet: " + message);
+        }
+    }
+
+    /**
+     * SDXL's adm vector: per row, the pooled text embedding followed by the sinusoidal embeddings (256 wide, cos
+     * first, float32 like the timestep embedding) of the six numbers of timeIds.
+     *
+     * @param pooled  [batch][pooledDim] (1280 for SDXL's OpenCLIP bigG)
+     * @param timeIds [batch][6] = original height, original width, crop top, crop left, target height, target
+     *                width, in pixels ({@code [H, W, 0, 0, H, W]} by default)
+     * @return [batch][pooledDim + 6 * 256]
+     */
+    public static float[] sdxlAdm(float[] pooled, int batch, float[] timeIds) {
+        if (batch <= 0 || pooled.length % batch != 0 || timeIds.length != batch * 6) {
+            throw new IllegalArgumentException("sdxlAdm: " + pooled.length + " pooled values and " + timeIds.length
+                    + " time ids do not make " + batch + " rows of [pooled] and [6]");
+        }
+        int p = pooled.length / batch;
+        int e = 6 * TimestepEmbedding.SDXL_SIZE_EMBED_DIM;
+        float[] sizes = TimestepEmbedding.sinusoid(timeIds, TimestepEmbedding.SDXL_SIZE_EMBED_DIM);
+        float[] y = new float[batch * (p + e)];
+        for (int b = 0; b < batch; b++) {
+            System.arraycopy(pooled, b * p, y, b * (p + e), p);
+            System.arraycopy(sizes, b * e, y, b * (p + e) + p, e);
+        }
+        return y;
+    }
+
+    /** {@link #sdxlAdm(float[], int, float[])} with the same six size numbers for every row. */
+    public static float[] sdxlAdm(float[] pooled, int batch, int origH, int origW, int cropTop, int cropLeft,
+                                  int targetH, int targetW) {
+        float[] ids = new float[batch * 6];
+        for (int b = 0; b < batch; b++) {
+            float[] row = {origH, origW, cropTop, cropLeft, targetH, targetW};
+            System.arraycopy(row, 0, ids, b * 6, 6);
+        }
+        return sdxlAdm(pooled, batch, ids);
+    }
+}

@@ -1,0 +1,257 @@
+package jdiffusion.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.Weights;
+import jdiffusion.model.UNetLayers.Feature;
+import jdiffusion.model.UNetLayers.GroupNorm;
+import jdiffusion.tensor.Conv2d;
+import jdiffusion.tensor.Linear;
+import jdiffusion.tensor.Ops;
+
+/**
+ * The AutoencoderKL of Stable Diffusion (LDM names without the {@code first_stage_model.} prefix): the encoder
+ * maps an image in [-1, 1] to a diagonal Gaussian over latents, the decoder maps a latent back to an image. Levels,
+ * res blocks per level and every width are read from the weights. Kept in float32: fp16 VAEs overflow.
+ *
+ * <p>The latents here are the VAE's own; the sampler's latents are these times the family's scaling factor
+ * (0.18215 SD1/SD2, 0.13025 SDXL), which the caller applies.
+ */
+public final class Vae {
+    private static final float EPS = 1e-6f;
+
+    private final Encoder encoder;
+    private final Decoder decoder;
+    private final int latentChannels;
+    private final int factor;
+
+    /** The encoder's output distribution; std = exp(0.5 * clamp(logvar, -30, 20)). Both NCHW [batch][c][h][w]. */
+    public record Posterior(float[] mean, float[] std, int batch, int channels, int h, int w) {
+    }
+
+    private Vae(Encoder encoder, Decoder decoder) {
+        this.encoder = encoder;
+        this.decoder = decoder;
+        this.latentChannels = decoder.latentChannels;
+        this.factor = decoder.factor;
+    }
+
+    /** Reads encoder (optional: decode-only files work) and decoder. */
+    public static Vae load(Weights weights) throws ModelFormatException {
+        try {
+            UNetTensors t = new UNetTensors(weights);
+            Decoder decoder = Decoder.load(t);
+            Encoder encoder = t.hasChild("encoder") ? Encoder.load(t, decoder.latentChannels) : null;
+            return new Vae(encoder, decoder);
+        } catch (IllegalStateException | IllegalArgumentException e) {
+            throw new ModelFormatException("VAE: " + e.getMessage(), e);
+        }
+    }
+
+    /** Latent channels (4 for SD1/SD2/SDXL). */
+    public int latentChannels() {
+        return latentChannels;
+    }
+
+    /** Pixels per latent cell along each axis (8 for SD). */
+    public int downscale() {
+        return factor;
+    }
+
+    public boolean canEncode() {
+        return encoder != null;
+    }
+
+    /**
+     * Decodes latents that are already divided by the scaling factor.
+     *
+     * @param latent NCHW [batch][latentChannels][h][w]
+     * @return the raw image NCHW [batch][3][h * 8][w * 8], roughly in [-1, 1], not clamped
+     */
+    public float[] decode(float[] latent, int batch, int h, int w) {
+        require(batch > 0 && h > 0 && w > 0, "batch and latent size must be positive");
+        require(latent.length == (long) batch * latentChannels * h * w, "latent holds " + latent.length
+                + " values, expected " + batch + "x" + latentChannels + "x" + h + "x" + w);
+        Feature z = new Feature(Ops.nchwToNhwc(latent, batch, latentChannels, h, w), batch, h, w, latentChannels);
+        Feature img = decoder.forward(z);
+        return Ops.nhwcToNchw(img.data(), batch, img.c(), img.h(), img.w());
+    }
+
+    /**
+     * Encodes images in [-1, 1].
+     *
+     * @param image NCHW [batch][3][height][width], height and width multiples of 8
+     */
+    public Posterior encode(float[] image, int batch, int height, int width) {
+        require(encoder != null, "this VAE file has no encoder weights");
+        require(batch > 0 && height > 0 && width > 0, "batch and image size must be positive");
+        require(height % factor == 0 && width % factor == 0, "image size " + width + "x" + height
+                + " is not a multiple of " + factor);
+        int c = encoder.imageChannels;
+        require(image.length == (long) batch * c * height * width, "image holds " + image.length
+                + " values, expected " + batch + "x" + c + "x" + height + "x" + width);
+        Feature x = new Feature(Ops.nchwToNhwc(image, batch, c, height, width), batch, height, width, c);
+        Feature moments = encoder.forward(x);
+        return posterior(moments);
+    }
+
+    /** Splits [mean | logvar] channels, NHWC in, NCHW out. */
+    private Posterior posterior(Feature moments) {
+        int zc = latentChannels;
+        int rows = moments.rows();
+        float[] mean = new float[rows * zc];
+        float[] std = new float[rows * zc];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < zc; j++) {
+                mean[r * zc + j] = moments.data()[r * 2 * zc + j];
+                float logvar = Math.clamp(moments.data()[r * 2 * zc + zc + j], -30f, 20f);
+                std[r * zc + j] = (float) Math.exp(0.5f * logvar);
+            }
+        }
+        int b = moments.batch();
+        int h = moments.h();
+        int w = moments.w();
+        return new Posterior(Ops.nhwcToNchw(mean, b, zc, h, w), Ops.nhwcToNchw(std, b, zc, h, w), b, zc, h, w);
+    }
+
+    /** A decoded image to [0, 1]: clamp((x + 1) / 2, 0, 1), elementwise in float32. */
+    public static float[] toUnitRange(float[] decoded) {
+        float[] y = new float[decoded.length];
+        for (int i = 0; i < y.length; i++) {
+            y[i] = Math.clamp((decoded[i] + 1f) / 2f, 0f, 1f);
+        }
+        return y;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("VAE: " + message);
+        }
+    }
+
+    private static Feature conv(Conv2d conv, Feature x) {
+        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
+        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
+    }
+
+    private static Feature linear(Linear l, Feature x) {
+        return x.with(l.forward(x.data(), x.rows()), l.out());
+    }
+
+    /** One resolution level: res blocks, then a resampling conv (stride-2 down or nearest-2x-up) or none. */
+    private record Level(List<ResnetBlock> blocks, Conv2d resample) {
+    }
+
+    /** block_1, single-head attention, block_2 at the lowest resolution. */
+    private record Mid(ResnetBlock block1, VaeAttention attn, ResnetBlock block2) {
+        static Mid load(UNetTensors t, String prefix, int ch) {
+            ResnetBlock b1 = ResnetBlock.vae(t, prefix + ".block_1", ch);
+            VaeAttention attn = t.has(prefix + ".attn_1.q.weight") ? VaeAttention.load(t, prefix + ".attn_1", ch) : null;
+            return new Mid(b1, attn, ResnetBlock.vae(t, prefix + ".block_2", ch));
+        }
+
+        Feature forward(Feature x) {
+            x = block1.forward(x, null);
+            if (attn != null) {
+                x = attn.forward(x);
+            }
+            return block2.forward(x, null);
+        }
+    }
+
+    private record Encoder(Conv2d convIn, List<Level> levels, Mid mid, GroupNorm normOut, Conv2d convOut,
+                           Linear quantConv, int imageChannels) {
+        static Encoder load(UNetTensors t, int latentChannels) {
+            int imageChannels = t.inWidth("encoder.conv_in");
+            Conv2d convIn = t.conv3x3("encoder.conv_in", imageChannels);
+            int ch = convIn.out();
+            List<Level> levels = new ArrayList<>();
+            int n = t.countChildren("encoder.down");
+            for (int i = 0; i < n; i++) {
+                String p = "encoder.down." + i;
+                List<ResnetBlock> blocks = new ArrayList<>();
+                for (int j = 0; j < t.countChildren(p + ".block"); j++) {
+                    ResnetBlock rb = ResnetBlock.vae(t, p + ".block." + j, ch);
+                    blocks.add(rb);
+                    ch = rb.outChannels();
+                }
+                // LDM pads right and bottom by one, then convolves 3x3 with stride 2 and no padding.
+                Conv2d down = t.has(p + ".downsample.conv.weight")
+                        ? t.conv(p + ".downsample.conv", ch, 2, 0, 0, 1, 1) : null;
+                levels.add(new Level(List.copyOf(blocks), down));
+            }
+            Mid mid = Mid.load(t, "encoder.mid", ch);
+            GroupNorm normOut = t.groupNorm("encoder.norm_out", ch, 32, EPS);
+            Conv2d convOut = t.conv3x3("encoder.conv_out", ch);
+            if (convOut.out() != 2 * latentChannels) {
+                throw new UNetTensors.BadTensorException("tensor 'encoder.conv_out.weight' has " + convOut.out()
+                        + " outputs, expected mean and logvar of " + latentChannels + " channels");
+            }
+            Linear quant = t.linear("quant_conv", 2 * latentChannels);
+            return new Encoder(convIn, List.copyOf(levels), mid, normOut, convOut, quant, imageChannels);
+        }
+
+        Feature forward(Feature x) {
+            x = conv(convIn, x);
+            for (Level level : levels) {
+                for (ResnetBlock b : level.blocks()) {
+                    x = b.forward(x, null);
+                }
+                if (level.resample() != null) {
+                    x = conv(level.resample(), x);
+                }
+            }
+            x = mid.forward(x);
+            x = conv(convOut, x.with(normOut.apply(x, true), x.c()));
+            return linear(quantConv, x);
+        }
+    }
+
+    private record Decoder(Linear postQuantConv, Conv2d convIn, Mid mid, List<Level> levels, GroupNorm normOut,
+                           Conv2d convOut, int latentChannels, int factor) {
+        static Decoder load(UNetTensors t) {
+            int zc = t.outWidth("post_quant_conv");
+            Linear postQuant = t.linear("post_quant_conv", zc);
+            Conv2d convIn = t.conv3x3("decoder.conv_in", zc);
+            int ch = convIn.out();
+            Mid mid = Mid.load(t, "decoder.mid", ch);
+            int n = t.countChildren("decoder.up");
+            List<Level> levels = new ArrayList<>();
+            int factor = 1;
+            // up.{n-1} runs first (lowest resolution): the up index is reversed against the run order.
+            for (int i = n - 1; i >= 0; i--) {
+                String p = "decoder.up." + i;
+                List<ResnetBlock> blocks = new ArrayList<>();
+                for (int j = 0; j < t.countChildren(p + ".block"); j++) {
+                    ResnetBlock rb = ResnetBlock.vae(t, p + ".block." + j, ch);
+                    blocks.add(rb);
+                    ch = rb.outChannels();
+                }
+                Conv2d up = t.has(p + ".upsample.conv.weight") ? t.conv3x3(p + ".upsample.conv", ch) : null;
+                if (up != null) {
+                    factor *= 2;
+                }
+                levels.add(new Level(List.copyOf(blocks), up));
+            }
+            GroupNorm normOut = t.groupNorm("decoder.norm_out", ch, 32, EPS);
+            Conv2d convOut = t.conv3x3("decoder.conv_out", ch);
+            return new Decoder(postQuant, convIn, mid, List.copyOf(levels), normOut, convOut, zc, factor);
+        }
+
+        Feature forward(Feature z) {
+            Feature x = conv(convIn, linear(postQuantConv, z));
+            x = mid.forward(x);
+            for (Level level : levels) {
+                for (ResnetBlock b : level.blocks()) {
+                    x = b.forward(x, null);
+                }
+                if (level.resample() != null) {
+                    float[] up = Ops.resizeNearest(x.data(), x.batch(), x.h(), x.w(), x.c(), 2 * x.h(), 2 * x.w());
+                    x = conv(level.resample(), new Feature(up, x.batch(), 2 * x.h(), 2 * x.w(), x.c()));
+                }
+            }
+            return conv(convOut, x.with(normOut.apply(x, true), x.c()));
+        }
+    }
+}

@@ -1,0 +1,48 @@
+package jdiffusion.sampling;
+
+/**
+ * ComfyUI's BaseModel._apply_model around a network: scales the input by 1 / sqrt(sigma^2 + 1), hands the network
+ * the nearest integer training timestep of sigma, and converts its eps / v / x0 output to the denoised estimate.
+ * With uncond the network sees one batch [uncond rows, cond rows] (both rows hold the same x).
+ */
+public final class DiscreteModel implements ConditionalModel {
+
+    /** The network (a UNet with its conditioning bound): raw output for the scaled input rows. */
+    @FunctionalInterface
+    public interface Network {
+        /**
+         * @param xc         scaled input, [B*C*H*W] or, withUncond, [2B*C*H*W] = uncond rows then cond rows
+         * @param timestep   integer training timestep (as a float, as ComfyUI passes it)
+         * @param withUncond whether the first half of xc is to be run with the uncond conditioning
+         * @return the raw output, same size as xc
+         */
+        float[] apply(float[] xc, float timestep, boolean withUncond);
+    }
+
+    private final Network network;
+    private final ModelSamplingDiscrete modelSampling;
+    private final PredictionType prediction;
+
+    public DiscreteModel(Network network, ModelSamplingDiscrete modelSampling, PredictionType prediction) {
+        this.network = network;
+        this.modelSampling = modelSampling;
+        this.prediction = prediction;
+    }
+
+    @Override
+    public Pair evaluate(float[] x, double sigma, boolean withUncond) {
+        float[] xc = PredictionType.scaleInput(x, sigma);
+        float t = modelSampling.timestep(sigma);
+        int n = x.length;
+        if (!withUncond) {
+            return new Pair(prediction.denoised(x, network.apply(xc, t, false), sigma), null);
+        }
+        float[] both = new float[2 * n];
+        System.arraycopy(xc, 0, both, 0, n);
+        System.arraycopy(xc, 0, both, n, n);
+        float[] out = network.apply(both, t, true);
+        float[] uncondOut = java.util.Arrays.copyOfRange(out, 0, n);
+        float[] condOut = java.util.Arrays.copyOfRange(out, n, 2 * n);
+        return new Pair(prediction.denoised(x, condOut, sigma), prediction.denoised(x, uncondOut, sigma));
+    }
+}

@@ -1,0 +1,95 @@
+package jdiffusion.sampling;
+
+import static jdiffusion.sampling.SamplerMath.ancestralStep;
+import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.toD;
+
+import java.util.List;
+
+/** Euler, Euler ancestral and their CFG++ variants; ddim is ComfyUI's euler. */
+final class EulerSamplers {
+    private EulerSamplers() {
+    }
+
+    static List<SamplerInfo> all() {
+        return List.of(
+                SamplerInfo.plain("euler", EulerSamplers::euler),
+                // ComfyUI's ddim is the euler function (its random inpaint noise only matters with masks).
+                SamplerInfo.plain("ddim", EulerSamplers::euler),
+                SamplerInfo.withNoise("euler_ancestral", EulerSamplers::eulerAncestral, NoiseSources.DEFAULT),
+                SamplerInfo.plain("euler_cfg_pp", (m, x, s, n, cb) -> eulerAncestralCfgPp(m, x, s, n, cb, 0.0, 0.0))
+                        .cfgPp(),
+                SamplerInfo.withNoise("euler_ancestral_cfg_pp",
+                        (m, x, s, n, cb) -> eulerAncestralCfgPp(m, x, s, n, cb, 1.0, 1.0), NoiseSources.DEFAULT).cfgPp());
+    }
+
+    /** Karras et al. (2022) Algorithm 2 with Euler steps (no churn, as ComfyUI's defaults). */
+    static float[] euler(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            float[] d = toD(x, sigmas[i], denoised);
+            callback.onStep(i, x, denoised);
+            double dt = sigmas[i + 1] - sigmas[i];
+            float[] xi = x;
+            x = map(x.length, k -> xi[k] + d[k] * dt);
+        }
+        return x;
+    }
+
+    /** Euler steps down to sigma_down, then fresh noise up to sigma_next; the last step returns denoised. */
+    static float[] eulerAncestral(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            double[] downUp = ancestralStep(sigmas[i], sigmas[i + 1], 1.0);
+            callback.onStep(i, x, denoised);
+            if (downUp[0] == 0) {
+                x = denoised;
+            } else {
+                float[] d = toD(x, sigmas[i], denoised);
+                double dt = downUp[0] - sigmas[i];
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                float[] xi = x;
+                x = map(x.length, k -> xi[k] + d[k] * dt + eps[k] * downUp[1]);
+            }
+        }
+        return x;
+    }
+
+    /**
+     * CFG++ Euler (ancestral when eta > 0): the step direction comes from the uncond prediction, the target from
+     * the guided one. For discrete (non-flow) models alpha = sigma * exp(-log sigma) = 1 up to rounding.
+     */
+    static float[] eulerAncestralCfgPp(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback, double eta, double sNoise) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            Denoiser.Prediction p = model.predict(x, sigmas[i]);
+            float[] denoised = p.denoised();
+            float[] uncond = p.requireUncond();
+            callback.onStep(i, x, denoised);
+            if (sigmas[i + 1] == 0) {
+                x = denoised;
+                continue;
+            }
+            double alphaS = sigmas[i] * Math.exp(-Math.log(sigmas[i]));
+            double alphaT = sigmas[i + 1] * Math.exp(-Math.log(sigmas[i + 1]));
+            float[] xi = x;
+            double[] d = new double[x.length];
+            for (int k = 0; k < d.length; k++) {
+                d[k] = (xi[k] - alphaS * uncond[k]) / sigmas[i];
+            }
+            double[] downUp = ancestralStep(sigmas[i] / alphaS, sigmas[i + 1] / alphaT, eta);
+            double sigmaDown = alphaT * downUp[0];
+            float[] eps = eta > 0 && sNoise > 0 ? noise.next(sigmas[i], sigmas[i + 1]) : null;
+            x = map(x.length, k -> {
+                double v = alphaT * denoised[k] + sigmaDown * d[k];
+                return eps == null ? v : v + alphaT * eps[k] * sNoise * downUp[1];
+            });
+        }
+        return x;
+    }
+}

@@ -1,0 +1,137 @@
+package jdiffusion.sampling;
+
+import static jdiffusion.sampling.SamplerMath.ancestralStep;
+import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.toD;
+
+import java.util.List;
+
+/** Second-order single-step samplers: heun, heunpp2, dpm_2 and dpm_2_ancestral. */
+final class HeunSamplers {
+    private HeunSamplers() {
+    }
+
+    static List<SamplerInfo> all() {
+        return List.of(
+                SamplerInfo.plain("heun", HeunSamplers::heun),
+                SamplerInfo.plain("heunpp2", HeunSamplers::heunpp2),
+                SamplerInfo.plain("dpm_2", HeunSamplers::dpm2).dropPenultimate(),
+                SamplerInfo.withNoise("dpm_2_ancestral", HeunSamplers::dpm2Ancestral, NoiseSources.DEFAULT)
+                        .dropPenultimate());
+    }
+
+    /** Karras et al. (2022) Algorithm 2 with Heun steps; the last step (to 0) is plain Euler. */
+    static float[] heun(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            float[] d = toD(x, sigmas[i], denoised);
+            callback.onStep(i, x, denoised);
+            double dt = sigmas[i + 1] - sigmas[i];
+            float[] xi = x;
+            if (sigmas[i + 1] == 0) {
+                x = map(x.length, k -> xi[k] + d[k] * dt);
+            } else {
+                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
+                x = map(x.length, k -> xi[k] + ((d[k] + (double) d2[k]) / 2) * dt);
+            }
+        }
+        return x;
+    }
+
+    /**
+     * Heun++ (sd-webui-samplers-scheduler): up to three evaluations per step, weighted by the sigmas relative to
+     * sigmas[0]. (ComfyUI also draws an unused randn_like from the global generator each step; it changes nothing.)
+     */
+    static float[] heunpp2(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        float[] x = x0.clone();
+        double sEnd = sigmas[sigmas.length - 1];
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            float[] d = toD(x, sigmas[i], denoised);
+            callback.onStep(i, x, denoised);
+            double dt = sigmas[i + 1] - sigmas[i];
+            float[] xi = x;
+            if (sigmas[i + 1] == sEnd) {
+                x = map(x.length, k -> xi[k] + d[k] * dt);
+            } else if (sigmas[i + 2] == sEnd) {
+                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
+                double w2 = sigmas[i + 1] / (2 * sigmas[0]);
+                double w1 = 1 - w2;
+                x = map(x.length, k -> xi[k] + (d[k] * w1 + d2[k] * w2) * dt);
+            } else {
+                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
+                double dt2 = sigmas[i + 2] - sigmas[i + 1];
+                float[] x3 = map(x.length, k -> x2[k] + d2[k] * dt2);
+                float[] d3 = toD(x3, sigmas[i + 2], model.denoise(x3, sigmas[i + 2]));
+                double w = 3 * sigmas[0];
+                double w2 = sigmas[i + 1] / w;
+                double w3 = sigmas[i + 2] / w;
+                double w1 = 1 - w2 - w3;
+                x = map(x.length, k -> xi[k] + (w1 * d[k] + w2 * d2[k] + w3 * d3[k]) * dt);
+            }
+        }
+        return x;
+    }
+
+    /** The geometric midpoint exp(lerp(log a, log b, 0.5)). */
+    private static double logMidpoint(double a, double b) {
+        double la = Math.log(a);
+        return Math.exp(la + 0.5 * (Math.log(b) - la));
+    }
+
+    /** DPM-Solver-2 flavoured Heun: one evaluation at the log-midpoint sigma. */
+    static float[] dpm2(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            float[] d = toD(x, sigmas[i], denoised);
+            callback.onStep(i, x, denoised);
+            float[] xi = x;
+            if (sigmas[i + 1] == 0) {
+                double dt = sigmas[i + 1] - sigmas[i];
+                x = map(x.length, k -> xi[k] + d[k] * dt);
+            } else {
+                double sigmaMid = logMidpoint(sigmas[i], sigmas[i + 1]);
+                x = midpointStep(model, xi, d, sigmas[i], sigmaMid, sigmas[i + 1]);
+            }
+        }
+        return x;
+    }
+
+    private static float[] midpointStep(Denoiser model, float[] x, float[] d, double sigma, double sigmaMid,
+            double sigmaTarget) {
+        double dt1 = sigmaMid - sigma;
+        double dt2 = sigmaTarget - sigma;
+        float[] x2 = map(x.length, k -> x[k] + d[k] * dt1);
+        float[] d2 = toD(x2, sigmaMid, model.denoise(x2, sigmaMid));
+        return map(x.length, k -> x[k] + d2[k] * dt2);
+    }
+
+    /** dpm_2 down to sigma_down, then ancestral noise up to sigma_next. */
+    static float[] dpm2Ancestral(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            double[] downUp = ancestralStep(sigmas[i], sigmas[i + 1], 1.0);
+            callback.onStep(i, x, denoised);
+            float[] d = toD(x, sigmas[i], denoised);
+            float[] xi = x;
+            if (downUp[0] == 0) {
+                double dt = downUp[0] - sigmas[i];
+                x = map(x.length, k -> xi[k] + d[k] * dt);
+            } else {
+                double sigmaMid = logMidpoint(sigmas[i], downUp[0]);
+                float[] stepped = midpointStep(model, xi, d, sigmas[i], sigmaMid, downUp[0]);
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                x = map(x.length, k -> stepped[k] + eps[k] * downUp[1]);
+            }
+        }
+        return x;
+    }
+}
