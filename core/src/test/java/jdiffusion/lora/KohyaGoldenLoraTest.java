@@ -15,6 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import jdiffusion.Golden;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import org.junit.jupiter.api.DynamicTest;
@@ -65,6 +66,9 @@ class KohyaGoldenLoraTest {
                 assertEquals(readme[1], report.modulesAppliedTotal());
             }
             ModelComponents patched = match.applyTo(base, scale, scale);
+            if (hfTe2 && base.te2() != null) {
+                assertTrue(OpenClipWeights.isOpenClip(patched.te2()), "patched te2 must still be an OpenCLIP tower (erf GELU)");
+            }
             Map<String, double[]> expected = expectedWeights(raw, modules, base, scale);
             for (Component c : Component.values()) {
                 if (base.get(c) != null) {

@@ -156,7 +156,7 @@ class LoraErrorsAndStackingTest {
             assertEquals(sd1.te1(), switched.weights().te1(), "a UNet-only LoRA leaves the text encoder as it is");
         }
         try (LoraFile fb = LoraFile.open(pb)) {
-            LoraWeights off = LoraWeights.apply(sd1.unet(), LoraMatch.of(fb, sd1).patches(Component.UNET), 0f);
+            LoraWeights off = LoraWeights.over(sd1.unet(), LoraMatch.of(fb, sd1).patches(Component.UNET), 0f);
             assertArrayEquals(base, off.get(PROJ_TENSOR));
         }
         assertArrayEquals(base, sd1.unet().get(PROJ_TENSOR), "the base weights are never written");

@@ -232,7 +232,7 @@ class LoraFormatsTest {
         b.random("lora_unet_down_blocks_0_attentions_0_proj_out.lora_down.weight", 4, 32, 1, 1);
         b.random("lora_unet_down_blocks_0_attentions_0_proj_out.lora_up.weight", 32, 4, 1, 1);
         try (LoraFile lora = LoraFile.open(b.write(dir.resolve("one.safetensors")))) {
-            LoraWeights w = LoraWeights.apply(sd1.unet(), LoraMatch.of(lora, sd1).patches(Component.UNET), 1f);
+            LoraWeights w = LoraWeights.over(sd1.unet(), LoraMatch.of(lora, sd1).patches(Component.UNET), 1f);
             assertEquals(java.util.Set.of("input_blocks.1.1.proj_out.weight"), w.patchedNames());
             assertArrayEquals(sd1.unet().get("input_blocks.1.1.proj_in.weight"), w.get("input_blocks.1.1.proj_in.weight"));
             assertArrayEquals(sd1.unet().get("input_blocks.1.1.proj_out.bias"), w.get("input_blocks.1.1.proj_out.bias"));
