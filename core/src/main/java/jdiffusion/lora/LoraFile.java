@@ -74,6 +74,20 @@ public final class LoraFile implements AutoCloseable {
         return parse(file, false);
     }
 
+    /**
+     * True when the file holds LoRA/LoHa/LoKr tensors (a key with a LoRA role other than alpha), so a command like
+     * {@code info} can tell a LoRA from a checkpoint before parsing it fully.
+     */
+    public static boolean isLora(SafeTensors file) {
+        for (String key : file.names()) {
+            Parsed p = parseKey(key);
+            if (p != null && p.role != Role.ALPHA) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static LoraFile parse(SafeTensors st, boolean owned) throws LoraException {
         Map<String, Group> groups = new LinkedHashMap<>();
         List<String> unrecognized = new ArrayList<>();

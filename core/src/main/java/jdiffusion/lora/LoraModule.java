@@ -244,6 +244,11 @@ public final class LoraModule {
     static LoraModule create(SafeTensors file, String name, Component component, String path, String style,
                              Map<Role, String> keys) throws LoraException {
         Shapes s = new Shapes(file, name, keys);
+        for (String key : keys.values()) {
+            if (!file.info(key).dtype().isFloat()) {
+                throw s.error("tensor '" + key + "' is " + file.info(key).dtype() + ", not a float type");
+            }
+        }
         if (keys.containsKey(Role.DORA_SCALE)) {
             throw s.error("DoRA (dora_scale) is not supported");
         }

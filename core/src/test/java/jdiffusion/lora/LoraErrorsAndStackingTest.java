@@ -85,7 +85,15 @@ class LoraErrorsAndStackingTest {
     }
 
     @Test
-    void aCheckpointIsNotALora() {
+    void aCheckpointIsNotALora() throws Exception {
+        try (SafeTensors lora = SafeTensors.open(Golden.model("tiny-sdxl-lora-kohya.safetensors"))) {
+            assertTrue(LoraFile.isLora(lora));
+        }
+        for (String model : List.of("tiny-sd1-fp16.safetensors", "tiny-sdxl-fp16.safetensors", "tiny-sdxl-unet-diffusers-fp16.safetensors")) {
+            try (SafeTensors ckpt = SafeTensors.open(Golden.model(model))) {
+                assertTrue(!LoraFile.isLora(ckpt), model);
+            }
+        }
         LoraException e = assertThrows(LoraException.class, () -> LoraFile.open(Golden.model("tiny-sd1-fp16.safetensors")).close());
         assertTrue(e.getMessage().contains("not a LoRA file"), e.getMessage());
         assertThrows(ModelFormatException.class, () -> LoraFile.open(dir.resolve("missing.safetensors")));
