@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
         description = "Stable Diffusion on the JVM.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            TokenizeCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
