@@ -1,11 +1,6 @@
 package jdiffusion.lora;
 
-import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import jdiffusion.Golden;
@@ -18,15 +13,8 @@ final class GoldenModels {
     private GoldenModels() {
     }
 
-    /** Some manifests hold -Infinity (log of sigma 0), which Golden.json's strict parser rejects. */
-    private static final ObjectMapper JSON = JsonMapper.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
-
     static JsonNode manifest(Path file) {
-        try {
-            return JSON.readTree(file.toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return Golden.json(file);
     }
 
     static boolean isSdxl(SafeTensors ckpt) {
