@@ -88,7 +88,7 @@ public final class LoraModule {
         return path;
     }
 
-    /** The naming convention: "kohya", "PEFT", "diffusers" or "LyCORIS". */
+    /** The naming convention: "kohya", "PEFT", "diffusers", "ComfyUI" or "LyCORIS". */
     public String style() {
         return style;
     }

@@ -62,4 +62,22 @@ class LoraFamilyTest {
             assertEquals(Family.SD1_OR_SD2, f.family());
         }
     }
+
+    @Test
+    void comfyUiPrefixesReachUnetAndBothTextEncoders() throws Exception {
+        var b = new TestTensors.Builder(10);
+        b.random("diffusion_model.input_blocks.4.1.proj_in.lora_down.weight", 2, 64);
+        b.random("diffusion_model.input_blocks.4.1.proj_in.lora_up.weight", 64, 2);
+        b.random("text_encoders.clip_l.transformer.text_model.encoder.layers.0.mlp.fc1.lora_down.weight", 2, 64);
+        b.random("text_encoders.clip_l.transformer.text_model.encoder.layers.0.mlp.fc1.lora_up.weight", 256, 2);
+        b.random("text_encoders.clip_g.transformer.text_model.encoder.layers.1.self_attn.k_proj.lora_down.weight", 2, 128);
+        b.random("text_encoders.clip_g.transformer.text_model.encoder.layers.1.self_attn.k_proj.lora_up.weight", 128, 2);
+        try (SafeTensors ckpt = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"));
+             LoraFile f = LoraFile.open(b.write(dir.resolve("comfy.safetensors")))) {
+            LoraReport r = LoraMatch.of(f, GoldenModels.components(ckpt)).report();
+            assertEquals(java.util.Map.of(Component.UNET, 1, Component.TE1, 1, Component.TE2, 1), r.modulesApplied());
+            assertEquals(java.util.List.of(), r.unusedKeys());
+            assertEquals("ComfyUI LoRA", LoraInfo.describe(f.safetensors()).format());
+        }
+    }
 }
