@@ -106,7 +106,7 @@ final class CheckpointModels implements PipelineModels {
         for (String name : base.names()) {
             if (!replacement.has(name)) {
                 throw new ModelFormatException(where + ": UNet does not fit the checkpoint: tensor " + name
-                        + " is missing");
+                        + " (shape " + java.util.Arrays.toString(base.shape(name)) + ") is missing");
             }
             int[] a = base.shape(name);
             int[] b = replacement.shape(name);
