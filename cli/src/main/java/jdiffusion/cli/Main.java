@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
         description = "Stable Diffusion on the JVM.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            BenchCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
