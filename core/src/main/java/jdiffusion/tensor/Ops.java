@@ -39,15 +39,13 @@ public final class Ops {
         Parallel.forRange(batch * chunks, t -> {
             int b = t / chunks;
             float[] scale = new float[c];
-            float[] shift = new float[c];
             for (int ch = 0; ch < c; ch++) {
                 scale[ch] = inv[b][ch] * gamma[ch];
-                shift[ch] = beta[ch] - mean[b][ch] * scale[ch];
             }
             int p0 = t % chunks * per;
             int p1 = Math.min(hw, p0 + per);
             for (int p = p0; p < p1; p++) {
-                affineRow(x, y, (b * hw + p) * c, c, scale, shift, silu);
+                affineRow(x, y, (b * hw + p) * c, c, mean[b], scale, beta, silu);
             }
         });
         return y;
@@ -112,17 +110,21 @@ public final class Ops {
         return out;
     }
 
-    /** y = x * scale + shift over one row of c channels, then SiLU if asked. */
-    private static void affineRow(float[] x, float[] y, int base, int c, float[] scale, float[] shift, boolean silu) {
+    /**
+     * y = (x - mean) * scale + shift over one row of c channels, then SiLU if asked. The mean is subtracted first:
+     * folding it into the shift would cancel catastrophically when the variance is tiny and the scale large.
+     */
+    private static void affineRow(float[] x, float[] y, int base, int c, float[] mean, float[] scale, float[] shift,
+                                  boolean silu) {
         int bound = Vec.S.loopBound(c);
         int j = 0;
         for (; j < bound; j += Vec.L) {
-            FloatVector v = FloatVector.fromArray(Vec.S, x, base + j)
+            FloatVector v = FloatVector.fromArray(Vec.S, x, base + j).sub(FloatVector.fromArray(Vec.S, mean, j))
                     .fma(FloatVector.fromArray(Vec.S, scale, j), FloatVector.fromArray(Vec.S, shift, j));
             (silu ? Vec.silu(v) : v).intoArray(y, base + j);
         }
         for (; j < c; j++) {
-            float v = x[base + j] * scale[j] + shift[j];
+            float v = (x[base + j] - mean[j]) * scale[j] + shift[j];
             y[base + j] = silu ? Vec.silu(v) : v;
         }
     }
@@ -136,16 +138,16 @@ public final class Ops {
         float[] shift = beta == null ? new float[c] : beta;
         forChunks(rows, (long) rows * c, (r0, r1) -> {
             float[] scale = new float[c];
-            float[] bias = new float[c];
+            float[] means = new float[c];
             for (int r = r0; r < r1; r++) {
                 int base = r * c;
                 float mean = (float) (sum(x, base, c) / c);
                 float inv = (float) (1.0 / Math.sqrt(centredSquares(x, base, c, mean) / c + eps));
                 for (int j = 0; j < c; j++) {
                     scale[j] = gamma[j] * inv;
-                    bias[j] = shift[j] - mean * scale[j];
                 }
-                affineRow(x, y, base, c, scale, bias, false);
+                java.util.Arrays.fill(means, mean);
+                affineRow(x, y, base, c, means, scale, shift, false);
             }
         });
         return y;
