@@ -68,25 +68,35 @@ public final class BenchCommand implements Runnable {
             for (int round = 0; round < 3; round++) {
                 cases.forEach(Case::run);
             }
-            double peak = FmaPeak.measure(t, 1000);
-            System.out.printf("measured fp32 FMA peak: %.1f GFLOP/s (%d threads, %.1f per thread)%n", peak, t,
-                    peak / t);
-            System.out.printf("%-14s %6s %6s %6s %10s %8s%n", "shape", "M", "N", "K", "GFLOP/s", "of peak");
+            FmaPeak.measure(t, 200);
+            // the peak is measured right before and after each shape, so a machine whose load changes during the
+            // run still compares each shape with the peak it could have had at that moment
+            System.out.printf("%-14s %6s %6s %6s %10s %14s %8s%n", "shape", "M", "N", "K", "GFLOP/s", "peak GFLOP/s",
+                    "of peak");
             List<Double> rates = new ArrayList<>();
+            List<Double> shares = new ArrayList<>();
+            double peakSum = 0;
             for (Case c : cases) {
+                double before = FmaPeak.measure(t, 400);
                 double rate = c.measure(seconds);
+                double after = FmaPeak.measure(t, 400);
+                double peak = (before + after) / 2;
+                peakSum += peak;
                 rates.add(rate);
+                shares.add(rate / peak);
                 Shape s = c.shape;
-                System.out.printf("%-14s %6d %6d %6d %10.1f %7.1f%%%n", s.name(), s.m(), s.n(), s.k(), rate,
-                        100 * rate / peak);
+                System.out.printf("%-14s %6d %6d %6d %10.1f %14.1f %7.1f%%%n", s.name(), s.m(), s.n(), s.k(), rate,
+                        peak, 100 * rate / peak);
             }
-            double geo = Math.exp(rates.stream().mapToDouble(Math::log).average().orElse(0));
-            double min = rates.stream().mapToDouble(Double::doubleValue).min().orElse(0);
-            System.out.printf("geometric mean %.1f GFLOP/s = %.1f%% of the measured peak (lowest shape %.1f%%)%n",
-                    geo, 100 * geo / peak, 100 * min / peak);
-            double after = FmaPeak.measure(t, 1000);
-            System.out.printf("peak re-measured after the run: %.1f GFLOP/s (a large change means a busy machine)%n",
-                    after);
+            double peak = peakSum / cases.size();
+            System.out.printf("measured fp32 FMA peak: %.1f GFLOP/s (%d threads, %.1f per thread; mean of the "
+                    + "measurements beside the shapes)%n", peak, t, peak / t);
+            System.out.printf("geometric mean %.1f GFLOP/s; share of peak: geometric mean %.1f%%, lowest %.1f%%%n",
+                    geoMean(rates), 100 * geoMean(shares), 100 * shares.stream().mapToDouble(x -> x).min().orElse(0));
+        }
+
+        private static double geoMean(List<Double> xs) {
+            return Math.exp(xs.stream().mapToDouble(Math::log).average().orElse(0));
         }
     }
 

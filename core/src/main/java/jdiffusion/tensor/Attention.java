@@ -35,7 +35,7 @@ final class Attention {
         Parallel.forRange(batch * heads, i -> {
             int off = i / heads * nk * c + i % heads * hd;
             kt[i] = Gemm.pack(k, off, 1, c, hd, nk);
-            vp[i] = Gemm.pack(v, off, c, 1, nk, hd);
+            vp[i] = Gemm.packFixedBlocks(v, off, c, 1, nk, hd, KB);
         });
         int qBlocks = (nq + QB - 1) / QB;
         float scale = (float) (1.0 / Math.sqrt(hd));
@@ -62,7 +62,8 @@ final class Attention {
         Gemm.Dense queries = new Gemm.Dense(q, (b * nq) * c + h * hd, c);
         int keyEnd = causal ? Math.min(nk, q0 + rows) : nk;
         for (int k0 = 0; k0 < keyEnd; k0 += KB) {
-            int kn = Math.min(KB, keyEnd - k0);
+            // a whole key block (the packed V's k block); causally masked keys get probability 0 below
+            int kn = Math.min(KB, nk - k0);
             int p0 = k0 / Gemm.NR;
             int p1 = (k0 + kn + Gemm.NR - 1) / Gemm.NR;
             Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, KB, null, false);

@@ -69,7 +69,7 @@ public final class Conv2d {
                 }
             }
         }
-        Gemm.PackedB packed = Gemm.packWeights(w, out, k);
+        Gemm.PackedB packed = Gemm.packWeights(w, out, k, in);
         return new Conv2d(packed, Gemm.padBias(bias, packed), out, in, kh, kw, stride, padTop, padLeft, padBottom,
                 padRight);
     }

@@ -70,44 +70,118 @@ public final class Gemm {
         }
     }
 
-    /** B packed into panels of NR columns: element (p, j) at data[(j / NR) * k * NR + p * NR + j % NR]. */
-    public record PackedB(float[] data, int k, int n) {
+    /**
+     * B packed for the micro-kernel: k is cut into blocks (at most KC, never across a segment of the A source it
+     * will meet), and each block holds all panels of NR columns one after another, [block][panel][kc][NR], zero
+     * padded. A thread walking its panels within a k block therefore reads one contiguous stream, which the
+     * hardware prefetcher runs ahead of; weights too large for the caches (an SD1.5 3x3 convolution at 1280
+     * channels is 59 MB) then arrive from memory without a stall at every panel.
+     */
+    public static final class PackedB {
+        private final float[] data;
+        private final int k;
+        private final int n;
+        private final int[] starts;
+
+        PackedB(int k, int n, int[] starts) {
+            this.k = k;
+            this.n = n;
+            this.starts = starts;
+            this.data = new float[panels() * NR * k];
+        }
+
+        public int k() {
+            return k;
+        }
+
+        public int n() {
+            return n;
+        }
+
         public int panels() {
             return (n + NR - 1) / NR;
         }
 
-        int panelOffset(int panel, int p) {
-            return (panel * k + p) * NR;
+        /** Index of the k block starting at k0, which must be a block boundary. */
+        int blockAt(int k0) {
+            int i = java.util.Arrays.binarySearch(starts, k0);
+            if (i < 0) {
+                throw new IllegalArgumentException("k = " + k0 + " is not a block boundary of this packed operand");
+            }
+            return i;
         }
+
+        int blockStart(int block) {
+            return starts[block];
+        }
+
+        /** Offset of element (k0 + p, panel*NR) where k0 starts the given block. */
+        int offset(int block, int panel, int p) {
+            int k0 = starts[block];
+            int kc = starts[block + 1] - k0;
+            return (k0 * panels() + panel * kc + p) * NR;
+        }
+    }
+
+    /** k block boundaries: each segment (a convolution tap's channels) split into equal blocks of at most KC. */
+    static int[] kBlocks(int k, int segment) {
+        java.util.List<Integer> starts = new java.util.ArrayList<>();
+        for (int s0 = 0; s0 < k; ) {
+            int s1 = (int) Math.min(k, (long) s0 + segment);
+            int nb = (s1 - s0 + KC - 1) / KC;
+            int kc = (s1 - s0 + nb - 1) / nb;
+            for (int k0 = s0; k0 < s1; k0 += kc) {
+                starts.add(k0);
+            }
+            s0 = s1;
+        }
+        starts.add(k);
+        return starts.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** Packs B where element (p, j) of the k x n matrix is src[off + p*sk + j*sn]. */
     public static PackedB pack(float[] src, int off, int sk, int sn, int k, int n) {
-        PackedB b = new PackedB(new float[(n + NR - 1) / NR * NR * k], k, n);
+        return pack(src, off, sk, sn, k, n, Integer.MAX_VALUE);
+    }
+
+    /** The same, with k blocks that never cross a multiple of segment (the A source's segment). */
+    public static PackedB pack(float[] src, int off, int sk, int sn, int k, int n, int segment) {
+        PackedB b = new PackedB(k, n, kBlocks(k, segment));
         packInto(src, off, sk, sn, b);
         return b;
     }
 
-    /** Repacks into an existing PackedB of the same shape (attention reuses its buffers across heads). */
-    public static void packInto(float[] src, int off, int sk, int sn, PackedB b) {
+    /** The same, with k blocks of exactly blockK (attention's V, consumed one key block at a time). */
+    static PackedB packFixedBlocks(float[] src, int off, int sk, int sn, int k, int n, int blockK) {
+        int nb = (k + blockK - 1) / blockK;
+        int[] starts = new int[nb + 1];
+        for (int i = 0; i <= nb; i++) {
+            starts[i] = Math.min(k, i * blockK);
+        }
+        PackedB b = new PackedB(k, n, starts);
+        packInto(src, off, sk, sn, b);
+        return b;
+    }
+
+    private static void packInto(float[] src, int off, int sk, int sn, PackedB b) {
         float[] d = b.data;
-        int k = b.k;
         int n = b.n;
-        for (int panel = 0; panel < b.panels(); panel++) {
-            int j0 = panel * NR;
-            int width = Math.min(NR, n - j0);
-            for (int p = 0; p < k; p++) {
-                int o = b.panelOffset(panel, p);
-                int s = off + p * sk + j0 * sn;
-                if (sn == 1) {
-                    System.arraycopy(src, s, d, o, width);
-                } else {
-                    for (int j = 0; j < width; j++) {
-                        d[o + j] = src[s + j * sn];
+        for (int blk = 0; blk + 1 < b.starts.length; blk++) {
+            int k0 = b.starts[blk];
+            int kc = b.starts[blk + 1] - k0;
+            for (int panel = 0; panel < b.panels(); panel++) {
+                int j0 = panel * NR;
+                int width = Math.min(NR, n - j0);
+                for (int p = 0; p < kc; p++) {
+                    int o = b.offset(blk, panel, p);
+                    int s = off + (k0 + p) * sk + j0 * sn;
+                    if (sn == 1) {
+                        System.arraycopy(src, s, d, o, width);
+                    } else {
+                        for (int j = 0; j < width; j++) {
+                            d[o + j] = src[s + j * sn];
+                        }
                     }
-                }
-                for (int j = width; j < NR; j++) {
-                    d[o + j] = 0f;
                 }
             }
         }
@@ -116,6 +190,11 @@ public final class Gemm {
     /** Packs linear weights W [n][k] (the checkpoint layout) as B = W^T. */
     public static PackedB packWeights(float[] w, int n, int k) {
         return pack(w, 0, 1, k, k, n);
+    }
+
+    /** Packs weights W [n][k] for an A source whose k segments have the given length. */
+    public static PackedB packWeights(float[] w, int n, int k, int segment) {
+        return pack(w, 0, 1, k, k, n, segment);
     }
 
     /**
@@ -167,27 +246,28 @@ public final class Gemm {
     public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
                              float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate) {
         int seg = a.segment();
+        int first = b.blockAt(kStart);
+        int last = b.blockAt(kEnd);
         for (int r0 = 0; r0 < rows; r0 += MC) {
             int mr = Math.min(MC, rows - r0);
-            for (int s0 = kStart; s0 < kEnd; ) {
-                int s1 = seg == Integer.MAX_VALUE ? kEnd : Math.min(kEnd, (s0 / seg + 1) * seg);
-                // equal k blocks inside a segment, so none is a sliver (a 320-channel tap is 2 x 160, not 256 + 64)
-                int nk = (s1 - s0 + KC - 1) / KC;
-                int kc = (s1 - s0 + nk - 1) / nk;
-                for (int k0 = s0; k0 < s1; k0 += kc) {
-                    int kb = Math.min(kc, s1 - k0);
-                    boolean load = accumulate || k0 > kStart;
-                    boolean addBias = k0 == kStart && paddedBias != null;
-                    kBlock(a, m0 + r0, mr, b, p0, p1, k0, kb, c, cOff + r0 * ldc, ldc, load, addBias ? paddedBias : null);
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                if (seg != Integer.MAX_VALUE && k0 / seg != (k0 + kc - 1) / seg) {
+                    throw new IllegalArgumentException("k block " + k0 + "+" + kc + " crosses an A segment of " + seg);
                 }
-                s0 = s1;
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias);
             }
         }
     }
 
     /** One k block (inside one segment) of rows [m0, m0+mr): all panels, each B micro-panel reused over the rows. */
-    private static void kBlock(ASource a, int m0, int mr, PackedB b, int p0, int p1, int k0, int kc, float[] c,
+    private static void kBlock(ASource a, int m0, int mr, PackedB b, int p0, int p1, int blk, float[] c,
                                int cOff, int ldc, boolean load, float[] bias) {
+        int k0 = b.blockStart(blk);
+        int kc = b.blockStart(blk + 1) - k0;
         float[] arr = a.array();
         int lda = a.rowStride();
         int ao = a.index(m0, k0);
@@ -199,7 +279,7 @@ public final class Gemm {
         }
         for (int p = p0; p < p1; p++) {
             int cols = Math.min(NR, b.n - p * NR);
-            int bo = b.panelOffset(p, k0);
+            int bo = b.offset(blk, p, 0);
             int co = cOff + (p - p0) * NR;
             int bi = bias == null ? -1 : p * NR;
             for (int i = 0; i < full; i += MR) {
