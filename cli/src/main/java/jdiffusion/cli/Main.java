@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
             DevCommand.class,
             TokenizeCommand.class,
             GenerateCommand.class,
+            BenchCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
