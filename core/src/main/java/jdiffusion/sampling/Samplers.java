@@ -39,6 +39,12 @@ public final class Samplers {
         register(GradientEstimationSamplers.all());
         register(ExpHeunSampler.all());
         // samp2 families: add register(...) lines below this comment
+        register(SdeSamplers.all());
+        register(SeedsSamplers.all());
+        register(DeisSampler.all());
+        register(DpmSolverSamplers.all());
+        register(SaSolver.all());
+        register(UniPcSampler.all());
     }
 
     private Samplers() {
