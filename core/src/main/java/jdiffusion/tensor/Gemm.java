@@ -24,8 +24,16 @@ public final class Gemm {
     public static final int NR = 2 * L;
     /** k per cache block: a B micro-panel KC x NR (32 KB at 512 bits) stays in L1. */
     static final int KC = 256;
-    /** Rows per block: the A block, MC x KC (about 150 KB), stays in L2 while the panels of B stream past it. */
-    static final int MC = 144;
+    /**
+     * Rows per block: the A block, MC x KC (about 450 KB), stays in L2 while the panels of B stream past it; each
+     * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
+     * or an L3 shared with other work).
+     */
+    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
+    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    /** Bounds the search for the parallel split (tasks per thread considered). */
+    static final int TASKS_PER_THREAD = 4;
 
     private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
@@ -215,11 +223,9 @@ public final class Gemm {
         int mc = roundUp((m + mBlocks - 1) / mBlocks, MR);
         mBlocks = (m + mc - 1) / mc;
         int panels = b.panels();
-        int want = 4 * Parallel.threads();
-        int nBlocks = mBlocks >= want ? 1 : Math.min(panels, (want + mBlocks - 1) / mBlocks);
-        int pc = (panels + nBlocks - 1) / nBlocks;
-        nBlocks = (panels + pc - 1) / pc;
-        int nb = nBlocks;
+        int pc = panelsPerTask(mBlocks, panels, Parallel.threads());
+        int nb = (panels + pc - 1) / pc;
+        int nBlocks = nb;
         int mcc = mc;
         Parallel.forRange(mBlocks * nBlocks, t -> {
             int m0 = (t / nb) * mcc;
@@ -228,6 +234,32 @@ public final class Gemm {
             int p1 = Math.min(panels, p0 + pc);
             block(a, m0, rows, b, p0, p1, 0, b.k, c, cOff + m0 * ldc + p0 * NR, ldc, pb, accumulate);
         });
+    }
+
+    /**
+     * Panels per task: the split over n that (with the row blocks) finishes soonest on the given threads, counting
+     * whole rounds of equal tasks; among equal splits the one with fewest column blocks, since every column block
+     * reads its rows of A again.
+     */
+    static int panelsPerTask(int mBlocks, int panels, int threads) {
+        int best = panels;
+        long bestCost = Long.MAX_VALUE;
+        for (int nb = 1; nb <= panels; nb++) {
+            int pc = (panels + nb - 1) / nb;
+            if (nb > 1 && pc == best) {
+                continue;
+            }
+            long tasks = (long) mBlocks * ((panels + pc - 1) / pc);
+            long cost = (tasks + threads - 1) / threads * pc;
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = pc;
+            }
+            if (tasks >= (long) TASKS_PER_THREAD * threads * 4) {
+                break;
+            }
+        }
+        return best;
     }
 
     /** The bias padded with zeros to whole panels (the micro-kernel loads it as two full vectors). */
@@ -277,16 +309,33 @@ public final class Gemm {
             tail = A_BLOCK.get();
             packTail(a, m0 + full, mr - full, k0, kc, tail);
         }
-        for (int p = p0; p < p1; p++) {
-            int cols = Math.min(NR, b.n - p * NR);
-            int bo = b.offset(blk, p, 0);
-            int co = cOff + (p - p0) * NR;
-            int bi = bias == null ? -1 : p * NR;
+        if (p1 - p0 <= FEW_PANELS) {
+            // few panels (attention's P V, n = head size): each A micro-panel is used for all of them while it is
+            // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
+            // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
+            // fall into the same cache sets and evict each other.
             for (int i = 0; i < full; i += MR) {
-                tileDirect(arr, ao + i * lda, lda, b.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao + i * lda, lda, b.data, b.offset(blk, p, 0), kc, c,
+                            cOff + (p - p0) * NR + i * ldc, ldc, Math.min(NR, b.n - p * NR), load, bias,
+                            bias == null ? -1 : p * NR);
+                }
             }
-            if (tail != null) {
-                tile(tail, 0, b.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
+        } else {
+            for (int p = p0; p < p1; p++) {
+                int cols = Math.min(NR, b.n - p * NR);
+                int bo = b.offset(blk, p, 0);
+                int co = cOff + (p - p0) * NR;
+                int bi = bias == null ? -1 : p * NR;
+                for (int i = 0; i < full; i += MR) {
+                    tileDirect(arr, ao + i * lda, lda, b.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
+                }
+            }
+        }
+        if (tail != null) {
+            for (int p = p0; p < p1; p++) {
+                tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
+                        Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
             }
         }
     }
