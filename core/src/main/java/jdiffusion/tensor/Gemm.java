@@ -36,6 +36,7 @@ public final class Gemm {
     static final int TASKS_PER_THREAD = 4;
 
     private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
+    private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private Gemm() {
@@ -87,6 +88,8 @@ public final class Gemm {
      */
     public static final class PackedB {
         private final float[] data;
+        private final short[] half;
+        private final WeightFormat format;
         private final int k;
         private final int n;
         private final int[] starts;
@@ -96,6 +99,30 @@ public final class Gemm {
             this.n = n;
             this.starts = starts;
             this.data = new float[panels() * NR * k];
+            this.half = null;
+            this.format = WeightFormat.F32;
+        }
+
+        /** The same values stored in 16 bits. */
+        PackedB(PackedB f32, WeightFormat format) {
+            this.k = f32.k;
+            this.n = f32.n;
+            this.starts = f32.starts;
+            this.data = null;
+            this.format = format;
+            this.half = new short[f32.data.length];
+            for (int i = 0; i < half.length; i++) {
+                half[i] = format.encode(f32.data[i]);
+            }
+        }
+
+        public WeightFormat format() {
+            return format;
+        }
+
+        /** Bytes of packed weights held in memory. */
+        public long bytes() {
+            return data != null ? 4L * data.length : 2L * half.length;
         }
 
         public int k() {
@@ -203,6 +230,12 @@ public final class Gemm {
     /** Packs weights W [n][k] for an A source whose k segments have the given length. */
     public static PackedB packWeights(float[] w, int n, int k, int segment) {
         return pack(w, 0, 1, k, k, n, segment);
+    }
+
+    /** The same, stored in the given format (16-bit formats are widened block by block inside the GEMM). */
+    public static PackedB packWeights(float[] w, int n, int k, int segment, WeightFormat format) {
+        PackedB f32 = packWeights(w, n, k, segment);
+        return format == WeightFormat.F32 ? f32 : new PackedB(f32, format);
     }
 
     /**
@@ -314,30 +347,50 @@ public final class Gemm {
             // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
             // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
             // fall into the same cache sets and evict each other.
+            Panels bp = panels(b, blk, p0, p1);
             for (int i = 0; i < full; i += MR) {
                 for (int p = p0; p < p1; p++) {
-                    tileDirect(arr, ao + i * lda, lda, b.data, b.offset(blk, p, 0), kc, c,
-                            cOff + (p - p0) * NR + i * ldc, ldc, Math.min(NR, b.n - p * NR), load, bias,
-                            bias == null ? -1 : p * NR);
+                    tileDirect(arr, ao + i * lda, lda, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + i * ldc,
+                            ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
                 }
             }
-        } else {
-            for (int p = p0; p < p1; p++) {
-                int cols = Math.min(NR, b.n - p * NR);
-                int bo = b.offset(blk, p, 0);
-                int co = cOff + (p - p0) * NR;
-                int bi = bias == null ? -1 : p * NR;
-                for (int i = 0; i < full; i += MR) {
-                    tileDirect(arr, ao + i * lda, lda, b.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
-                }
-            }
-        }
-        if (tail != null) {
-            for (int p = p0; p < p1; p++) {
-                tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
+            for (int p = p0; tail != null && p < p1; p++) {
+                tile(tail, 0, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
                         Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
             }
+            return;
         }
+        for (int p = p0; p < p1; p++) {
+            Panels bp = panels(b, blk, p, p + 1);
+            int cols = Math.min(NR, b.n - p * NR);
+            int bo = bp.offset(p);
+            int co = cOff + (p - p0) * NR;
+            int bi = bias == null ? -1 : p * NR;
+            for (int i = 0; i < full; i += MR) {
+                tileDirect(arr, ao + i * lda, lda, bp.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
+            }
+            if (tail != null) {
+                tile(tail, 0, bp.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
+            }
+        }
+    }
+
+    /** Float32 micro-panels of B for one k block: the packed array itself, or 16-bit weights widened once. */
+    private record Panels(float[] data, int base, PackedB b, int blk) {
+        int offset(int panel) {
+            return base + b.offset(blk, panel, 0);
+        }
+    }
+
+    private static Panels panels(PackedB b, int blk, int p0, int p1) {
+        if (b.half == null) {
+            return new Panels(b.data, 0, b, blk);
+        }
+        int first = b.offset(blk, p0, 0);
+        int size = b.offset(blk, p1 - 1, 0) - first + (b.blockStart(blk + 1) - b.blockStart(blk)) * NR;
+        float[] wide = grow(WIDE, size);
+        b.format.decode(b.half, first, wide, 0, size);
+        return new Panels(wide, -first, b, blk);
     }
 
     /** The last rows (fewer than MR) packed as [kc][MR] with zero rows below, for the packed kernel. */
@@ -585,6 +638,14 @@ public final class Gemm {
         float[] c = new float[m * n];
         multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
         return c;
+    }
+
+    private static float[] grow(ThreadLocal<float[][]> slot, int size) {
+        float[][] holder = slot.get();
+        if (holder[0] == null || holder[0].length < size) {
+            holder[0] = new float[size];
+        }
+        return holder[0];
     }
 
     static int roundUp(int x, int q) {
