@@ -12,7 +12,7 @@ package jdiffusion.tensor;
  */
 public final class Conv2d {
     /** Above this share of wasted grid columns, small images use an explicit im2col matrix instead. */
-    private static final double MAX_GRID_WASTE = 0.10;
+    private static final double MAX_GRID_WASTE = 0.20;
     /** Largest im2col matrix (floats) built for small images. */
     private static final long MAX_IM2COL = 4L << 20;
 
