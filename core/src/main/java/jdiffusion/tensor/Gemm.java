@@ -310,6 +310,18 @@ public final class Gemm {
      */
     public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
                              float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate) {
+        block(a, m0, rows, b, p0, p1, kStart, kEnd, c, cOff, ldc, paddedBias, accumulate, false);
+    }
+
+    /**
+     * The same; paddedC says C's rows have room for whole panels (columns up to (p1-p0)*NR are scratch the caller
+     * ignores), so partial panels are written in place instead of through a scratch tile.
+     */
+    public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
+                             float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate, boolean paddedC) {
+        if (paddedC && ldc < (p1 - p0) * NR) {
+            throw new IllegalArgumentException("padded C needs a row stride of " + (p1 - p0) * NR + ", got " + ldc);
+        }
         int seg = a.segment();
         int first = b.blockAt(kStart);
         int last = b.blockAt(kEnd);
@@ -323,14 +335,14 @@ public final class Gemm {
                 }
                 boolean load = accumulate || blk > first;
                 float[] bias = blk == first ? paddedBias : null;
-                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias);
+                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias, paddedC);
             }
         }
     }
 
     /** One k block (inside one segment) of rows [m0, m0+mr): all panels, each B micro-panel reused over the rows. */
     private static void kBlock(ASource a, int m0, int mr, PackedB b, int p0, int p1, int blk, float[] c,
-                               int cOff, int ldc, boolean load, float[] bias) {
+                               int cOff, int ldc, boolean load, float[] bias, boolean paddedC) {
         int k0 = b.blockStart(blk);
         int kc = b.blockStart(blk + 1) - k0;
         float[] arr = a.array();
@@ -351,7 +363,7 @@ public final class Gemm {
             for (int i = 0; i < full; i += MR) {
                 for (int p = p0; p < p1; p++) {
                     tileDirect(arr, ao + i * lda, lda, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + i * ldc,
-                            ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+                            ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
                 }
             }
             for (int p = p0; tail != null && p < p1; p++) {
@@ -367,7 +379,8 @@ public final class Gemm {
             int co = cOff + (p - p0) * NR;
             int bi = bias == null ? -1 : p * NR;
             for (int i = 0; i < full; i += MR) {
-                tileDirect(arr, ao + i * lda, lda, bp.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
+                tileDirect(arr, ao + i * lda, lda, bp.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi,
+                        paddedC);
             }
             if (tail != null) {
                 tile(tail, 0, bp.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
@@ -407,9 +420,13 @@ public final class Gemm {
 
     /** A full-height tile with A read in place (rows lda apart). */
     private static void tileDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-                                   int ldc, int cols, boolean load, float[] bias, int bi) {
-        if (cols == NR) {
+                                   int ldc, int cols, boolean load, float[] bias, int bi, boolean paddedC) {
+        if (cols == NR || (paddedC && cols > L)) {
             microDirect(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            return;
+        }
+        if (paddedC) {
+            microDirectNarrow(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
             return;
         }
         float[] e = EDGE.get();
