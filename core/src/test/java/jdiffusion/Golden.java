@@ -16,7 +16,8 @@ import jdiffusion.io.SafeTensors;
  * discover their cases from the manifests found here, never from a list in code.
  */
 public final class Golden {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.core.json.JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS.mappedFeature());
 
     private Golden() {
     }

@@ -9,7 +9,12 @@ import picocli.CommandLine.Command;
         description = "Stable Diffusion on the JVM.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            SamplersCommand.class,
+            InfoCommand.class,
+            DevCommand.class,
+            TokenizeCommand.class,
             GenerateCommand.class,
+            BenchCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -30,7 +30,7 @@ public final class TextConditioner {
         SD1, SD2, SDXL
     }
 
-    /** One text encoder with its tokenizer; name is ComfyUI's ("l", "h", "g" become clip_l, clip_h, clip_g). */
+    /** One text encoder with its tokenizer, named as ComfyUI names them: clip_l, clip_h (SD2), clip_g (SDXL). */
     private record Encoder(String name, ClipTokenizer tokenizer, ClipTextEncoder model) {
     }
 
@@ -57,7 +57,8 @@ public final class TextConditioner {
 
     /**
      * A conditioner over already-loaded text-encoder weights (HF names; OpenCLIP towers as {@link OpenClipWeights}):
-     * one for SD1 and SD2, two for SDXL (CLIP-L, then bigG).
+     * one for SD1 and SD2, two for SDXL (CLIP-L, then bigG). The activation follows the family's slot (SD2's tower
+     * and SDXL's second are OpenCLIP, exact GELU), so decorated weights (LoRA) need no layout marker.
      */
     public static TextConditioner of(Family family, List<Weights> textEncoders) {
         List<Slot> slots = SLOTS.get(family);
@@ -67,7 +68,9 @@ public final class TextConditioner {
         List<Encoder> encoders = new ArrayList<>();
         for (int i = 0; i < slots.size(); i++) {
             Slot s = slots.get(i);
-            encoders.add(new Encoder(s.name(), tokenizer(s), ClipTextEncoder.load(textEncoders.get(i))));
+            // the slot, not the wrapper, says OpenCLIP: a LoRA or other decorator over the weights hides the layout
+            ClipTextEncoder.Activation act = s.openClip() ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
+            encoders.add(new Encoder(s.name(), tokenizer(s), ClipTextEncoder.load(textEncoders.get(i), act)));
         }
         return new TextConditioner(family, List.copyOf(encoders), family == Family.SD1 ? -1 : -2);
     }

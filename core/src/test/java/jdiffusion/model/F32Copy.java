@@ -22,6 +22,11 @@ final class F32Copy {
     }
 
     static Path write(SafeTensors src, String prefix, Path out) throws IOException {
+        return write(src, prefix, prefix, out);
+    }
+
+    /** As {@link #write(SafeTensors, String, Path)}, renaming the prefix to newPrefix (e.g. to fake another layout). */
+    static Path write(SafeTensors src, String prefix, String newPrefix, Path out) throws IOException {
         List<String> names = new ArrayList<>();
         for (String n : src.names()) {
             if (n.startsWith(prefix) && !src.info(n).dtype().name().startsWith("I")) {
@@ -32,7 +37,7 @@ final class F32Copy {
         long offset = 0;
         for (String n : names) {
             long bytes = 4L * src.floats(n).length;
-            ObjectNode t = header.putObject(n);
+            ObjectNode t = header.putObject(newPrefix + n.substring(prefix.length()));
             t.put("dtype", "F32");
             var shape = t.putArray("shape");
             for (int d : src.info(n).dims()) {

@@ -46,6 +46,20 @@ class TextConditionerGoldenTest {
                 .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> checkDiffusers(m)));
     }
 
+    /** Loaded once per model file: the encoders hold their own copies of the weights, so the file may close. */
+    private static final Map<Path, TextConditioner> LOADED = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static TextConditioner conditioner(Path model) throws Exception {
+        TextConditioner tc = LOADED.get(model);
+        if (tc == null) {
+            try (SafeTensors file = SafeTensors.open(model)) {
+                tc = TextConditioner.load(file);
+            }
+            LOADED.put(model, tc);
+        }
+        return tc;
+    }
+
     private static JsonNode readJson(Path manifest) {
         try {
             return JSON.readTree(manifest.toFile());
@@ -67,8 +81,8 @@ class TextConditionerGoldenTest {
         String name = Golden.caseName(manifest);
         JsonNode m = readJson(manifest);
         JsonNode p = m.get("params");
-        try (SafeTensors model = SafeTensors.open(modelOf(p)); SafeTensors golden = Golden.tensors(manifest)) {
-            TextConditioner tc = TextConditioner.load(model);
+        try (SafeTensors golden = Golden.tensors(manifest)) {
+            TextConditioner tc = conditioner(modelOf(p));
             Map<String, String> prompts = Map.of("positive", p.get("prompt").asText(), "negative", p.get("negative").asText());
             // token ids: token_ids.* are clip_l (or the single encoder), token_ids2.* clip_g
             for (var in : (Iterable<Map.Entry<String, JsonNode>>) () -> m.get("inputs").fields()) {
@@ -120,8 +134,8 @@ class TextConditionerGoldenTest {
         JsonNode m = readJson(manifest);
         JsonNode p = m.get("params");
         JsonNode call = p.get("call");
-        try (SafeTensors model = SafeTensors.open(modelOf(p)); SafeTensors golden = Golden.tensors(manifest)) {
-            TextConditioner tc = TextConditioner.load(model);
+        try (SafeTensors golden = Golden.tensors(manifest)) {
+            TextConditioner tc = conditioner(modelOf(p));
             boolean sdxl = tc.family() == TextConditioner.Family.SDXL;
             boolean cfg = call.path("guidance_scale").asDouble(7.5) > 1;
             Conditioning cond = tc.encodeTokens(diffusersTokens(tc, call.get("prompt").asText()));
