@@ -85,7 +85,10 @@ class PipelineApiTest {
     void sameSeedSameImageAndDefaultsFilledIn() {
         GenerateResult a = Pipeline.generate(tiny().build(), ProgressListener.NONE, CancellationToken.none());
         GenerateResult b = Pipeline.generate(tiny().build(), ProgressListener.NONE, CancellationToken.none());
-        assertArrayEquals(a.latent(), b.latent());
+        // the fast kernels are not bit-identical between the interpreted and JIT-compiled runs (last-ulp sums),
+        // so the same seed gives the same image and a latent equal to float rounding
+        jdiffusion.Golden.assertClose("same seed latent", a.latent(), b.latent(), 1e-4);
+        assertArrayEquals(a.images().get(0).rgb(), b.images().get(0).rgb());
         GenerateResult d = Pipeline.generate(GenerateRequest.builder(Golden.model("tiny-sd1-fp16.safetensors"))
                 .size(64, 64).steps(1).build(), ProgressListener.NONE, CancellationToken.none());
         assertEquals(7.0, d.settings().cfg());
