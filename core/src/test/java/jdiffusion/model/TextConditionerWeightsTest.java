@@ -21,8 +21,14 @@ import org.junit.jupiter.api.Test;
 /**
  * ComfyUI's token weighting, z = (z - z_empty) * w + z_empty per weighted token, checked against the formula
  * evaluated here on unweighted encodings of the same token rows and of the all-padding row.
+ *
+ * <p>Two forward passes over the same ids are not always bit-identical in this engine (the vectorised kernels round
+ * differently before and after the JIT compiles them: up to ~1.5e-6 on the tiny encoders), so results of separate
+ * passes are compared at {@link #RUN_TO_RUN}; every weighted token moves by far more than that.
  */
 class TextConditionerWeightsTest {
+    private static final double RUN_TO_RUN = 1e-5;
+
     private static TextConditioner sd1;
     private static TextConditioner sdxl;
     private static SafeTensors sd1File;
@@ -80,7 +86,7 @@ class TextConditionerWeightsTest {
     void sd1WeightedPromptFollowsTheFormula() {
         String prompt = "a (cat:1.3) on ((a mat)), (blurry:0.5)";
         Conditioning c = sd1.encode(prompt);
-        assertArrayEquals(expected(sd1, prompt), c.context());
+        Golden.assertClose("weighted SD1 context", expected(sd1, prompt), c.context(), RUN_TO_RUN);
         assertNull(c.pooled());
         // the formula moved the weighted tokens and nothing else
         float[] plain = plain(sd1, prompt).context();
@@ -90,7 +96,7 @@ class TextConditionerWeightsTest {
             float[] a = Arrays.copyOfRange(plain, t * 64, (t + 1) * 64);
             float[] b = Arrays.copyOfRange(c.context(), t * 64, (t + 1) * 64);
             if (w[t] == 1.0) {
-                assertArrayEquals(a, b, "position " + t);
+                Golden.assertClose("position " + t, a, b, RUN_TO_RUN);
             } else {
                 assertTrue(Golden.maxAbsDiff(a, b) > 1e-3, "position " + t + " weight " + w[t]);
                 changed++;
@@ -116,7 +122,7 @@ class TextConditionerWeightsTest {
             }
         }
         // the test computes in double, the conditioner in float32 steps: a few ulps apart
-        Golden.assertClose("weighted SD1 context", expected, sd1.encode(prompt).context(), 1e-5);
+        Golden.assertClose("weighted SD1 context", expected, sd1.encode(prompt).context(), RUN_TO_RUN);
     }
 
     @Test
@@ -127,19 +133,21 @@ class TextConditionerWeightsTest {
         assertEquals(0.0, w[cat]);
         float[] c = sd1.encode(prompt).context();
         float[] e = empty(sd1).context();
-        assertArrayEquals(Arrays.copyOfRange(e, cat * 64, (cat + 1) * 64), Arrays.copyOfRange(c, cat * 64, (cat + 1) * 64));
+        Golden.assertClose("weight 0", Arrays.copyOfRange(e, cat * 64, (cat + 1) * 64), Arrays.copyOfRange(c, cat * 64, (cat + 1) * 64), RUN_TO_RUN);
     }
 
     @Test
-    void allWeightsOneIsBitIdenticalToThePlainPath() {
-        // explicit weight 1 and escaped parentheses: no empty row, same numbers as the plain tokens
-        assertArrayEquals(sd1.encode("a photo of a cat").context(), sd1.encode("a photo of a (cat:1)").context());
-        assertArrayEquals(plain(sd1, "a \\(cat\\)").context(), sd1.encode("a \\(cat\\)").context());
+    void allWeightsOneIsThePlainPath() {
+        // explicit weight 1 and escaped parentheses: the same ids as plain text and no empty row
+        assertArrayEquals(sd1.tokenize("a photo of a cat").get("clip_l"), sd1.tokenize("a photo of a (cat:1)").get("clip_l"));
+        assertTrue(!sd1.tokenizeWeighted("a photo of a (cat:1)").get("clip_l").weighted());
+        Golden.assertClose("(cat:1)", sd1.encode("a photo of a cat").context(), sd1.encode("a photo of a (cat:1)").context(), RUN_TO_RUN);
+        Golden.assertClose("escapes", plain(sd1, "a \\(cat\\)").context(), sd1.encode("a \\(cat\\)").context(), RUN_TO_RUN);
         Conditioning x = sdxl.encode("a majestic (lion:1.0) in the savanna");
         Conditioning y = sdxl.encodeTokens(ids(ClipTokenizer.clipL().encodeChunks("a majestic lion in the savanna"),
                 ClipTokenizer.openClip().encodeChunks("a majestic lion in the savanna")));
-        assertArrayEquals(y.context(), x.context());
-        assertArrayEquals(y.pooled(), x.pooled());
+        Golden.assertClose("sdxl (lion:1.0)", y.context(), x.context(), RUN_TO_RUN);
+        Golden.assertClose("sdxl pooled", y.pooled(), x.pooled(), RUN_TO_RUN);
     }
 
     @Test
@@ -148,8 +156,8 @@ class TextConditionerWeightsTest {
         Map<String, WeightedChunks> t = sdxl.tokenizeWeighted(prompt);
         assertArrayEquals(t.get("clip_l").weights(), t.get("clip_g").weights());
         Conditioning c = sdxl.encode(prompt);
-        assertArrayEquals(expected(sdxl, prompt), c.context());
-        assertArrayEquals(plain(sdxl, prompt).pooled(), c.pooled());
+        Golden.assertClose("weighted SDXL context", expected(sdxl, prompt), c.context(), RUN_TO_RUN);
+        Golden.assertClose("SDXL pooled", plain(sdxl, prompt).pooled(), c.pooled(), RUN_TO_RUN);
         assertEquals(192, c.dim());
     }
 
@@ -161,10 +169,10 @@ class TextConditionerWeightsTest {
         assertEquals(2, t.get("clip_l").rows());
         Conditioning c = sdxl.encode(prompt);
         assertEquals(154, c.tokens());
-        assertArrayEquals(expected(sdxl, prompt), c.context());
+        Golden.assertClose("two-chunk SDXL context", expected(sdxl, prompt), c.context(), RUN_TO_RUN);
         // pooled: the first chunk's, as if unweighted
         Conditioning first = sdxl.encodeTokens(ids(new int[][] {t.get("clip_l").ids()[0]}, new int[][] {t.get("clip_g").ids()[0]}));
-        assertArrayEquals(first.pooled(), c.pooled());
+        Golden.assertClose("two-chunk SDXL pooled", first.pooled(), c.pooled(), RUN_TO_RUN);
     }
 
     private static Map<String, int[][]> ids(int[][] l, int[][] g) {
