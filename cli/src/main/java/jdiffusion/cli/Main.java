@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             CommandLine.HelpCommand.class,
             TokenizeCommand.class,
+            GenerateCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
