@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.lora.LoraStack;
@@ -49,9 +50,17 @@ final class CheckpointModels implements PipelineModels {
             Weights unetWeights = unetWeights(file, r, open);
             List<Weights> te = TextConditioner.textEncoderWeights(file, family);
             if (!r.loras().isEmpty()) {
-                ModelComponents patched = applyLoras(r, unetWeights, te, open);
+                // OpenCLIP towers are patched in their raw (fused in_proj) layout and presented again as OpenCLIP,
+                // which is also how the encoder knows to use exact GELU
+                List<Weights> raw = te.stream().map(w -> w instanceof OpenClipWeights o ? o.raw() : w).toList();
+                ModelComponents patched = applyLoras(r, unetWeights, raw, open);
                 unetWeights = patched.unet();
-                te = te.size() == 1 ? List.of(patched.te1()) : List.of(patched.te1(), patched.te2());
+                List<Weights> out = new ArrayList<>();
+                for (int i = 0; i < te.size(); i++) {
+                    Weights w = i == 0 ? patched.te1() : patched.te2();
+                    out.add(te.get(i) instanceof OpenClipWeights ? OpenClipWeights.of(w) : w);
+                }
+                te = out;
             }
             UNet unet = UNet.load(unetWeights);
             Vae vae = Vae.load(vaeWeights(file, r, open));
@@ -97,7 +106,7 @@ final class CheckpointModels implements PipelineModels {
         for (String name : base.names()) {
             if (!replacement.has(name)) {
                 throw new ModelFormatException(where + ": UNet does not fit the checkpoint: tensor " + name
-                        + " is missing");
+                        + " (shape " + java.util.Arrays.toString(base.shape(name)) + ") is missing");
             }
             int[] a = base.shape(name);
             int[] b = replacement.shape(name);

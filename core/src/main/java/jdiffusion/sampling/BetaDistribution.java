@@ -41,6 +41,13 @@ final class BetaDistribution {
         if (q == 1) {
             return 1;
         }
+        if (a == b && q > 0.5) {
+            // A symmetric distribution: solve the lower half and mirror, so quantile(0.5) is exactly 0.5 as scipy's.
+            return 1 - quantile(1 - q, a, b);
+        }
+        if (a == b && q == 0.5) {
+            return 0.5;
+        }
         double lo = 0;
         double hi = 1;
         while (true) {

@@ -2,6 +2,7 @@ package jdiffusion.sampling;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import jdiffusion.tensor.Parallel;
 
 /**
  * The noise source of ComfyUI's SDE samplers (its BrownianTreeNoiseSampler over torchsde's BrownianTree), with the
@@ -125,18 +126,32 @@ public final class BrownianTreeNoise implements NoiseSource {
             return cached;
         }
         double[] wm = normals(depth, index, Math.sqrt(length / 4));
-        for (int i = 0; i < size; i++) {
-            wm[i] += 0.5 * (wa[i] + wb[i]);
-        }
+        int chunks = (size + CHUNK - 1) / CHUNK;
+        Parallel.forRange(chunks, c -> {
+            for (int i = c * CHUNK, end = Math.min(size, i + CHUNK); i < end; i++) {
+                wm[i] += 0.5 * (wa[i] + wb[i]);
+            }
+        });
         cache.put(key, wm);
         return wm;
     }
 
-    /** size independent N(0, std^2) values from the stream of node (depth, index). */
+    /** Elements per independent stream: chunks are filled in parallel, the values do not depend on the threads. */
+    private static final int CHUNK = 4096;
+
+    /** size independent N(0, std^2) values from the streams of node (depth, index), one stream per chunk. */
     private double[] normals(int depth, long index, double std) {
-        long state = mix(mix(seed ^ 0x6a09e667f3bcc909L) + mix(depth + 0x3c6ef372fe94f82bL) * 31 + index);
+        long nodeSeed = mix(mix(seed ^ 0x6a09e667f3bcc909L) + mix(depth + 0x3c6ef372fe94f82bL) * 31 + index);
         double[] out = new double[size];
-        for (int i = 0; i < size; i += 2) {
+        int chunks = (size + CHUNK - 1) / CHUNK;
+        Parallel.forRange(chunks, c -> fillChunk(out, c * CHUNK, Math.min(size, (c + 1) * CHUNK),
+                mix(nodeSeed + mix(c + 0x510e527fade682d1L)), std));
+        return out;
+    }
+
+    /** Box-Muller pairs from a SplitMix64 stream. */
+    private static void fillChunk(double[] out, int from, int to, long state, double std) {
+        for (int i = from; i < to; i += 2) {
             state += 0x9e3779b97f4a7c15L;
             double u1 = ((mix(state) >>> 11) + 1) * 0x1p-53; // (0, 1]
             state += 0x9e3779b97f4a7c15L;
@@ -144,11 +159,10 @@ public final class BrownianTreeNoise implements NoiseSource {
             double r = Math.sqrt(-2.0 * Math.log(u1)) * std;
             double theta = 2.0 * Math.PI * u2;
             out[i] = r * Math.cos(theta);
-            if (i + 1 < size) {
+            if (i + 1 < to) {
                 out[i + 1] = r * Math.sin(theta);
             }
         }
-        return out;
     }
 
     /** SplitMix64's finaliser: a bijective 64-bit mix. */

@@ -47,6 +47,17 @@ public final class KSampler {
      */
     public static double[] sigmas(ModelSamplingDiscrete ms, String scheduler, SamplerInfo sampler, int steps,
             double denoise) {
+        return sigmas(ms, scheduler, sampler.dropsPenultimateSigma(), steps, denoise);
+    }
+
+    /** {@link #sigmas(ModelSamplingDiscrete, String, SamplerInfo, int, double)} by sampler name. */
+    public static double[] sigmas(ModelSamplingDiscrete ms, String scheduler, String samplerName, int steps,
+            double denoise) {
+        return sigmas(ms, scheduler, Samplers.DISCARD_PENULTIMATE_SIGMA.contains(samplerName), steps, denoise);
+    }
+
+    private static double[] sigmas(ModelSamplingDiscrete ms, String scheduler, boolean dropPenultimate, int steps,
+            double denoise) {
         if (steps < 1) {
             throw new IllegalArgumentException("steps must be at least 1, got " + steps);
         }
@@ -55,16 +66,16 @@ public final class KSampler {
         }
         Schedulers.Scheduler s = Schedulers.get(scheduler);
         if (denoise > 0.9999) {
-            return scheduleFor(ms, s, sampler, steps);
+            return scheduleFor(ms, s, dropPenultimate, steps);
         }
         int newSteps = (int) (steps / denoise);
-        double[] all = scheduleFor(ms, s, sampler, newSteps);
+        double[] all = scheduleFor(ms, s, dropPenultimate, newSteps);
         return Arrays.copyOfRange(all, Math.max(0, all.length - (steps + 1)), all.length);
     }
 
-    private static double[] scheduleFor(ModelSamplingDiscrete ms, Schedulers.Scheduler s, SamplerInfo sampler,
+    private static double[] scheduleFor(ModelSamplingDiscrete ms, Schedulers.Scheduler s, boolean dropPenultimate,
             int steps) {
-        if (!sampler.dropsPenultimateSigma()) {
+        if (!dropPenultimate) {
             return s.sigmas(ms, steps);
         }
         double[] sig = s.sigmas(ms, steps + 1);

@@ -6,15 +6,17 @@ public final class NoiseSources {
     }
 
     /**
-     * k-diffusion's default_noise_sampler on the CPU: one torch generator seeded with seed + 1 (seeds truncated to
-     * their low 32 bits as torch's mt19937 does), each call one randn over the whole batch latent.
+     * k-diffusion's default_noise_sampler on the CPU: one torch generator seeded with seed + 1 (torch keeps the low
+     * 32 bits of the seed, so seed + 1 wraps the same way), each call one randn over the whole batch latent; the
+     * sigmas of the call do not matter.
      */
     public static final NoiseSource.Factory DEFAULT = (seed, size, sigmas) -> {
-        throw new UnsupportedOperationException("default noise needs TorchGenerator (not merged yet)");
+        TorchGenerator generator = new TorchGenerator(seed + 1);
+        return (sigma, sigmaNext) -> generator.randn(size);
     };
 
     /** torch.randn(n, generator=torch.manual_seed(seed)) on the CPU. */
     static float[] randn(long seed, int n) {
-        throw new UnsupportedOperationException("initial noise needs TorchGenerator (not merged yet)");
+        return TorchGenerator.randn(seed, n);
     }
 }

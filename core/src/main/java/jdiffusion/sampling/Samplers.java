@@ -21,6 +21,10 @@ public final class Samplers {
             "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
             "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2");
 
+    /** KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS: computed with steps + 1 sigmas, the penultimate one dropped. */
+    public static final java.util.Set<String> DISCARD_PENULTIMATE_SIGMA = java.util.Set.of("dpm_2", "dpm_2_ancestral",
+            "uni_pc", "uni_pc_bh2");
+
     private static final Map<String, SamplerInfo> REGISTRY = new LinkedHashMap<>();
 
     static {
@@ -35,15 +39,25 @@ public final class Samplers {
         register(GradientEstimationSamplers.all());
         register(ExpHeunSampler.all());
         // samp2 families: add register(...) lines below this comment
+        register(SdeSamplers.all());
+        register(SeedsSamplers.all());
+        register(DeisSampler.all());
+        register(DpmSolverSamplers.all());
+        register(SaSolver.all());
+        register(UniPcSampler.all());
     }
 
     private Samplers() {
     }
 
     private static void register(List<SamplerInfo> family) {
-        for (SamplerInfo s : family) {
+        for (SamplerInfo entry : family) {
+            SamplerInfo s = entry;
             if (!NAMES.contains(s.name())) {
                 throw new IllegalStateException("sampler " + s.name() + " is not a ComfyUI sampler name");
+            }
+            if (DISCARD_PENULTIMATE_SIGMA.contains(s.name())) {
+                s = s.dropPenultimate();
             }
             REGISTRY.put(s.name(), s);
             String gpu = s.name() + "_gpu";

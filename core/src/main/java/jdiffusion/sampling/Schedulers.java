@@ -194,7 +194,14 @@ public final class Schedulers {
         return out;
     }
 
-    /** torch.linspace in float32: start + step * i for the first half, end - step * (n - 1 - i) for the rest. */
+    /**
+     * torch.linspace in float32 as its AVX2 CPU kernel computes it: step = (end - start) / (n - 1); whole blocks of 16
+     * are written as two vectors of 8 whose base is start + step * idx (first half) or end - step * (n - 1 - idx)
+     * (second half, decided by the vector's first index) plus j * step; the remaining tail element by element.
+     * The scalar expressions are contracted into FMAs (one rounding), the vector's base + j * step is not; this
+     * combination reproduces every karras / sgm_uniform / normal golden bit for bit.
+     * The last bit matters: it moves sigma(t) across argmin ties.
+     */
     static float[] linspaceF32(double start, double end, int n) {
         float[] out = new float[n];
         if (n == 1) {
@@ -205,8 +212,17 @@ public final class Schedulers {
         float e = (float) end;
         float step = (e - s) / (float) (n - 1);
         int half = n / 2;
-        for (int i = 0; i < n; i++) {
-            out[i] = i < half ? s + step * i : e - step * (n - 1 - i);
+        int i = 0;
+        for (; i + 16 <= n; i += 16) {
+            for (int v = i; v < i + 16; v += 8) {
+                float base = v < half ? Math.fma(step, v, s) : Math.fma(-step, n - v - 1, e);
+                for (int j = 0; j < 8; j++) {
+                    out[v + j] = base + j * step;
+                }
+            }
+        }
+        for (; i < n; i++) {
+            out[i] = i < half ? Math.fma(step, i, s) : Math.fma(-step, n - i - 1, e);
         }
         return out;
     }

@@ -131,7 +131,9 @@ class SafeTensorsBadInputTest {
         assertTrue(fails(file("entry.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4))
                 .contains("tensor 'a' has a malformed entry"));
         assertTrue(fails(file("shape.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4))
-                .contains("tensor 'a' has an invalid shape"));
+                .contains("tensor 'a' has an invalid shape [-1]"));
+        assertTrue(fails(file("strshape.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[\"1\"],\"data_offsets\":[0,4]}}", 4))
+                .contains("tensor 'a' has an invalid shape [\"1\"]"));
     }
 
     @Test

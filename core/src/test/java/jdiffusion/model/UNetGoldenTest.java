@@ -27,6 +27,20 @@ class UNetGoldenTest {
                 .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> runCase(m)));
     }
 
+    /** The feed-forward runs in row slices at full size; slices of 7 rows (uneven) must give the same outputs. */
+    @TestFactory
+    Stream<DynamicTest> feedForwardInRowSlices() {
+        return Golden.manifests("unet_").stream().limit(1).map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
+            int saved = SpatialTransformer.ffRows;
+            SpatialTransformer.ffRows = 7;
+            try {
+                runCase(m);
+            } finally {
+                SpatialTransformer.ffRows = saved;
+            }
+        }));
+    }
+
     /** The reference picked its heads from its config; the default rule must agree for these files. */
     @TestFactory
     Stream<DynamicTest> defaultHeadsRuleMatchesTheReferenceConfig() {

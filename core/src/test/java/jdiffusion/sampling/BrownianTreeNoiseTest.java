@@ -11,7 +11,7 @@ import org.junit.jupiter.api.Test;
  * many elements of one tree estimate the increments' distribution.
  */
 class BrownianTreeNoiseTest {
-    private static final int N = 200_000;
+    private static final int N = 100_000;
     /** Karras-like levels: none of them is a dyadic point of [t0, t1]. */
     private static final double[] SIGMAS = {14.614642, 7.2119, 3.2791, 1.3701, 0.5226, 0.1781, 0.0292, 0.0};
 

@@ -1,0 +1,39 @@
+package jdiffusion.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import jdiffusion.sampling.Samplers;
+import jdiffusion.sampling.Schedulers;
+import org.junit.jupiter.api.Test;
+
+/** {@code jdiffusion samplers} lists every ComfyUI sampler and scheduler name. */
+class SamplersCommandTest {
+
+    @Test
+    void listsEverySamplerAndScheduler() {
+        PrintStream oldOut = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        int code;
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            code = Main.run(new String[] {"samplers"});
+        } finally {
+            System.setOut(oldOut);
+        }
+        assertEquals(0, code);
+        List<String> lines = out.toString(StandardCharsets.UTF_8).lines().map(String::strip).toList();
+        for (String name : Samplers.NAMES) {
+            assertTrue(lines.stream().anyMatch(l -> l.equals(name) || l.startsWith(name + " ")), name);
+        }
+        for (String name : Schedulers.NAMES) {
+            assertTrue(lines.contains(name), name);
+        }
+        assertTrue(lines.contains("euler_ancestral"), "euler_ancestral is implemented");
+        assertTrue(lines.contains("karras") && lines.contains("kl_optimal") && lines.contains("trailing"));
+    }
+}

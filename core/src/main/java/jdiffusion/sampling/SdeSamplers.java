@@ -1,0 +1,187 @@
+package jdiffusion.sampling;
+
+import static jdiffusion.sampling.SamplerMath.ancestralStep;
+import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.steps;
+
+import java.util.List;
+
+/**
+ * The DPM-Solver++ SDE samplers, ComfyUI's Brownian-tree family: dpmpp_sde (singlestep, midpoint r = 1/2),
+ * dpmpp_2m_sde (multistep, midpoint), dpmpp_2m_sde_heun (multistep, Heun correction) and dpmpp_3m_sde. eta = 1 and
+ * s_noise = 1 as in KSampler. Time is the half log-SNR lambda = -log(sigma) of the discrete (eps / v) models.
+ */
+final class SdeSamplers {
+    private static final double ETA = 1.0;
+    private static final double S_NOISE = 1.0;
+
+    private SdeSamplers() {
+    }
+
+    static List<SamplerInfo> all() {
+        return List.of(
+                SamplerInfo.withNoise("dpmpp_sde", SdeSamplers::dpmppSde, BrownianTreeNoise.FACTORY),
+                SamplerInfo.withNoise("dpmpp_2m_sde", (m, x, s, n, cb) -> dpmpp2mSde(m, x, s, n, cb, false),
+                        BrownianTreeNoise.FACTORY),
+                SamplerInfo.withNoise("dpmpp_2m_sde_heun", (m, x, s, n, cb) -> dpmpp2mSde(m, x, s, n, cb, true),
+                        BrownianTreeNoise.FACTORY),
+                SamplerInfo.withNoise("dpmpp_3m_sde", SdeSamplers::dpmpp3mSde, BrownianTreeNoise.FACTORY));
+    }
+
+    private static double lambda(double sigma) {
+        return -Math.log(sigma);
+    }
+
+    /** DPM-Solver++ (stochastic): an ancestral half step to the log-SNR midpoint, then a full step. */
+    static float[] dpmppSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        final double r = 0.5;
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            callback.onStep(i, x, denoised);
+            if (sigmas[i + 1] == 0) {
+                x = denoised;
+                continue;
+            }
+            double lambdaS = lambda(sigmas[i]);
+            double lambdaT = lambda(sigmas[i + 1]);
+            double h = lambdaT - lambdaS;
+            double lambdaS1 = lambdaS + r * h;
+            double fac = 1 / (2 * r);
+            double sigmaS1 = Math.exp(-lambdaS1);
+            double alphaS = sigmas[i] * Math.exp(lambdaS);
+            double alphaS1 = sigmaS1 * Math.exp(lambdaS1);
+            double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
+
+            // step 1: ancestral step to the midpoint
+            double[] du = ancestralStep(Math.exp(-lambdaS), Math.exp(-lambdaS1), ETA);
+            double h1 = -Math.log(du[0]) - lambdaS;
+            double keep1 = alphaS1 / alphaS * Math.exp(-h1);
+            double mix1 = alphaS1 * Math.expm1(-h1);
+            float[] xi = x;
+            float[] x2 = map(x.length, k -> keep1 * xi[k] - mix1 * denoised[k]);
+            if (ETA > 0 && S_NOISE > 0) {
+                float[] eps = noise.next(sigmas[i], sigmaS1);
+                double amp = alphaS1 * S_NOISE * du[1];
+                float[] x2n = x2;
+                x2 = map(x.length, k -> x2n[k] + eps[k] * amp);
+            }
+            float[] denoised2 = model.denoise(x2, sigmaS1);
+
+            // step 2: full ancestral step with the averaged prediction
+            double[] du2 = ancestralStep(Math.exp(-lambdaS), Math.exp(-lambdaT), ETA);
+            double h2 = -Math.log(du2[0]) - lambdaS;
+            double keep2 = alphaT / alphaS * Math.exp(-h2);
+            double mix2 = alphaT * Math.expm1(-h2);
+            x = map(x.length, k -> keep2 * xi[k] - mix2 * ((1 - fac) * denoised[k] + fac * denoised2[k]));
+            if (ETA > 0 && S_NOISE > 0) {
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                double amp = alphaT * S_NOISE * du2[1];
+                float[] xs = x;
+                x = map(x.length, k -> xs[k] + eps[k] * amp);
+            }
+        }
+        return x;
+    }
+
+    /** DPM-Solver++(2M) SDE: exponential integrator with noise, midpoint or Heun second-order correction. */
+    static float[] dpmpp2mSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback,
+            boolean heun) {
+        float[] x = x0.clone();
+        float[] oldDenoised = null;
+        double h = Double.NaN;
+        double hLast = Double.NaN;
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            callback.onStep(i, x, denoised);
+            if (sigmas[i + 1] == 0) {
+                x = denoised;
+            } else {
+                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
+                double hEta = h * (ETA + 1);
+                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
+                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
+                double mix = alphaT * -Math.expm1(-hEta);
+                double corr;
+                if (oldDenoised == null) {
+                    corr = 0;
+                } else {
+                    double r = hLast / h;
+                    corr = heun ? alphaT * (-Math.expm1(-hEta) / -hEta + 1) * (1 / r)
+                            : 0.5 * alphaT * -Math.expm1(-hEta) * (1 / r);
+                }
+                float[] xi = x;
+                float[] old = oldDenoised;
+                x = map(x.length, k -> {
+                    double v = keep * xi[k] + mix * denoised[k];
+                    return old == null ? v : v + corr * ((double) denoised[k] - old[k]);
+                });
+                x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
+            }
+            oldDenoised = denoised;
+            hLast = h;
+        }
+        return x;
+    }
+
+    /** DPM-Solver++(3M) SDE: third-order multistep once two previous predictions exist. */
+    static float[] dpmpp3mSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+        float[] x = x0.clone();
+        float[] denoised1 = null;
+        float[] denoised2 = null;
+        double h = Double.NaN;
+        double h1 = Double.NaN;
+        double h2 = Double.NaN;
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            callback.onStep(i, x, denoised);
+            if (sigmas[i + 1] == 0) {
+                x = denoised;
+            } else {
+                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
+                double hEta = h * (ETA + 1);
+                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
+                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
+                double mix = alphaT * -Math.expm1(-hEta);
+                double phi2 = Math.expm1(-hEta) / hEta + 1;
+                double phi3 = phi2 / hEta - 0.5;
+                float[] xi = x;
+                float[] d1p = denoised1;
+                float[] d2p = denoised2;
+                if (!Double.isNaN(h2)) {
+                    double r0 = h1 / h;
+                    double r1 = h2 / h;
+                    x = map(x.length, k -> {
+                        double d10 = (denoised[k] - (double) d1p[k]) / r0;
+                        double d11 = (d1p[k] - (double) d2p[k]) / r1;
+                        double d1 = d10 + (d10 - d11) * r0 / (r0 + r1);
+                        double d2 = (d10 - d11) / (r0 + r1);
+                        return keep * xi[k] + mix * denoised[k] + alphaT * phi2 * d1 - alphaT * phi3 * d2;
+                    });
+                } else if (!Double.isNaN(h1)) {
+                    double r = h1 / h;
+                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]
+                            + alphaT * phi2 * ((denoised[k] - (double) d1p[k]) / r));
+                } else {
+                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]);
+                }
+                x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
+            }
+            denoised2 = denoised1;
+            denoised1 = denoised;
+            h2 = h1;
+            h1 = h;
+        }
+        return x;
+    }
+
+    /** The SDE noise of the multistep samplers: sigma_next * sqrt(1 - exp(-2 h eta)) * s_noise * z. */
+    private static float[] addNoise(float[] x, NoiseSource noise, double sigma, double sigmaNext, double h) {
+        if (!(ETA > 0 && S_NOISE > 0)) {
+            return x;
+        }
+        float[] eps = noise.next(sigma, sigmaNext);
+        double amp = sigmaNext * Math.sqrt(-Math.expm1(-2 * h * ETA)) * S_NOISE;
+        return map(x.length, k -> x[k] + eps[k] * amp);
+    }
+}
