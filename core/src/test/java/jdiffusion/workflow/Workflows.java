@@ -123,7 +123,7 @@ final class Workflows {
     }
 
     /** Events as ComfyUI names them, in order, with the node where one applies. */
-    static final class EventLog implements ExecutionListener {
+    static class EventLog implements ExecutionListener {
         final List<String> events = new ArrayList<>();
         final List<String> cached = new ArrayList<>();
         int progressCalls;
