@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
             TokenizeCommand.class,
             GenerateCommand.class,
             BenchCommand.class,
+            RunCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
