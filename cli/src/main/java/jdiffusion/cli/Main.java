@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
             CommandLine.HelpCommand.class,
             SamplersCommand.class,
             TokenizeCommand.class,
+            GenerateCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -1,0 +1,169 @@
+package jdiffusion.pipeline;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Everything one generation takes: what the {@code generate} command line accepts, as a value. Fields left null
+ * take the model family's defaults (size, cfg) or the documented ones (20 steps, euler, normal, a random seed).
+ * Build with {@link #builder(Path)}; {@link RequestValidator} checks every field before anything is loaded.
+ *
+ * @param model          single-file checkpoint (.safetensors)
+ * @param unet           optional UNet-only file (diffusers or original layout) replacing the checkpoint's
+ * @param vae            optional VAE file replacing the checkpoint's
+ * @param prompt         positive prompt (may be empty)
+ * @param negativePrompt negative prompt; null = none given (diffusers SDXL then uses a zero uncond; ComfyUI
+ *                       semantics encode "")
+ * @param width          image width in pixels, multiple of 8, 64..4096 (null: family default)
+ * @param height         image height in pixels (null: family default, or the init image's height)
+ * @param steps          sampling steps 1..1000 (null: 20)
+ * @param cfg            classifier-free guidance scale >= 0 (null: 7 for SD1/SD2, 5 for SDXL)
+ * @param sampler        ComfyUI sampler name (null: euler)
+ * @param scheduler      ComfyUI scheduler name, or diffusers spacing leading / linspace / trailing (null: normal)
+ * @param seed           noise seed (null: random; the result reports the one used)
+ * @param batch          images per run (1..64)
+ * @param initImage      image-to-image source (null: text-to-image)
+ * @param denoise        img2img strength in (0, 1]; 1 for txt2img
+ * @param prediction     what the UNet predicts; AUTO reads the checkpoint
+ * @param clipSkip       1 = last text-encoder layer (null: family default)
+ * @param output         PNG path (null: do not write images); batch item i > 0 goes to name_i, and an existing
+ *                       file is never replaced (a counter is added)
+ * @param saveLatent     optional safetensors file for the final latent (tensor "latent", [B,4,H/8,W/8])
+ * @param threads        compute threads (null: all cores)
+ * @param loras          LoRA files with their strengths, applied in order
+ * @param schedule       optional explicit schedule replacing steps and scheduler (the library's explicit-sigmas path)
+ */
+public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
+        Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
+        Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
+        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule) {
+
+    /** How the UNet output is read: as stored in the checkpoint, or forced. */
+    public enum Prediction { AUTO, EPS, V, X0 }
+
+    /** One LoRA file and its strength. */
+    public record LoraSpec(Path file, double strength) {
+    }
+
+    /**
+     * A schedule given as numbers: the sampler runs exactly these sigmas (descending, usually ending in 0).
+     *
+     * @param sigmas              the noise levels, sigmas[0] the level of the start latent
+     * @param timesteps           the UNet timestep for each sigma (same order; fractional allowed), or null for
+     *                            ComfyUI's nearest integer training timestep
+     * @param variancePreserving  false: KSampler's rules (txt2img noise times sqrt(1 + sigma0^2) at full noise, else
+     *                            sigma0; the sampler's output is the result). true: a variance-preserving scheduler
+     *                            (diffusers' DDIM, DPMSolverMultistep) driven in sigma space: the start latent is the
+     *                            noise itself in VP space (times sqrt(1 + sigma0^2) here) and the result is brought
+     *                            back to VP space (divided by sqrt(1 + sigma_last^2): DDIM may stop above 0)
+     */
+    public record ExplicitSchedule(double[] sigmas, double[] timesteps, boolean variancePreserving) {
+        public ExplicitSchedule {
+            if (sigmas == null || sigmas.length < 2) {
+                throw new IllegalArgumentException("an explicit schedule needs at least two sigmas");
+            }
+            if (timesteps != null && timesteps.length < sigmas.length - 1) {
+                throw new IllegalArgumentException("an explicit schedule needs a timestep for every sigma but the last");
+            }
+        }
+    }
+
+    public GenerateRequest {
+        prompt = prompt == null ? "" : prompt;
+        prediction = prediction == null ? Prediction.AUTO : prediction;
+        loras = loras == null ? List.of() : List.copyOf(loras);
+    }
+
+    public boolean isImg2Img() {
+        return initImage != null;
+    }
+
+    public static Builder builder(Path model) {
+        return new Builder(model);
+    }
+
+    public Builder toBuilder() {
+        Builder b = new Builder(model);
+        b.unet = unet;
+        b.vae = vae;
+        b.prompt = prompt;
+        b.negativePrompt = negativePrompt;
+        b.width = width;
+        b.height = height;
+        b.steps = steps;
+        b.cfg = cfg;
+        b.sampler = sampler;
+        b.scheduler = scheduler;
+        b.seed = seed;
+        b.batch = batch;
+        b.initImage = initImage;
+        b.denoise = denoise;
+        b.prediction = prediction;
+        b.clipSkip = clipSkip;
+        b.output = output;
+        b.saveLatent = saveLatent;
+        b.threads = threads;
+        b.loras = loras;
+        b.schedule = schedule;
+        return b;
+    }
+
+    /** Fluent construction; unset fields keep their defaults. */
+    public static final class Builder {
+        private final Path model;
+        private Path unet;
+        private Path vae;
+        private String prompt = "";
+        private String negativePrompt;
+        private Integer width;
+        private Integer height;
+        private Integer steps;
+        private Double cfg;
+        private String sampler;
+        private String scheduler;
+        private Long seed;
+        private int batch = 1;
+        private Path initImage;
+        private double denoise = 1.0;
+        private Prediction prediction = Prediction.AUTO;
+        private Integer clipSkip;
+        private Path output;
+        private Path saveLatent;
+        private Integer threads;
+        private List<LoraSpec> loras = List.of();
+        private ExplicitSchedule schedule;
+
+        private Builder(Path model) {
+            this.model = model;
+        }
+
+        public Builder unet(Path v) { unet = v; return this; }
+        public Builder vae(Path v) { vae = v; return this; }
+        public Builder prompt(String v) { prompt = v; return this; }
+        public Builder negativePrompt(String v) { negativePrompt = v; return this; }
+        public Builder width(Integer v) { width = v; return this; }
+        public Builder height(Integer v) { height = v; return this; }
+        public Builder size(int w, int h) { width = w; height = h; return this; }
+        public Builder steps(Integer v) { steps = v; return this; }
+        public Builder cfg(Double v) { cfg = v; return this; }
+        public Builder sampler(String v) { sampler = v; return this; }
+        public Builder scheduler(String v) { scheduler = v; return this; }
+        public Builder seed(Long v) { seed = v; return this; }
+        public Builder batch(int v) { batch = v; return this; }
+        public Builder initImage(Path v) { initImage = v; return this; }
+        public Builder denoise(double v) { denoise = v; return this; }
+        public Builder prediction(Prediction v) { prediction = v; return this; }
+        public Builder clipSkip(Integer v) { clipSkip = v; return this; }
+        public Builder output(Path v) { output = v; return this; }
+        public Builder saveLatent(Path v) { saveLatent = v; return this; }
+        public Builder threads(Integer v) { threads = v; return this; }
+        public Builder loras(List<LoraSpec> v) { loras = v; return this; }
+        public Builder schedule(ExplicitSchedule v) { schedule = v; return this; }
+
+        public GenerateRequest build() {
+            return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
+                    scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
+                    loras, schedule);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+package jdiffusion.pipeline;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ThreadLocalRandom;
+import jdiffusion.io.PngImage;
+import jdiffusion.io.PngWriter;
+import jdiffusion.pipeline.ResolvedSettings.Semantics;
+import jdiffusion.sampling.PredictionType;
+import jdiffusion.tensor.Parallel;
+
+/**
+ * Text-to-image and image-to-image: the library entry point the CLI (and later the server) call.
+ *
+ * <pre>
+ *   GenerateResult r = Pipeline.generate(GenerateRequest.builder(model).prompt("a cat").seed(1L).build(),
+ *           ProgressListener.NONE, CancellationToken.none());
+ * </pre>
+ *
+ * A ComfyUI scheduler name runs ComfyUI's KSampler semantics, a diffusers spacing (leading / linspace / trailing)
+ * runs diffusers' (see {@link Sampling}). The request is validated before anything is loaded, and files are only
+ * written once everything has been computed.
+ */
+public final class Pipeline {
+    private Pipeline() {
+    }
+
+    /** Validates, loads the checkpoint, generates, writes the requested files. */
+    public static GenerateResult generate(GenerateRequest request, ProgressListener progress, CancellationToken cancel) {
+        PngImage init = RequestValidator.validate(request);
+        if (request.threads() != null) {
+            Parallel.setThreads(request.threads());
+        }
+        Timings timings = new Timings();
+        progress.onStage("load");
+        CompletableFuture<String> hash = ModelHash.background(request.model());
+        try (PipelineModels models = timings.time("load", () -> CheckpointModels.load(request))) {
+            return generate(models, request, init, hash, progress, cancel, timings);
+        }
+    }
+
+    /** Generation with models already loaded (a server keeps them between requests). */
+    public static GenerateResult generate(PipelineModels models, GenerateRequest request, PngImage init,
+            CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
+            Timings timings) {
+        ResolvedSettings s = resolve(request, models, init);
+        cancel.check("loading");
+        Sampling.Outcome out = Sampling.run(models, s, init, progress, cancel, timings);
+        cancel.check("decoding");
+        progress.onStage("decode");
+        float[] image01 = timings.time("decode", () -> decodeToUnit(models, s, out.latentForVae()));
+        List<PngImage> images = new ArrayList<>();
+        for (int b = 0; b < s.batch(); b++) {
+            // diffusers rounds to 8 bits, ComfyUI's SaveImage truncates
+            images.add(PngImage.fromUnitFloats(image01, b, s.height(), s.width(), s.semantics() == Semantics.DIFFUSERS));
+        }
+        cancel.check("saving");
+        progress.onStage("save");
+        long t0 = System.nanoTime();
+        String hash = modelHash == null ? null : join(modelHash);
+        Saved saved = save(request, s, images, out.latent(), out.shape(), hash);
+        timings.add("save", (System.nanoTime() - t0) / 1e9);
+        return new GenerateResult(images, image01, out.latent(), out.shape(), s.seed(), s, saved.images(),
+                saved.latent(), timings);
+    }
+
+    private static String join(CompletableFuture<String> f) {
+        try {
+            return f.get(120, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (Exception e) {
+            return null;
+        }
+    }
+
+    /** Fills every default from the family: size, cfg, clip skip, prediction; draws a seed when none was given. */
+    static ResolvedSettings resolve(GenerateRequest r, PipelineModels m, PngImage init) {
+        PredictionType prediction = switch (r.prediction()) {
+            case AUTO -> m.detectedPrediction();
+            case EPS -> PredictionType.EPS;
+            case V -> PredictionType.V;
+            case X0 -> PredictionType.X0;
+        };
+        int defaultSize = switch (m.family()) {
+            case "SDXL" -> 1024;
+            case "SD2" -> prediction == PredictionType.V ? 768 : 512;
+            default -> 512;
+        };
+        int width = r.width() != null ? r.width() : init != null ? init.width() : defaultSize;
+        int height = r.height() != null ? r.height() : init != null ? init.height() : defaultSize;
+        double cfg = r.cfg() != null ? r.cfg() : m.isSdxl() ? 5.0 : 7.0;
+        String scheduler = r.scheduler() != null ? r.scheduler() : Defaults.SCHEDULER;
+        long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(1L << 32);
+        Semantics semantics = Names.isDiffusersSpacing(scheduler) ? Semantics.DIFFUSERS : Semantics.COMFY;
+        return new ResolvedSettings(m.family(), semantics, r.prompt(), r.negativePrompt(), width, height,
+                r.schedule() != null ? r.schedule().sigmas().length - 1 : r.steps() != null ? r.steps() : Defaults.STEPS,
+                cfg,
+                r.sampler() != null ? r.sampler() : Defaults.SAMPLER, scheduler, seed, r.batch(), r.initImage(),
+                r.denoise(), prediction, r.clipSkip() != null ? r.clipSkip() : 1,
+                r.model().getFileName().toString(), r.unet() == null ? null : r.unet().getFileName().toString(),
+                r.vae() == null ? null : r.vae().getFileName().toString(), r.loras(), r.schedule());
+    }
+
+    /** VAE decode of the UNet-space latent, then (x + 1) / 2 clamped to [0, 1] as the reference computes it. */
+    static float[] decodeToUnit(PipelineModels m, ResolvedSettings s, float[] rawLatent) {
+        float[] image = m.decode(rawLatent, s.batch(), s.latentHeight(), s.latentWidth());
+        float[] out = new float[image.length];
+        boolean comfy = s.semantics() == Semantics.COMFY;
+        for (int i = 0; i < image.length; i++) {
+            float v = comfy ? (image[i] + 1f) / 2f : image[i] / 2f + 0.5f;
+            out[i] = Math.min(1f, Math.max(0f, v));
+        }
+        return out;
+    }
+
+    private record Saved(List<Path> images, Path latent) {
+    }
+
+    /** Writes images then the latent; everything was computed before, so a failure here cannot leave half a file. */
+    private static Saved save(GenerateRequest r, ResolvedSettings s, List<PngImage> images, float[] latent,
+            int[] shape, String hash) {
+        List<Path> written = new ArrayList<>();
+        Path latentFile = null;
+        try {
+            if (r.output() != null) {
+                Map<String, String> text = PngMetadata.chunks(s, hash);
+                List<Path> targets = new ArrayList<>();
+                for (int b = 0; b < images.size(); b++) {
+                    targets.add(b == 0 ? r.output() : PngWriter.withCounter(r.output(), b));
+                }
+                written.addAll(PngWriter.writeAllNew(targets, images, text));
+            }
+            if (r.saveLatent() != null) {
+                Map<String, String> meta = new LinkedHashMap<>();
+                meta.put("format", "jdiffusion latent");
+                meta.put("space", "unet (after the sampler, before division by the VAE scaling factor)");
+                meta.put("parameters", PngMetadata.parameters(s, hash));
+                latentFile = LatentFile.write(r.saveLatent(), latent, shape, meta);
+            }
+        } catch (IOException e) {
+            throw new GenerateException("cannot write output: " + e.getMessage());
+        }
+        return new Saved(written, latentFile);
+    }
+}

@@ -1,0 +1,46 @@
+package jdiffusion.pipeline;
+
+import jdiffusion.sampling.PredictionType;
+
+/**
+ * The loaded model parts a pipeline drives, behind one small interface so the sampling logic is independent of how
+ * the checkpoint was read (and testable with small stand-ins). All tensors are NCHW float32.
+ */
+public interface PipelineModels extends AutoCloseable {
+
+    /** "SD1", "SD2" or "SDXL". */
+    String family();
+
+    default boolean isSdxl() {
+        return family().equals("SDXL");
+    }
+
+    /** What the checkpoint says its UNet predicts (metadata, a v_pred key), else EPS. */
+    PredictionType detectedPrediction();
+
+    /** The VAE latent scaling factor (0.18215 SD1/SD2, 0.13025 SDXL). */
+    double latentScale();
+
+    /** Prompt to conditioning; clipSkip 1 = the family's usual layer. */
+    TextCond encodeText(String prompt, int clipSkip);
+
+    /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
+    float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
+
+    /** SDXL's adm vector for B rows of pooled embeddings and size conditioning [H, W, 0, 0, H, W]. */
+    float[] sdxlAdm(float[] pooled, int batch, int height, int width);
+
+    /** VAE decode of raw latents (already divided by the scaling factor) to images in about [-1, 1]. */
+    float[] decode(float[] latent, int batch, int h, int w);
+
+    /** VAE encode of images in [-1, 1]: the posterior's mean and std, each [B,4,H/8,W/8]. */
+    Moments encode(float[] image, int batch, int height, int width);
+
+    /** The diagonal Gaussian posterior of the VAE encoder. */
+    record Moments(float[] mean, float[] std) {
+    }
+
+    @Override
+    default void close() {
+    }
+}

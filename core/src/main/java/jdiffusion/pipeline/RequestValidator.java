@@ -1,0 +1,136 @@
+package jdiffusion.pipeline;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import jdiffusion.io.PngImage;
+import jdiffusion.io.PngReader;
+
+/**
+ * Checks a request before anything is loaded or written, so a bad value costs nothing and leaves no file behind.
+ * Every failure is a {@link GenerateException} with one line naming the field, the value and what is allowed.
+ */
+public final class RequestValidator {
+    public static final int MIN_SIZE = 64;
+    public static final int MAX_SIZE = 4096;
+    public static final int MAX_STEPS = 1000;
+    public static final int MAX_BATCH = 64;
+
+    private RequestValidator() {
+    }
+
+    /** Validates every field; returns the decoded init image (null for txt2img) so it is read only once. */
+    public static PngImage validate(GenerateRequest r) {
+        requireFile("model", r.model());
+        if (r.unet() != null) {
+            requireFile("UNet", r.unet());
+        }
+        if (r.vae() != null) {
+            requireFile("VAE", r.vae());
+        }
+        for (GenerateRequest.LoraSpec lora : r.loras()) {
+            requireFile("LoRA", lora.file());
+            if (!Double.isFinite(lora.strength())) {
+                throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
+            }
+        }
+        checkSize("width", r.width());
+        checkSize("height", r.height());
+        if (r.steps() != null && (r.steps() < 1 || r.steps() > MAX_STEPS)) {
+            throw new GenerateException("steps must be between 1 and " + MAX_STEPS + ", got " + r.steps());
+        }
+        if (r.cfg() != null && (!Double.isFinite(r.cfg()) || r.cfg() < 0)) {
+            throw new GenerateException("cfg must be a number >= 0, got " + r.cfg());
+        }
+        if (!(r.denoise() > 0 && r.denoise() <= 1)) {
+            throw new GenerateException("denoise must be in (0, 1], got " + r.denoise());
+        }
+        if (r.batch() < 1 || r.batch() > MAX_BATCH) {
+            throw new GenerateException("batch must be between 1 and " + MAX_BATCH + ", got " + r.batch());
+        }
+        if (r.clipSkip() != null && (r.clipSkip() < 1 || r.clipSkip() > 48)) {
+            throw new GenerateException("clip skip must be between 1 (last layer) and the text encoder's layer count,"
+                    + " got " + r.clipSkip());
+        }
+        if (r.threads() != null && r.threads() < 1) {
+            throw new GenerateException("threads must be at least 1, got " + r.threads());
+        }
+        Names.checkSampler(r.sampler() == null ? Defaults.SAMPLER : r.sampler());
+        Names.checkScheduler(r.scheduler() == null ? Defaults.SCHEDULER : r.scheduler());
+        if (r.output() != null) {
+            requireWritableFolder("output", r.output());
+        }
+        if (r.saveLatent() != null) {
+            requireWritableFolder("latent output", r.saveLatent());
+        }
+        return r.initImage() == null ? null : readInitImage(r);
+    }
+
+    private static void checkSize(String what, Integer v) {
+        if (v == null) {
+            return;
+        }
+        if (v < MIN_SIZE || v > MAX_SIZE) {
+            throw new GenerateException(what + " must be between " + MIN_SIZE + " and " + MAX_SIZE + ", got " + v);
+        }
+        if (v % 8 != 0) {
+            throw new GenerateException(what + " must be a multiple of 8, got " + v + " (try " + (v / 8 * 8) + " or "
+                    + (v / 8 * 8 + 8) + ")");
+        }
+    }
+
+    private static PngImage readInitImage(GenerateRequest r) {
+        PngImage img;
+        try {
+            img = PngReader.read(r.initImage());
+        } catch (IOException e) {
+            throw new GenerateException("init image " + e.getMessage());
+        }
+        String size = img.width() + "x" + img.height();
+        if (img.width() % 8 != 0 || img.height() % 8 != 0 || img.width() < MIN_SIZE || img.height() < MIN_SIZE
+                || img.width() > MAX_SIZE || img.height() > MAX_SIZE) {
+            throw new GenerateException("init image " + r.initImage() + " is " + size + "; width and height must be"
+                    + " multiples of 8 between " + MIN_SIZE + " and " + MAX_SIZE);
+        }
+        if ((r.width() != null && r.width() != img.width()) || (r.height() != null && r.height() != img.height())) {
+            throw new GenerateException("init image " + r.initImage() + " is " + size + " but the requested size is "
+                    + (r.width() == null ? img.width() : r.width()) + "x"
+                    + (r.height() == null ? img.height() : r.height()) + " (omit --width/--height to use the image's)");
+        }
+        return img;
+    }
+
+    static void requireFile(String what, Path p) {
+        if (p == null) {
+            throw new GenerateException(what + " file is required");
+        }
+        if (!Files.exists(p)) {
+            throw new GenerateException(what + " file not found: " + p);
+        }
+        if (Files.isDirectory(p)) {
+            throw new GenerateException(what + " file is a directory: " + p);
+        }
+        if (!Files.isReadable(p)) {
+            throw new GenerateException(what + " file is not readable: " + p);
+        }
+    }
+
+    static void requireWritableFolder(String what, Path file) {
+        Path dir = file.toAbsolutePath().getParent();
+        if (Files.isDirectory(file)) {
+            throw new GenerateException(what + " path is a directory, expected a file name: " + file);
+        }
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new GenerateException(what + " folder does not exist: " + dir);
+        }
+        if (!Files.isWritable(dir)) {
+            throw new GenerateException(what + " folder is not writable: " + dir);
+        }
+    }
+
+    /** Known names, each list in the reference's order, for messages. */
+    static String list(List<String> names) {
+        return String.join(", ", names);
+    }
+}

@@ -1,0 +1,31 @@
+package jdiffusion.pipeline;
+
+import java.nio.file.Path;
+import jdiffusion.sampling.PredictionType;
+
+/**
+ * A request with every default filled in, as it ran: what the PNG metadata and the CLI summary report.
+ *
+ * @param semantics      COMFY for ComfyUI scheduler names (KSampler), DIFFUSERS for leading / linspace / trailing
+ * @param negativePrompt null when none was given
+ */
+public record ResolvedSettings(String family, Semantics semantics, String prompt, String negativePrompt, int width,
+        int height, int steps, double cfg, String sampler, String scheduler, long seed, int batch, Path initImage,
+        double denoise, PredictionType prediction, int clipSkip, String modelName, String unetName, String vaeName,
+        java.util.List<GenerateRequest.LoraSpec> loras, GenerateRequest.ExplicitSchedule schedule) {
+
+    /** Whose reference the run reproduces. */
+    public enum Semantics { COMFY, DIFFUSERS }
+
+    public int latentHeight() {
+        return height / 8;
+    }
+
+    public int latentWidth() {
+        return width / 8;
+    }
+
+    public boolean isImg2Img() {
+        return initImage != null;
+    }
+}

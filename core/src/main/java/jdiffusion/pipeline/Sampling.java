@@ -1,0 +1,222 @@
+package jdiffusion.pipeline;
+
+import jdiffusion.io.PngImage;
+import jdiffusion.pipeline.ResolvedSettings.Semantics;
+import jdiffusion.sampling.Cfg;
+import jdiffusion.sampling.ConditionalModel;
+import jdiffusion.sampling.Denoiser;
+import jdiffusion.sampling.DiffusersSchedule;
+import jdiffusion.sampling.DiscreteModel;
+import jdiffusion.sampling.KSampler;
+import jdiffusion.sampling.ModelSamplingDiscrete;
+import jdiffusion.sampling.NoiseSource;
+import jdiffusion.sampling.SamplerInfo;
+import jdiffusion.sampling.Samplers;
+import jdiffusion.sampling.StepCallback;
+import jdiffusion.sampling.TorchGenerator;
+
+/**
+ * The sampling stage of a generation under one of two references.
+ *
+ * <p><b>ComfyUI</b> (a ComfyUI scheduler name): KSampler semantics. Noise = torch.randn(seed) over the whole batch
+ * latent; x = noise * sqrt(1 + sigma0^2) at full denoise (else noise * sigma0) plus the img2img latent (posterior
+ * mean times the scale factor); the UNet sees x / sqrt(sigma^2 + 1) and the nearest integer training timestep;
+ * CFG in x0 space with [uncond, cond] in one batch, skipped at cfg 1; the negative prompt is always encoded ("" when
+ * none); ancestral noise from a generator seeded seed + 1.
+ *
+ * <p><b>diffusers</b> ({@code leading}, {@code linspace}, {@code trailing}): the Euler-family plan of diffusers
+ * (timesteps, sigmas, init_noise_sigma); the UNet sees the schedule's (fractional) timestep; cfg <= 1 disables CFG;
+ * SDXL without a negative prompt guides against zeros; img2img keeps the last int(steps * strength) steps, samples
+ * the VAE posterior (mean + std * randn) and adds noise at the first kept sigma; every random draw comes from the one
+ * generator seeded with the seed, in diffusers' order.
+ */
+final class Sampling {
+    private Sampling() {
+    }
+
+    /**
+     * @param latent       the final latent in UNet space, [B,4,h,w]
+     * @param latentForVae the same divided by the VAE scaling factor (the decoder's input)
+     */
+    record Outcome(float[] latent, float[] latentForVae, int[] shape, int unetCalls) {
+    }
+
+    static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, ProgressListener progress,
+            CancellationToken cancel, Timings timings) {
+        SamplerInfo sampler = SamplerBinding.sampler(s.sampler());
+        boolean comfy = s.semantics() == Semantics.COMFY;
+        boolean guided = comfy ? s.cfg() != 1.0 || sampler.needsUncond() : s.cfg() > 1.0;
+        progress.onStage("text");
+        TextCond[] conds = timings.time("text", () -> encodePrompts(m, s, guided, comfy));
+        cancel.check("text encoding");
+        PipelineModels.Moments moments = null;
+        if (init != null) {
+            progress.onStage("encode");
+            moments = timings.time("encode", () -> encodeImage(m, init));
+            cancel.check("image encoding");
+        }
+        UnetNetwork network = new UnetNetwork(m, conds[0], conds[1], s.batch(), s.height(), s.width());
+        int[] shape = {s.batch(), 4, s.latentHeight(), s.latentWidth()};
+        PipelineModels.Moments mom = moments;
+        progress.onStage("sampling");
+        float[] latent = timings.time("sampling", () -> comfy
+                ? comfy(m, s, sampler, network, mom, shape, progress, cancel)
+                : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
+        if (s.schedule() != null && s.schedule().variancePreserving()) {
+            latent = toVariancePreserving(latent, s.schedule().sigmas());
+        }
+        float[] forVae = KSampler.processLatentOut(latent, m.latentScale());
+        return new Outcome(latent, forVae, shape, network.calls());
+    }
+
+    /** {cond, uncond}; uncond is null when no uncond pass will run. */
+    private static TextCond[] encodePrompts(PipelineModels m, ResolvedSettings s, boolean guided, boolean comfy) {
+        TextCond cond = m.encodeText(s.prompt(), s.clipSkip());
+        if (!guided) {
+            return new TextCond[] {cond, null};
+        }
+        String negative = s.negativePrompt();
+        TextCond uncond;
+        if (negative == null && !comfy && m.isSdxl()) {
+            uncond = cond.zeros(); // diffusers' force_zeros_for_empty_prompt
+        } else {
+            uncond = m.encodeText(negative == null ? "" : negative, s.clipSkip());
+        }
+        return new TextCond[] {cond, uncond};
+    }
+
+    private static PipelineModels.Moments encodeImage(PipelineModels m, PngImage init) {
+        return m.encode(init.toSignedFloats(), 1, init.height(), init.width());
+    }
+
+    private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
+            PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
+        ModelSamplingDiscrete ms = ModelSamplingDiscrete.DEFAULT;
+        GenerateRequest.ExplicitSchedule explicit = s.schedule();
+        double[] sigmas = explicit != null ? explicit.sigmas().clone()
+                : KSampler.sigmas(ms, s.scheduler(), sampler, s.steps(), s.denoise());
+        int n = numel(shape);
+        float[] noise = new TorchGenerator(s.seed()).randn(n);
+        // VAEEncode's posterior mean (ComfyUI no longer samples it), repeated over the batch; zeros for txt2img
+        float[] latent = moments == null ? new float[n] : UnetNetwork.repeatRows(moments.mean(), s.batch());
+        float[] latentIn = KSampler.processLatentIn(latent, m.latentScale());
+        float[] x;
+        if (explicit != null && explicit.variancePreserving()) {
+            x = KSampler.noiseScaling(sigmas[0], noise, latentIn, true);
+        } else {
+            x = KSampler.noiseScaling(sigmas[0], noise, latentIn, KSampler.isMaxDenoise(ms, sigmas[0]));
+        }
+        ConditionalModel model = explicit != null && explicit.timesteps() != null
+                ? new ScheduledModel(network, s.prediction(), sigmas, explicit.timesteps(),
+                        DiffusersSchedule.trainingSigmas())
+                : new DiscreteModel(network, ms, s.prediction());
+        Denoiser guided = Cfg.guider(model, s.cfg(), sampler.needsUncond());
+        NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
+        return sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress, cancel));
+    }
+
+    private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
+            PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
+        DiffusersSchedule.Schedule plan = plan(s);
+        int n = numel(shape);
+        TorchGenerator generator = new TorchGenerator(s.seed());
+        float[] x;
+        if (moments == null) {
+            float[] noise = generator.randn(n);
+            x = scaled(noise, (float) plan.initNoiseSigma());
+        } else {
+            if (s.schedule() == null) {
+                plan = plan.strength(s.denoise());
+            }
+            float[] sample = posteriorSample(moments, generator);
+            float[] init = UnetNetwork.repeatRows(scaled(sample, (float) m.latentScale()), s.batch());
+            float[] noise = generator.randn(n);
+            float sigma0 = (float) plan.sigmas()[0];
+            x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = init[i] + noise[i] * sigma0; // scheduler.add_noise
+            }
+        }
+        ConditionalModel model = new ScheduledModel(network, s.prediction(), plan.sigmas(), plan.timesteps(),
+                DiffusersSchedule.trainingSigmas());
+        Denoiser guided = Cfg.guider(model, cfgOrNone(s.cfg()), false);
+        // diffusers draws every random tensor from the one generator, in call order
+        NoiseSource noise = (sigma, next) -> generator.randn(n);
+        double[] sigmas = plan.sigmas();
+        return sampler.sampler().sample(guided, x, sigmas, noise, callback(stepsOf(sigmas), progress, cancel));
+    }
+
+    /** diffusers' plan for the spacing, or the caller's explicit schedule. */
+    private static DiffusersSchedule.Schedule plan(ResolvedSettings s) {
+        GenerateRequest.ExplicitSchedule explicit = s.schedule();
+        if (explicit != null) {
+            double[] sigmas = explicit.sigmas();
+            boolean full = explicit.variancePreserving()
+                    || KSampler.isMaxDenoise(ModelSamplingDiscrete.DEFAULT, sigmas[0]);
+            double init = full ? (float) Math.sqrt(1.0f + (float) sigmas[0] * (float) sigmas[0]) : sigmas[0];
+            return new DiffusersSchedule.Schedule(explicit.timesteps() == null ? new double[0] : explicit.timesteps(),
+                    sigmas, init);
+        }
+        // Euler's plan serves every k-diffusion sampler: Heun's doubled diffusers timesteps are the same values, and
+        // the sampler makes its second evaluation itself
+        return DiffusersSchedule.euler(s.steps(), DiffusersSchedule.Spacing.byName(s.scheduler()), false);
+    }
+
+    /** diffusers disables guidance at guidance_scale <= 1; the guider then runs cond only (its cfg-1 rule). */
+    static double cfgOrNone(double cfg) {
+        return cfg > 1.0 ? cfg : 1.0;
+    }
+
+    /** x / sqrt(1 + sigma_last^2): the sigma-space state as a VP scheduler holds it. */
+    private static float[] toVariancePreserving(float[] x, double[] sigmas) {
+        float last = (float) sigmas[sigmas.length - 1];
+        if (last == 0f) {
+            return x;
+        }
+        float denom = (float) Math.sqrt(1f + last * last);
+        float[] out = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            out[i] = x[i] / denom;
+        }
+        return out;
+    }
+
+    /** latent_dist.sample(generator): mean + std * randn, one image's worth. */
+    private static float[] posteriorSample(PipelineModels.Moments moments, TorchGenerator generator) {
+        float[] eps = generator.randn(moments.mean().length);
+        float[] out = new float[eps.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = moments.mean()[i] + moments.std()[i] * eps[i];
+        }
+        return out;
+    }
+
+    private static int stepsOf(double[] sigmas) {
+        return Math.max(1, sigmas.length - 1);
+    }
+
+    /** Reports each step with the sampler's denoised estimate (what previews show) and checks for cancellation. */
+    private static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
+        return (i, x, denoised) -> {
+            cancel.check("sampling step " + (i + 1) + " of " + total);
+            progress.onSamplerState(i, x, denoised);
+            progress.onStep(Math.min(i + 1, total), total, denoised);
+        };
+    }
+
+    private static float[] scaled(float[] v, float f) {
+        float[] out = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = v[i] * f;
+        }
+        return out;
+    }
+
+    private static int numel(int[] shape) {
+        int n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+}
