@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
             SamplersCommand.class,
             TokenizeCommand.class,
             GenerateCommand.class,
+            ServeCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec
