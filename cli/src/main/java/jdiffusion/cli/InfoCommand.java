@@ -38,6 +38,9 @@ public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--unet", paramLabel = "FILE", description = "replace the checkpoint's UNet (LDM or diffusers layout)")
     Path unet;
 
+    @Option(names = "--vae", paramLabel = "FILE", description = "replace the checkpoint's VAE (LDM or diffusers layout)")
+    Path vae;
+
     @Option(names = "--json", description = "print JSON instead of text")
     boolean json;
 
@@ -48,19 +51,18 @@ public final class InfoCommand implements Callable<Integer> {
         try {
             ckpt = Checkpoint.open(file);
         } catch (ModelFormatException e) {
-            if (unet == null && printUnetAlone(out)) {
+            if (unet == null && vae == null && printUnetAlone(out)) {
                 return 0;
             }
             throw e;
         }
-        try (Checkpoint c = unet == null ? ckpt : ckpt.withUnet(unet)) {
+        try (ckpt; Checkpoint withUnet = unet == null ? ckpt : ckpt.withUnet(unet);
+             Checkpoint c = vae == null ? withUnet : withUnet.withVae(vae)) {
             if (json) {
                 out.println(json(c));
             } else {
                 printText(out, c);
             }
-        } finally {
-            ckpt.close();
         }
         return 0;
     }
@@ -70,6 +72,9 @@ public final class InfoCommand implements Callable<Integer> {
         root.put("file", c.path().toString());
         if (c.unetPath() != null) {
             root.put("unet_file", c.unetPath().toString());
+        }
+        if (c.vaePath() != null) {
+            root.put("vae_file", c.vaePath().toString());
         }
         root.put("tensors", c.file().names().size());
         root.put("metadata", c.metadata());
@@ -83,6 +88,9 @@ public final class InfoCommand implements Callable<Integer> {
         out.printf("%s: %s checkpoint, %d tensors, %s%n", c.path(), cfg.family(), c.file().names().size(), size(bytes));
         if (c.unetPath() != null) {
             out.printf("  UNet from %s%n", c.unetPath());
+        }
+        if (c.vaePath() != null) {
+            out.printf("  VAE from %s%n", c.vaePath());
         }
         if (!c.metadata().isEmpty()) {
             out.printf("  metadata: %s%n", abbreviate(c.metadata()));

@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             BenchCommand.class,
             RunCommand.class,
+            ServeCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -165,9 +165,12 @@ class GenerateCommandTest {
     }
 
     @Test
-    void randomSeedIsPrinted() {
-        Run r = cli("generate", "-m", "/nonexistent/model.safetensors", "-q");
-        assertTrue(r.err().matches("(?s)seed: \\d+.*"), r.err());
-        assertTrue(r.err().contains("model file not found"), r.err());
+    void randomSeedIsPrintedAndAMissingModelIsOneLine() {
+        Run ok = cli("generate", "-m", golden().resolve("models/tiny-sd1-fp16.safetensors").toString(), "-W", "64",
+                "-H", "64", "--steps", "1", "-o", dir.resolve("r.png").toString(), "-q");
+        assertEquals(0, ok.exit(), ok.err());
+        assertTrue(ok.err().matches("(?s)seed: \\d+\n.*"), ok.err());
+        Run bad = cli("generate", "-m", "/nonexistent/model.safetensors", "-q");
+        assertEquals("jdiffusion: error: model file not found: /nonexistent/model.safetensors", bad.err().strip());
     }
 }

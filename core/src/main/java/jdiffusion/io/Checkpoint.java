@@ -44,11 +44,13 @@ public final class Checkpoint implements AutoCloseable {
     private final MappedWeights vae;
     private final List<TextEncoderPart> textEncoders;
     private final Path unetPath;
+    private final Path vaePath;
     private final List<SafeTensors> owned;
     private final ModelConfig config;
 
     private Checkpoint(Path path, SafeTensors file, Layout layout, MappedWeights unet, MappedWeights vae,
-                       List<TextEncoderPart> textEncoders, Path unetPath, List<SafeTensors> owned) throws ModelFormatException {
+                       List<TextEncoderPart> textEncoders, Path unetPath, Path vaePath, List<SafeTensors> owned)
+            throws ModelFormatException {
         this.path = path;
         this.file = file;
         this.layout = layout;
@@ -56,6 +58,7 @@ public final class Checkpoint implements AutoCloseable {
         this.vae = vae;
         this.textEncoders = List.copyOf(textEncoders);
         this.unetPath = unetPath;
+        this.vaePath = vaePath;
         this.owned = List.copyOf(owned);
         this.config = ModelDetector.detect(this);
     }
@@ -76,7 +79,7 @@ public final class Checkpoint implements AutoCloseable {
                 tes.add(new TextEncoderPart(slot, raw));
             }
             return new Checkpoint(path, file, layout, MappedWeights.prefixed(file, layout.unetPrefix()),
-                    MappedWeights.prefixed(file, layout.vaePrefix()), tes, null, List.of(file));
+                    MappedWeights.prefixed(file, layout.vaePrefix()), tes, null, null, List.of(file));
         } catch (ModelFormatException | RuntimeException e) {
             file.close();
             throw e;
@@ -148,14 +151,58 @@ public final class Checkpoint implements AutoCloseable {
         SafeTensors u = SafeTensors.open(unetFile);
         try {
             MappedWeights replacement = unetWeights(u);
-            checkFits(replacement, unetFile);
+            checkFits("UNet", unet, replacement, unetFile);
             List<SafeTensors> files = new ArrayList<>(owned);
             files.add(u);
-            return new Checkpoint(path, file, layout, replacement, vae, textEncoders, unetFile, files);
+            return new Checkpoint(path, file, layout, replacement, vae, textEncoders, unetFile, vaePath, files);
         } catch (ModelFormatException | RuntimeException e) {
             u.close();
             throw e;
         }
+    }
+
+    /**
+     * This checkpoint with its VAE replaced by the one in vaeFile: a single-file checkpoint, a bare LDM VAE
+     * ({@code encoder.down.*}, e.g. vae-ft-mse-840000-ema-pruned) or a diffusers AutoencoderKL
+     * ({@code encoder.down_blocks.*}, e.g. sdxl_vae). It must have exactly the tensors and shapes of the VAE it
+     * replaces. The returned checkpoint owns both files.
+     */
+    public Checkpoint withVae(Path vaeFile) throws ModelFormatException {
+        SafeTensors v = SafeTensors.open(vaeFile);
+        try {
+            MappedWeights replacement = vaeWeights(v);
+            checkFits("VAE", vae, replacement, vaeFile);
+            List<SafeTensors> files = new ArrayList<>(owned);
+            files.add(v);
+            return new Checkpoint(path, file, layout, unet, replacement, textEncoders, unetPath, vaeFile, files);
+        } catch (ModelFormatException | RuntimeException e) {
+            v.close();
+            throw e;
+        }
+    }
+
+    /** The VAE tensors of a file in any VAE layout, under LDM names. */
+    public static MappedWeights vaeWeights(SafeTensors v) throws ModelFormatException {
+        String where = v.path().toString();
+        if (v.contains(CheckpointLayouts.VAE_PREFIX + CheckpointLayouts.VAE_MARKER)) {
+            return MappedWeights.prefixed(v, CheckpointLayouts.VAE_PREFIX);
+        }
+        if (CheckpointLayouts.isDiffusersVae(v.names())) {
+            Map<String, String> names = CheckpointLayouts.diffusersVaeToLdm(v.names(), where);
+            Map<String, int[]> shapes = new LinkedHashMap<>();
+            for (Map.Entry<String, String> e : names.entrySet()) {
+                int[] s = v.info(e.getValue()).dims();
+                if (e.getKey().contains(".attn_1.") && s.length == 2) {
+                    shapes.put(e.getKey(), new int[] {s[0], s[1], 1, 1});
+                }
+            }
+            return new MappedWeights(v, names, shapes);
+        }
+        if (v.contains(CheckpointLayouts.VAE_MARKER)) {
+            return MappedWeights.prefixed(v, "");
+        }
+        throw new ModelFormatException(where + ": not a VAE file (no " + CheckpointLayouts.VAE_PREFIX + "*, encoder.down.* or "
+                + "diffusers encoder.down_blocks.* tensors)");
     }
 
     /** The UNet tensors of a file in any UNet layout, under LDM names. */
@@ -174,15 +221,16 @@ public final class Checkpoint implements AutoCloseable {
                 + "diffusers conv_in/down_blocks.* tensors)");
     }
 
-    private void checkFits(MappedWeights replacement, Path unetFile) throws ModelFormatException {
-        String head = unetFile + ": UNet does not fit " + path.getFileName() + " (" + config.family() + "): ";
+    /** The replacement part must have exactly the current part's tensor names and shapes. */
+    private void checkFits(String part, MappedWeights current, MappedWeights replacement, Path source) throws ModelFormatException {
+        String head = source + ": " + part + " does not fit " + path.getFileName() + " (" + config.family() + "): ";
         List<String> missing = new ArrayList<>();
-        for (String n : unet.names()) {
+        for (String n : current.names()) {
             if (!replacement.has(n)) {
                 missing.add(n);
                 continue;
             }
-            int[] want = unet.shape(n);
+            int[] want = current.shape(n);
             int[] got = replacement.shape(n);
             if (!Arrays.equals(want, got)) {
                 throw new ModelFormatException(head + "tensor '" + n + "' is " + Arrays.toString(got)
@@ -190,12 +238,12 @@ public final class Checkpoint implements AutoCloseable {
             }
         }
         if (!missing.isEmpty()) {
-            throw new ModelFormatException(head + missing.size() + " of " + unet.names().size() + " tensors missing, e.g. '"
+            throw new ModelFormatException(head + missing.size() + " of " + current.names().size() + " tensors missing, e.g. '"
                     + missing.getFirst() + "'");
         }
-        List<String> extra = replacement.names().stream().filter(n -> !unet.has(n)).sorted().toList();
+        List<String> extra = replacement.names().stream().filter(n -> !current.has(n)).sorted().toList();
         if (!extra.isEmpty()) {
-            throw new ModelFormatException(head + extra.size() + " tensors the checkpoint's UNet does not have, e.g. '"
+            throw new ModelFormatException(head + extra.size() + " tensors the checkpoint's " + part + " does not have, e.g. '"
                     + extra.getFirst() + "'");
         }
     }
@@ -233,6 +281,11 @@ public final class Checkpoint implements AutoCloseable {
         return unetPath;
     }
 
+    /** The file the VAE comes from when {@link #withVae(Path)} replaced it, else null. */
+    public Path vaePath() {
+        return vaePath;
+    }
+
     /** The VAE under LDM names without prefix ({@code decoder.up.3.block.0.conv1.weight}). */
     public MappedWeights vae() {
         return vae;
@@ -257,7 +310,9 @@ public final class Checkpoint implements AutoCloseable {
         if (unet.file() == file) {
             used.addAll(unet.fileNames().values());
         }
-        used.addAll(vae.fileNames().values());
+        if (vae.file() == file) {
+            used.addAll(vae.fileNames().values());
+        }
         for (TextEncoderPart te : textEncoders) {
             used.addAll(te.raw().fileNames().values());
         }

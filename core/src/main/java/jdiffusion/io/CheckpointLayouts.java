@@ -214,6 +214,99 @@ public final class CheckpointLayouts {
         return mapped == null ? rest : mapped + rest.substring(dot);
     }
 
+    // ---------------------------------------------------------------------------------------------------------
+    // diffusers VAE (AutoencoderKL) -> original LDM names
+
+    /** Module renames that hold anywhere in a diffusers VAE (res block shortcut, output norm, mid block parts). */
+    static final Map<String, String> DIFFUSERS_VAE_PARTS = Map.ofEntries(
+            Map.entry("conv_shortcut", "nin_shortcut"),
+            Map.entry("conv_norm_out", "norm_out"),
+            Map.entry("mid_block.resnets.0", "mid.block_1"),
+            Map.entry("mid_block.resnets.1", "mid.block_2"),
+            Map.entry("mid_block.attentions.0.group_norm", "mid.attn_1.norm"),
+            Map.entry("mid_block.attentions.0.to_q", "mid.attn_1.q"),
+            Map.entry("mid_block.attentions.0.to_k", "mid.attn_1.k"),
+            Map.entry("mid_block.attentions.0.to_v", "mid.attn_1.v"),
+            Map.entry("mid_block.attentions.0.to_out.0", "mid.attn_1.proj_out"),
+            // diffusers before 0.14 named the attention projections like this
+            Map.entry("mid_block.attentions.0.query", "mid.attn_1.q"),
+            Map.entry("mid_block.attentions.0.key", "mid.attn_1.k"),
+            Map.entry("mid_block.attentions.0.value", "mid.attn_1.v"),
+            Map.entry("mid_block.attentions.0.proj_attn", "mid.attn_1.proj_out"));
+
+    private static final Pattern VAE_BLOCK = Pattern.compile(
+            "(encoder|decoder)\\.(down_blocks|up_blocks)\\.(\\d+)\\.(resnets\\.(\\d+)|downsamplers\\.0|upsamplers\\.0)\\.(.+)");
+
+    /** Whether a file's names look like a diffusers AutoencoderKL. */
+    public static boolean isDiffusersVae(Set<String> names) {
+        return names.contains("decoder.conv_in.weight") && names.stream().anyMatch(n -> n.startsWith("decoder.up_blocks."));
+    }
+
+    /**
+     * Canonical LDM name -> diffusers name for a diffusers AutoencoderKL (e.g. sdxl_vae.safetensors). The decoder's
+     * up blocks run in the opposite order (diffusers up_blocks.0 is the lowest resolution, LDM up.0 the highest).
+     */
+    public static Map<String, String> diffusersVaeToLdm(Set<String> names, String where) throws ModelFormatException {
+        int upLevels = countIndices(names, "decoder.up_blocks.");
+        Map<String, String> out = new LinkedHashMap<>();
+        List<String> unknown = new ArrayList<>();
+        for (String n : new TreeSet<>(names)) {
+            String ldm = diffusersVaeName(n, upLevels);
+            if (ldm == null) {
+                unknown.add(n);
+            } else if (out.put(ldm, n) != null) {
+                throw new ModelFormatException(where + ": two diffusers VAE tensors map to '" + ldm + "'");
+            }
+        }
+        if (!unknown.isEmpty()) {
+            throw new ModelFormatException(where + ": " + unknown.size() + " tensor(s) with names a diffusers VAE does not have, e.g. '"
+                    + unknown.getFirst() + "'");
+        }
+        return out;
+    }
+
+    private static String diffusersVaeName(String name, int upLevels) {
+        if (name.startsWith("quant_conv.") || name.startsWith("post_quant_conv.")) {
+            return name;
+        }
+        int dot = name.indexOf('.');
+        if (dot < 0) {
+            return null;
+        }
+        String side = name.substring(0, dot);
+        if (!side.equals("encoder") && !side.equals("decoder")) {
+            return null;
+        }
+        Matcher m = VAE_BLOCK.matcher(name);
+        if (m.matches()) {
+            int level = Integer.parseInt(m.group(3));
+            boolean up = m.group(2).equals("up_blocks");
+            if (up != side.equals("decoder")) {
+                return null;
+            }
+            String ldmLevel = side + (up ? ".up." + (upLevels - 1 - level) : ".down." + level);
+            String part = m.group(5) != null ? ".block." + m.group(5)
+                    : up ? ".upsample" : ".downsample";
+            return ldmLevel + part + "." + renameVaeParts(m.group(6));
+        }
+        String rest = name.substring(dot + 1);
+        return side + "." + renameVaeParts(rest);
+    }
+
+    /** Applies the longest matching module rename at the start of rest, and the res block shortcut anywhere. */
+    private static String renameVaeParts(String rest) {
+        String best = null;
+        for (String from : DIFFUSERS_VAE_PARTS.keySet()) {
+            if (rest.startsWith(from + ".") && (best == null || from.length() > best.length())) {
+                best = from;
+            }
+        }
+        if (best != null) {
+            return DIFFUSERS_VAE_PARTS.get(best) + rest.substring(best.length());
+        }
+        return rest;
+    }
+
     /** How many distinct indices N appear right after prefix ({@code prefix N.}). */
     static int countIndices(Set<String> names, String prefix) {
         Set<Integer> seen = new TreeSet<>();

@@ -13,11 +13,21 @@ import java.util.Set;
 public final class MappedWeights implements Weights {
     private final SafeTensors file;
     private final Map<String, String> fileNames;
+    private final Map<String, int[]> shapes;
 
     /** canonicalToFile: canonical name to tensor name in file, in the order the names should be listed. */
     public MappedWeights(SafeTensors file, Map<String, String> canonicalToFile) {
+        this(file, canonicalToFile, Map.of());
+    }
+
+    /**
+     * As above, with some tensors presented in another shape of the same size and row-major order (a diffusers VAE's
+     * [C, C] attention weights are the LDM layout's [C, C, 1, 1] 1x1 convolutions).
+     */
+    public MappedWeights(SafeTensors file, Map<String, String> canonicalToFile, Map<String, int[]> shapeOverrides) {
         this.file = file;
         this.fileNames = Collections.unmodifiableMap(new LinkedHashMap<>(canonicalToFile));
+        this.shapes = Map.copyOf(shapeOverrides);
     }
 
     /** The tensors whose names start with prefix, named without it. */
@@ -40,7 +50,7 @@ public final class MappedWeights implements Weights {
         return fileNames;
     }
 
-    /** The header entry (dtype, shape, byte range) behind a canonical name. */
+    /** The header entry (dtype, shape as stored, byte range) behind a canonical name. */
     public TensorInfo info(String name) {
         return file.info(fileName(name));
     }
@@ -57,7 +67,8 @@ public final class MappedWeights implements Weights {
 
     @Override
     public int[] shape(String name) {
-        return info(name).dims();
+        int[] override = shapes.get(name);
+        return override != null ? override.clone() : info(name).dims();
     }
 
     @Override

@@ -83,6 +83,11 @@ public final class SafeTensors implements AutoCloseable {
             MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             long headerLen = all.get(LONG_LE, 0);
             if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
+                // only now guess at other formats: a valid header length may well start with any byte pattern
+                String otherFormat = otherFormat(all);
+                if (otherFormat != null) {
+                    throw new ModelFormatException(where + ": not a safetensors file (" + otherFormat + ")");
+                }
                 throw new ModelFormatException(where + ": not a safetensors file (header length " + Long.toUnsignedString(headerLen)
                         + " is outside 2.." + MAX_HEADER_BYTES + ")");
             }
@@ -102,6 +107,25 @@ public final class SafeTensors implements AutoCloseable {
             arena.close();
             throw describe(path, e);
         }
+    }
+
+    /** Names the format of files people commonly mistake for safetensors, from their first bytes; else null. */
+    private static String otherFormat(MemorySegment all) {
+        byte b0 = all.get(ValueLayout.JAVA_BYTE, 0);
+        byte b1 = all.get(ValueLayout.JAVA_BYTE, 1);
+        byte b2 = all.get(ValueLayout.JAVA_BYTE, 2);
+        byte b3 = all.get(ValueLayout.JAVA_BYTE, 3);
+        if (b0 == 'P' && b1 == 'K' && b2 == 3 && b3 == 4) {
+            return "a zip archive, as PyTorch .ckpt/.pt pickles are; jdiffusion reads only .safetensors, "
+                    + "since unpickling can run arbitrary code";
+        }
+        if (b0 == 'G' && b1 == 'G' && b2 == 'U' && b3 == 'F') {
+            return "a GGUF file";
+        }
+        if ((b0 & 0xff) == 0x80 && b1 >= 2 && b1 <= 5) {
+            return "a Python pickle (legacy PyTorch .ckpt); jdiffusion reads only .safetensors";
+        }
+        return null;
     }
 
     /** Turns a low-level failure while opening or mapping a file into one line that names the file and the cause. */

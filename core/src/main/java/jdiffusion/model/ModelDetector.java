@@ -71,8 +71,9 @@ public final class ModelDetector {
             throw new ModelFormatException(where + ": " + family + " text encoders but a UNet "
                     + (unet.admInChannels() > 0 ? "with" : "without") + " SDXL size conditioning (label_emb)");
         }
-        if (unet.inChannels() != vae.latentChannels()) {
-            throw new ModelFormatException(where + ": the UNet takes " + unet.inChannels() + " latent channels but the VAE makes "
+        // in channels may exceed the latent's (inpainting: latent + mask + masked latent = 9), the output may not
+        if (unet.outChannels() != vae.latentChannels()) {
+            throw new ModelFormatException(where + ": the UNet outputs " + unet.outChannels() + " latent channels but the VAE has "
                     + vae.latentChannels());
         }
     }

@@ -221,4 +221,94 @@ class CheckpointTest {
         assertTrue(e2.getMessage().contains("not a complete SDXL checkpoint, missing clip_g text encoder (conditioner.embedders.1.model.*)"),
                 e2.getMessage());
     }
+
+    /** LDM VAE name -> diffusers, from the golden README's table (a second implementation, inverse direction). */
+    private static String vaeToDiffusers(String ldm, int levels) {
+        String[][] mid = {{"mid.block_1.", "mid_block.resnets.0."}, {"mid.block_2.", "mid_block.resnets.1."},
+            {"mid.attn_1.norm.", "mid_block.attentions.0.group_norm."}, {"mid.attn_1.q.", "mid_block.attentions.0.to_q."},
+            {"mid.attn_1.k.", "mid_block.attentions.0.to_k."}, {"mid.attn_1.v.", "mid_block.attentions.0.to_v."},
+            {"mid.attn_1.proj_out.", "mid_block.attentions.0.to_out.0."}, {"norm_out.", "conv_norm_out."}};
+        String[] p = ldm.split("\\.", 2);
+        if (p[0].equals("quant_conv") || p[0].equals("post_quant_conv")) {
+            return ldm;
+        }
+        String rest = p[1];
+        for (String[] m : mid) {
+            if (rest.startsWith(m[0])) {
+                return p[0] + "." + m[1] + rest.substring(m[0].length());
+            }
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(down|up)\\.(\\d+)\\.(block\\.(\\d+)|downsample|upsample)\\.(.+)")
+                .matcher(rest);
+        if (!m.matches()) {
+            return ldm;
+        }
+        int level = Integer.parseInt(m.group(2));
+        String blocks = m.group(1).equals("down") ? "down_blocks." + level : "up_blocks." + (levels - 1 - level);
+        String part = m.group(4) != null ? "resnets." + m.group(4) : m.group(3).equals("downsample") ? "downsamplers.0" : "upsamplers.0";
+        return p[0] + "." + blocks + "." + part + "." + m.group(5).replace("nin_shortcut", "conv_shortcut");
+    }
+
+    @Test
+    void vaeFromDiffusersOrBareLdmFile() throws Exception {
+        Path diffusers = dir.resolve("vae-diffusers.safetensors");
+        Path bare = dir.resolve("vae-ldm.safetensors");
+        try (SafeTensors src = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"))) {
+            SafeTensorsWriter d = SafeTensorsWriter.to(diffusers);
+            SafeTensorsWriter b = SafeTensorsWriter.to(bare);
+            for (String n : src.names()) {
+                if (!n.startsWith("first_stage_model.")) {
+                    continue;
+                }
+                String ldm = n.substring("first_stage_model.".length());
+                TensorInfo t = src.info(n);
+                long[] shape = t.shape();
+                if (ldm.contains(".attn_1.") && shape.length == 4) {
+                    shape = new long[] {shape[0], shape[1]}; // diffusers stores the 1x1 convs as Linear weights
+                }
+                d.add(vaeToDiffusers(ldm, 4), DType.F16, shape, SafeTensorsWriter.floatsOf(src, n));
+                b.addFrom(src, n, ldm, DType.F32);
+            }
+            d.write();
+            b.write();
+        }
+        try (Checkpoint sd1 = Checkpoint.open(Golden.model("tiny-sd1-fp16.safetensors"));
+             Checkpoint xl = Checkpoint.open(Golden.model("tiny-sdxl-fp16.safetensors"));
+             Checkpoint a = sd1.withVae(diffusers);
+             Checkpoint b = sd1.withVae(bare)) {
+            for (Checkpoint c : List.of(a, b)) {
+                assertEquals(new TreeSet<>(xl.vae().names()), new TreeSet<>(c.vae().names()));
+                for (String n : xl.vae().names()) {
+                    assertArrayEquals(xl.vae().shape(n), c.vae().shape(n), n);
+                    assertArrayEquals(xl.vae().get(n), c.vae().get(n), n);
+                }
+                assertSame(sd1.unet(), c.unet());
+                assertEquals(244, c.unusedTensors().size(), "the checkpoint's own VAE is now unused");
+                assertTrue(c.vaePath().getFileName().toString().startsWith("vae-"));
+            }
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> sd1.withVae(Golden.model("tiny-sd1-lora-kohya.safetensors")));
+            assertTrue(e.getMessage().contains(": not a VAE file"), e.getMessage());
+        }
+    }
+
+    @Test
+    void vaeThatDoesNotFitNamesTensorAndShapes() throws Exception {
+        Path small = dir.resolve("small-vae.safetensors");
+        ModelConfig c = TinyConfigs.sd1();
+        ModelConfig other = new ModelConfig(c.family(), c.unet(),
+                new ModelConfig.VaeSpec(32, List.of(1, 2, 4, 4), 2, 3, 4, 3), c.textEncoders(), c.prediction(), "", List.of());
+        SafeTensorsWriter w = SafeTensorsWriter.to(small);
+        for (TensorSpec t : CheckpointKeys.of(other)) {
+            if (t.name().startsWith("first_stage_model.")) {
+                w.add(t.name(), DType.F16, t.shape(), (start, buf, count) -> java.util.Arrays.fill(buf, 0, count, 0.5f));
+            }
+        }
+        w.write();
+        try (Checkpoint sd1 = Checkpoint.open(Golden.model("tiny-sd1-fp16.safetensors"))) {
+            ModelFormatException e = assertThrows(ModelFormatException.class, () -> sd1.withVae(small));
+            assertTrue(e.getMessage().startsWith(small + ": VAE does not fit tiny-sd1-fp16.safetensors (SD1): tensor '"), e.getMessage());
+            assertTrue(e.getMessage().endsWith("tensor 'decoder.conv_in.bias' is [128] but the checkpoint's is [64]"), e.getMessage());
+        }
+    }
 }

@@ -137,6 +137,16 @@ class SafeTensorsBadInputTest {
     }
 
     @Test
+    void otherModelFormatsAreNamed() throws Exception {
+        Path ckpt = dir.resolve("model.ckpt");
+        Files.write(ckpt, new byte[] {'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0});
+        assertTrue(fails(ckpt).contains("not a safetensors file (a zip archive, as PyTorch .ckpt/.pt pickles are"));
+        Path gguf = dir.resolve("model.gguf");
+        Files.write(gguf, new byte[] {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0, 0, 0, 0});
+        assertTrue(fails(gguf).contains("not a safetensors file (a GGUF file)"));
+    }
+
+    @Test
     void headerThatIsNotUtf8() throws Exception {
         Path p = dir.resolve("binary.safetensors");
         ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);

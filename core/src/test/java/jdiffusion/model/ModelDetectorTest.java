@@ -124,6 +124,21 @@ class ModelDetectorTest {
     }
 
     @Test
+    void inpaintingUnetTakesNineInputChannels() throws Exception {
+        ModelConfig sd15 = ModelConfig.preset("sd15");
+        ModelConfig.UNetSpec u = sd15.unet();
+        ModelConfig.UNetSpec inpaint = new ModelConfig.UNetSpec(9, 4, u.modelChannels(), u.channelMult(), u.numResBlocks(),
+                u.transformerDepth(), u.transformerDepthMiddle(), u.transformerDepthOutput(), u.contextDim(), u.linearProj(),
+                u.numHeads(), u.headDim(), 0, u.timeEmbedDim());
+        ModelConfig c = new ModelConfig(Family.SD1, inpaint, sd15.vae(), sd15.textEncoders(), sd15.prediction(), "", List.of());
+        Path f = TinyConfigs.sparseCheckpoint(dir.resolve("inpaint.safetensors"), CheckpointKeys.of(c));
+        try (Checkpoint ckpt = Checkpoint.open(f)) {
+            assertEquals(9, ckpt.config().unet().inChannels());
+            assertEquals(4, ckpt.config().latentChannels());
+        }
+    }
+
+    @Test
     void inconsistentPartsAreRejected() throws Exception {
         // an SD1 UNet with a context width that no SD1 text encoder of this file produces
         ModelConfig sd1 = TinyConfigs.sd1();
