@@ -8,7 +8,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import jdiffusion.tensor.Parallel;
 import jdiffusion.workflow.ExecutionListener;
-import jdiffusion.workflow.LatentPreview;
 import jdiffusion.workflow.ModelPaths;
 import jdiffusion.workflow.Prompt;
 import jdiffusion.workflow.WorkflowEngine;
@@ -111,7 +110,7 @@ public final class RunCommand implements Callable<Integer> {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
             out.println("  step " + value + "/" + max);
         }
     }
