@@ -80,6 +80,23 @@ class WorkflowExecutionTest {
     }
 
     @Test
+    void modelsBeyondTheBudgetAreUnloadedAndReloadedWhenNeeded() throws IOException {
+        Workflows.place(base, "checkpoints", SD1);
+        ModelPaths paths = ModelPaths.of(base);
+        try (WorkflowEngine engine = new WorkflowEngine(paths, 1)) { // room for one model at a time
+            ExecutionResult first = engine.execute(Workflows.txt2img(settings(1)), null, null, ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, first.status(), first.message());
+            assertEquals(1, engine.models().size(), "only the last model used (the VAE) stays loaded");
+            long loads = engine.models().loads();
+            ExecutionResult second = engine.execute(Workflows.txt2img(settings(2)), null, null,
+                    ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, second.status(), second.message());
+            assertEquals(List.of("3", "8", "9"), second.executed(), "node outputs stay cached regardless");
+            assertEquals(loads + 2, engine.models().loads(), "the UNet is loaded again, then the VAE");
+        }
+    }
+
+    @Test
     void interruptStopsBetweenSamplerSteps() throws IOException {
         Workflows.place(base, "checkpoints", SD1);
         ModelPaths paths = ModelPaths.of(base);
