@@ -68,7 +68,9 @@ public final class RunCommand implements Callable<Integer> {
 
     private static int report(ExecutionResult r, ModelPaths paths, PrintStream out) {
         switch (r.status()) {
-            case INVALID -> throw new CliException("invalid workflow: " + r.message().replace("\n", "; "));
+            case INVALID -> throw new CliException("invalid workflow: " + r.message().replace("\n", "; ")
+                    + " (model files are looked up under " + paths.base().resolve("models") + ", images under "
+                    + paths.inputDir() + ")");
             case ERROR -> throw new CliException(r.message(), 1);
             case INTERRUPTED -> throw new CliException("interrupted at node " + r.errorNode(), 130);
             case SUCCESS -> {

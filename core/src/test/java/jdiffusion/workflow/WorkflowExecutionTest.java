@@ -59,7 +59,8 @@ class WorkflowExecutionTest {
             assertEquals(loads, engine.models().loads(), "no model is loaded again");
             assertEquals(List.of("execution_start", "execution_cached", "executing 3", "progress 3", "executing 8",
                     "executing 9", "executed 9", "execution_success", "executing null"), log.events);
-            assertEquals(3, log.progressCalls);
+            assertEquals(List.of("1/3", "2/3", "3/3"), log.steps);
+            assertEquals("[1, 4, 8, 8]", java.util.Arrays.toString(log.lastShape), "the latent for previews");
             Path f1 = Workflows.savedFiles(paths, first.outputs().get("9")).getFirst();
             Path f2 = Workflows.savedFiles(paths, second.outputs().get("9")).getFirst();
             assertEquals("ComfyUI_00001_.png", f1.getFileName().toString());
@@ -75,6 +76,23 @@ class WorkflowExecutionTest {
             try (Stream<Path> s = Files.list(paths.outputDir())) {
                 assertEquals(2, s.count());
             }
+        }
+    }
+
+    @Test
+    void modelsBeyondTheBudgetAreUnloadedAndReloadedWhenNeeded() throws IOException {
+        Workflows.place(base, "checkpoints", SD1);
+        ModelPaths paths = ModelPaths.of(base);
+        try (WorkflowEngine engine = new WorkflowEngine(paths, 1)) { // room for one model at a time
+            ExecutionResult first = engine.execute(Workflows.txt2img(settings(1)), null, null, ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, first.status(), first.message());
+            assertEquals(1, engine.models().size(), "only the last model used (the VAE) stays loaded");
+            long loads = engine.models().loads();
+            ExecutionResult second = engine.execute(Workflows.txt2img(settings(2)), null, null,
+                    ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, second.status(), second.message());
+            assertEquals(List.of("3", "8", "9"), second.executed(), "node outputs stay cached regardless");
+            assertEquals(loads + 2, engine.models().loads(), "the UNet is loaded again, then the VAE");
         }
     }
 

@@ -127,6 +127,8 @@ final class Workflows {
         final List<String> events = new ArrayList<>();
         final List<String> cached = new ArrayList<>();
         int progressCalls;
+        final List<String> steps = new ArrayList<>();
+        int[] lastShape;
 
         @Override
         public void executionStart(String promptId) {
@@ -147,6 +149,8 @@ final class Workflows {
         @Override
         public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
             progressCalls++;
+            steps.add(value + "/" + max);
+            lastShape = shape.clone();
             if (events.isEmpty() || !events.getLast().startsWith("progress")) {
                 events.add("progress " + nodeId);
             }
