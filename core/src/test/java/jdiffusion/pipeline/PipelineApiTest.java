@@ -96,4 +96,19 @@ class PipelineApiTest {
         assertEquals("normal", d.settings().scheduler());
         assertTrue(d.files().isEmpty());
     }
+
+    @Test
+    void vaeFromAnotherFileAndABadOne() {
+        Path ckpt = Golden.model("tiny-sd1-fp16.safetensors");
+        GenerateResult own = Pipeline.generate(tiny().steps(1).build(), ProgressListener.NONE, CancellationToken.none());
+        GenerateResult other = Pipeline.generate(tiny().steps(1).vae(ckpt).build(), ProgressListener.NONE,
+                CancellationToken.none());
+        assertArrayEquals(own.images().get(0).rgb(), other.images().get(0).rgb());
+        assertEquals("tiny-sd1-fp16.safetensors", other.settings().vaeName());
+        GenerateException e = assertThrows(GenerateException.class, () -> Pipeline.generate(
+                tiny().vae(Golden.model("tiny-sd1-lora-kohya.safetensors")).build(), ProgressListener.NONE,
+                CancellationToken.none()));
+        assertTrue(e.getMessage().contains("tiny-sd1-lora-kohya.safetensors") && e.getMessage().contains("VAE"),
+                e.getMessage());
+    }
 }
