@@ -144,6 +144,14 @@ public final class Pipeline {
                 latentFile = LatentFile.write(r.saveLatent(), latent, shape, meta);
             }
         } catch (IOException e) {
+            // all or nothing: images already written by this call go again
+            for (Path p : written) {
+                try {
+                    java.nio.file.Files.deleteIfExists(p);
+                } catch (IOException ignored) {
+                    // the message below already says the output failed
+                }
+            }
             throw new GenerateException("cannot write output: " + e.getMessage());
         }
         return new Saved(written, latentFile);
