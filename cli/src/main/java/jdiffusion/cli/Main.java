@@ -15,6 +15,8 @@ import picocli.CommandLine.Command;
             TokenizeCommand.class,
             GenerateCommand.class,
             BenchCommand.class,
+            RunCommand.class,
+            ServeCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -66,13 +66,14 @@ final class Attention {
             int kn = Math.min(KB, nk - k0);
             int p0 = k0 / Gemm.NR;
             int p1 = (k0 + kn + Gemm.NR - 1) / Gemm.NR;
-            Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, KB, null, false);
+            Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, KB, null, false, true);
             for (int i = 0; i < rows; i++) {
                 // causal: query q0+i sees keys up to itself; key 0 is always visible, so max stays finite
                 int visible = causal ? Math.max(0, Math.min(kn, q0 + i + 1 - k0)) : kn;
                 onlineSoftmax(s, i * KB, kn, visible, scale, max, sum, o, i * ldo, ldo, i);
             }
-            Gemm.block(new Gemm.Dense(s, -k0, KB), 0, rows, vp, 0, vp.panels(), k0, k0 + kn, o, 0, ldo, null, true);
+            Gemm.block(new Gemm.Dense(s, -k0, KB), 0, rows, vp, 0, vp.panels(), k0, k0 + kn, o, 0, ldo, null, true,
+                    true);
         }
         for (int i = 0; i < rows; i++) {
             float inv = 1f / sum[i];

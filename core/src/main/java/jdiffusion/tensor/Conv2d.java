@@ -12,7 +12,7 @@ package jdiffusion.tensor;
  */
 public final class Conv2d {
     /** Above this share of wasted grid columns, small images use an explicit im2col matrix instead. */
-    private static final double MAX_GRID_WASTE = 0.10;
+    private static final double MAX_GRID_WASTE = 0.20;
     /** Largest im2col matrix (floats) built for small images. */
     private static final long MAX_IM2COL = 4L << 20;
 
@@ -48,8 +48,20 @@ public final class Conv2d {
         return of(weight, bias, out, in, k, k, stride, pad, pad, pad, pad);
     }
 
+    /** Square kernel k, same padding on every side, weights kept in the given format. */
+    public static Conv2d of(float[] weight, float[] bias, int out, int in, int k, int stride, int pad,
+                            WeightFormat format) {
+        return of(weight, bias, out, in, k, k, stride, pad, pad, pad, pad, format);
+    }
+
     public static Conv2d of(float[] weight, float[] bias, int out, int in, int kh, int kw, int stride, int padTop,
                             int padLeft, int padBottom, int padRight) {
+        return of(weight, bias, out, in, kh, kw, stride, padTop, padLeft, padBottom, padRight, WeightFormat.F32);
+    }
+
+    /** The general form; format F16/BF16 keeps the weights in 16 bits (arithmetic stays fp32). */
+    public static Conv2d of(float[] weight, float[] bias, int out, int in, int kh, int kw, int stride, int padTop,
+                            int padLeft, int padBottom, int padRight, WeightFormat format) {
         if (weight.length != out * in * kh * kw) {
             throw new IllegalArgumentException("conv weight has " + weight.length + " values, expected " + out + "x" + in + "x" + kh + "x" + kw);
         }
@@ -69,7 +81,7 @@ public final class Conv2d {
                 }
             }
         }
-        Gemm.PackedB packed = Gemm.packWeights(w, out, k, in);
+        Gemm.PackedB packed = Gemm.packWeights(w, out, k, in, format);
         return new Conv2d(packed, Gemm.padBias(bias, packed), out, in, kh, kw, stride, padTop, padLeft, padBottom,
                 padRight);
     }
@@ -80,6 +92,11 @@ public final class Conv2d {
 
     public int out() {
         return out;
+    }
+
+    /** Bytes the packed weights occupy. */
+    public long weightBytes() {
+        return packed.bytes();
     }
 
     public int outH(int h) {

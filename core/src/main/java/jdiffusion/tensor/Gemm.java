@@ -24,10 +24,19 @@ public final class Gemm {
     public static final int NR = 2 * L;
     /** k per cache block: a B micro-panel KC x NR (32 KB at 512 bits) stays in L1. */
     static final int KC = 256;
-    /** Rows per block: the A block, MC x KC (about 150 KB), stays in L2 while the panels of B stream past it. */
-    static final int MC = 144;
+    /**
+     * Rows per block: the A block, MC x KC (about 450 KB), stays in L2 while the panels of B stream past it; each
+     * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
+     * or an L3 shared with other work).
+     */
+    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
+    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    /** Bounds the search for the parallel split (tasks per thread considered). */
+    static final int TASKS_PER_THREAD = 4;
 
     private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
+    private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private Gemm() {
@@ -79,6 +88,8 @@ public final class Gemm {
      */
     public static final class PackedB {
         private final float[] data;
+        private final short[] half;
+        private final WeightFormat format;
         private final int k;
         private final int n;
         private final int[] starts;
@@ -88,6 +99,30 @@ public final class Gemm {
             this.n = n;
             this.starts = starts;
             this.data = new float[panels() * NR * k];
+            this.half = null;
+            this.format = WeightFormat.F32;
+        }
+
+        /** The same values stored in 16 bits. */
+        PackedB(PackedB f32, WeightFormat format) {
+            this.k = f32.k;
+            this.n = f32.n;
+            this.starts = f32.starts;
+            this.data = null;
+            this.format = format;
+            this.half = new short[f32.data.length];
+            for (int i = 0; i < half.length; i++) {
+                half[i] = format.encode(f32.data[i]);
+            }
+        }
+
+        public WeightFormat format() {
+            return format;
+        }
+
+        /** Bytes of packed weights held in memory. */
+        public long bytes() {
+            return data != null ? 4L * data.length : 2L * half.length;
         }
 
         public int k() {
@@ -197,6 +232,12 @@ public final class Gemm {
         return pack(w, 0, 1, k, k, n, segment);
     }
 
+    /** The same, stored in the given format (16-bit formats are widened block by block inside the GEMM). */
+    public static PackedB packWeights(float[] w, int n, int k, int segment, WeightFormat format) {
+        PackedB f32 = packWeights(w, n, k, segment);
+        return format == WeightFormat.F32 ? f32 : new PackedB(f32, format);
+    }
+
     /**
      * C = A B (+ bias per column), or C += A B when accumulate, over the thread pool; c is m x n row-major with row
      * stride ldc from cOff. bias (length n, or already padded to whole panels) may be null.
@@ -215,11 +256,9 @@ public final class Gemm {
         int mc = roundUp((m + mBlocks - 1) / mBlocks, MR);
         mBlocks = (m + mc - 1) / mc;
         int panels = b.panels();
-        int want = 4 * Parallel.threads();
-        int nBlocks = mBlocks >= want ? 1 : Math.min(panels, (want + mBlocks - 1) / mBlocks);
-        int pc = (panels + nBlocks - 1) / nBlocks;
-        nBlocks = (panels + pc - 1) / pc;
-        int nb = nBlocks;
+        int pc = panelsPerTask(mBlocks, panels, Parallel.threads());
+        int nb = (panels + pc - 1) / pc;
+        int nBlocks = nb;
         int mcc = mc;
         Parallel.forRange(mBlocks * nBlocks, t -> {
             int m0 = (t / nb) * mcc;
@@ -228,6 +267,32 @@ public final class Gemm {
             int p1 = Math.min(panels, p0 + pc);
             block(a, m0, rows, b, p0, p1, 0, b.k, c, cOff + m0 * ldc + p0 * NR, ldc, pb, accumulate);
         });
+    }
+
+    /**
+     * Panels per task: the split over n that (with the row blocks) finishes soonest on the given threads, counting
+     * whole rounds of equal tasks; among equal splits the one with fewest column blocks, since every column block
+     * reads its rows of A again.
+     */
+    static int panelsPerTask(int mBlocks, int panels, int threads) {
+        int best = panels;
+        long bestCost = Long.MAX_VALUE;
+        for (int nb = 1; nb <= panels; nb++) {
+            int pc = (panels + nb - 1) / nb;
+            if (nb > 1 && pc == best) {
+                continue;
+            }
+            long tasks = (long) mBlocks * ((panels + pc - 1) / pc);
+            long cost = (tasks + threads - 1) / threads * pc;
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = pc;
+            }
+            if (tasks >= (long) TASKS_PER_THREAD * threads * 4) {
+                break;
+            }
+        }
+        return best;
     }
 
     /** The bias padded with zeros to whole panels (the micro-kernel loads it as two full vectors). */
@@ -245,6 +310,18 @@ public final class Gemm {
      */
     public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
                              float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate) {
+        block(a, m0, rows, b, p0, p1, kStart, kEnd, c, cOff, ldc, paddedBias, accumulate, false);
+    }
+
+    /**
+     * The same; paddedC says C's rows have room for whole panels (columns up to (p1-p0)*NR are scratch the caller
+     * ignores), so partial panels are written in place instead of through a scratch tile.
+     */
+    public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
+                             float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate, boolean paddedC) {
+        if (paddedC && ldc < (p1 - p0) * NR) {
+            throw new IllegalArgumentException("padded C needs a row stride of " + (p1 - p0) * NR + ", got " + ldc);
+        }
         int seg = a.segment();
         int first = b.blockAt(kStart);
         int last = b.blockAt(kEnd);
@@ -258,14 +335,14 @@ public final class Gemm {
                 }
                 boolean load = accumulate || blk > first;
                 float[] bias = blk == first ? paddedBias : null;
-                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias);
+                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias, paddedC);
             }
         }
     }
 
     /** One k block (inside one segment) of rows [m0, m0+mr): all panels, each B micro-panel reused over the rows. */
     private static void kBlock(ASource a, int m0, int mr, PackedB b, int p0, int p1, int blk, float[] c,
-                               int cOff, int ldc, boolean load, float[] bias) {
+                               int cOff, int ldc, boolean load, float[] bias, boolean paddedC) {
         int k0 = b.blockStart(blk);
         int kc = b.blockStart(blk + 1) - k0;
         float[] arr = a.array();
@@ -277,18 +354,56 @@ public final class Gemm {
             tail = A_BLOCK.get();
             packTail(a, m0 + full, mr - full, k0, kc, tail);
         }
+        if (p1 - p0 <= FEW_PANELS) {
+            // few panels (attention's P V, n = head size): each A micro-panel is used for all of them while it is
+            // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
+            // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
+            // fall into the same cache sets and evict each other.
+            Panels bp = panels(b, blk, p0, p1);
+            for (int i = 0; i < full; i += MR) {
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao + i * lda, lda, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + i * ldc,
+                            ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+                }
+            }
+            for (int p = p0; tail != null && p < p1; p++) {
+                tile(tail, 0, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
+                        Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+            }
+            return;
+        }
         for (int p = p0; p < p1; p++) {
+            Panels bp = panels(b, blk, p, p + 1);
             int cols = Math.min(NR, b.n - p * NR);
-            int bo = b.offset(blk, p, 0);
+            int bo = bp.offset(p);
             int co = cOff + (p - p0) * NR;
             int bi = bias == null ? -1 : p * NR;
             for (int i = 0; i < full; i += MR) {
-                tileDirect(arr, ao + i * lda, lda, b.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi);
+                tileDirect(arr, ao + i * lda, lda, bp.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi,
+                        paddedC);
             }
             if (tail != null) {
-                tile(tail, 0, b.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
+                tile(tail, 0, bp.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
             }
         }
+    }
+
+    /** Float32 micro-panels of B for one k block: the packed array itself, or 16-bit weights widened once. */
+    private record Panels(float[] data, int base, PackedB b, int blk) {
+        int offset(int panel) {
+            return base + b.offset(blk, panel, 0);
+        }
+    }
+
+    private static Panels panels(PackedB b, int blk, int p0, int p1) {
+        if (b.half == null) {
+            return new Panels(b.data, 0, b, blk);
+        }
+        int first = b.offset(blk, p0, 0);
+        int size = b.offset(blk, p1 - 1, 0) - first + (b.blockStart(blk + 1) - b.blockStart(blk)) * NR;
+        float[] wide = grow(WIDE, size);
+        b.format.decode(b.half, first, wide, 0, size);
+        return new Panels(wide, -first, b, blk);
     }
 
     /** The last rows (fewer than MR) packed as [kc][MR] with zero rows below, for the packed kernel. */
@@ -305,9 +420,13 @@ public final class Gemm {
 
     /** A full-height tile with A read in place (rows lda apart). */
     private static void tileDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-                                   int ldc, int cols, boolean load, float[] bias, int bi) {
-        if (cols == NR) {
+                                   int ldc, int cols, boolean load, float[] bias, int bi, boolean paddedC) {
+        if (cols == NR || (paddedC && cols > L)) {
             microDirect(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            return;
+        }
+        if (paddedC) {
+            microDirectNarrow(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
             return;
         }
         float[] e = EDGE.get();
@@ -536,6 +655,14 @@ public final class Gemm {
         float[] c = new float[m * n];
         multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
         return c;
+    }
+
+    private static float[] grow(ThreadLocal<float[][]> slot, int size) {
+        float[][] holder = slot.get();
+        if (holder[0] == null || holder[0].length < size) {
+            holder[0] = new float[size];
+        }
+        return holder[0];
     }
 
     static int roundUp(int x, int q) {

@@ -16,13 +16,18 @@ public final class Linear {
 
     /** weight is [out][in] row-major (the checkpoint layout); bias may be null. The weight array is not kept. */
     public static Linear of(float[] weight, float[] bias, int out, int in) {
+        return of(weight, bias, out, in, WeightFormat.F32);
+    }
+
+    /** The same, keeping the weights in the given format (F16/BF16 halve their memory; arithmetic stays fp32). */
+    public static Linear of(float[] weight, float[] bias, int out, int in, WeightFormat format) {
         if (weight.length != out * in) {
             throw new IllegalArgumentException("linear weight has " + weight.length + " values, expected " + out + "x" + in);
         }
         if (bias != null && bias.length != out) {
             throw new IllegalArgumentException("linear bias has " + bias.length + " values, expected " + out);
         }
-        Gemm.PackedB packed = Gemm.packWeights(weight, out, in);
+        Gemm.PackedB packed = Gemm.packWeights(weight, out, in, in, format);
         return new Linear(packed, Gemm.padBias(bias, packed), out, in);
     }
 
@@ -32,6 +37,11 @@ public final class Linear {
 
     public int out() {
         return out;
+    }
+
+    /** Bytes the packed weights occupy. */
+    public long weightBytes() {
+        return packed.bytes();
     }
 
     /** x is [rows][in]; returns [rows][out]. */

@@ -15,7 +15,7 @@ class GemmOracleTest {
 
     private static final int[][] MATMUL_SHAPES = {
         {1, 1, 1}, {5, 7, 3}, {6, 32, 256}, {7, 33, 257}, {13, 16, 513}, {77, 40, 300}, {150, 100, 70},
-        {300, 17, 31}, {12, 64, 600}, {291, 65, 129}, {2, 500, 9},
+        {300, 17, 31}, {12, 64, 600}, {291, 65, 129}, {2, 500, 9}, {900, 20, 33}, {437, 200, 300},
     };
 
     @Test
@@ -148,6 +148,51 @@ class GemmOracleTest {
             assertClose(name + " grid", expected, conv.forwardPath(x, batch, h, w, true), mag, REL, 1e-30);
             assertClose(name + " im2col", expected, conv.forwardPath(x, batch, h, w, false), mag, REL, 1e-30);
         }
+    }
+
+    /** Rounds to values the format holds exactly, so the oracle sees the same weights the kernel does. */
+    private static float[] representable(float[] w, WeightFormat format) {
+        float[] r = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+            r[i] = format == WeightFormat.F16 ? Float.float16ToFloat(Float.floatToFloat16(w[i]))
+                    : Float.intBitsToFloat(Float.floatToRawIntBits(w[i]) & 0xFFFF0000);
+        }
+        return r;
+    }
+
+    @Test
+    void halfPrecisionWeightsAreWidenedExactly() {
+        SplittableRandom rnd = new SplittableRandom(6);
+        for (WeightFormat format : new WeightFormat[] {WeightFormat.F16, WeightFormat.BF16}) {
+            // n = 40 runs the few-panel order, n = 170 the panel-by-panel one; 77 rows leave a tail
+            for (int out : new int[] {40, 170}) {
+                int rows = 77;
+                int in = 300;
+                float[] x = random(rnd, rows * in);
+                float[] w = representable(random(rnd, out * in), format);
+                float[] bias = random(rnd, out);
+                Linear lin = Linear.of(w, bias, out, in, format);
+                org.junit.jupiter.api.Assertions.assertEquals(Linear.of(w, bias, out, in).weightBytes() / 2,
+                        lin.weightBytes(), "16-bit weights take half the memory");
+                assertClose("linear " + format + " out " + out, Reference.linear(x, rows, w, bias, out, in),
+                        lin.forward(x, rows), Reference.linear(abs(x), rows, abs(w), abs(bias), out, in), REL, 1e-30);
+            }
+            float[] x = random(rnd, 2 * 9 * 7 * 11);
+            float[] w = representable(random(rnd, 13 * 11 * 9), format);
+            float[] bias = random(rnd, 13);
+            Conv2d conv = Conv2d.of(w, bias, 13, 11, 3, 3, 2, 0, 0, 1, 1, format);
+            assertClose("conv " + format, Reference.conv2d(x, 2, 9, 7, 11, w, bias, 13, 3, 3, 2, 0, 0, 1, 1),
+                    conv.forward(x, 2, 9, 7),
+                    Reference.conv2d(abs(x), 2, 9, 7, 11, abs(w), abs(bias), 13, 3, 3, 2, 0, 0, 1, 1), REL, 1e-30);
+        }
+    }
+
+    @Test
+    void bf16RoundsToNearestEven() {
+        // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties go to the even one, 1
+        org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F80, WeightFormat.BF16.encode(1f + 0x1p-8f));
+        org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F81, WeightFormat.BF16.encode(1f + 0x1.8p-8f));
+        org.junit.jupiter.api.Assertions.assertEquals((short) 0xBF80, WeightFormat.BF16.encode(-1f));
     }
 
     @Test

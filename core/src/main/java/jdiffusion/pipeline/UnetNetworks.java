@@ -1,0 +1,24 @@
+package jdiffusion.pipeline;
+
+import jdiffusion.sampling.DiscreteModel;
+
+/**
+ * Public access to the pipeline's conditioned UNet ({@link UnetNetwork}: CFG rows batched [uncond, cond], SDXL adm)
+ * for callers that drive the sampler node by node, as the workflow engine's KSampler does. A thin door, no logic.
+ */
+public final class UnetNetworks {
+    private UnetNetworks() {
+    }
+
+    /**
+     * The UNet of {@code models} bound to one prompt's conditioning.
+     *
+     * @param uncond null when no uncond pass will be requested
+     * @param height image height in pixels (latent height * 8), also SDXL's size conditioning
+     * @param width  image width in pixels
+     */
+    public static DiscreteModel.Network of(PipelineModels models, TextCond cond, TextCond uncond, int batch,
+            int height, int width) {
+        return new UnetNetwork(models, cond, uncond, batch, height, width);
+    }
+}

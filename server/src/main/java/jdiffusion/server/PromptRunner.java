@@ -1,0 +1,277 @@
+package jdiffusion.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import jdiffusion.workflow.ExecutionListener;
+import jdiffusion.workflow.Prompt;
+import jdiffusion.workflow.WorkflowEngine;
+
+/**
+ * The one worker thread: takes the first pending prompt from the store, runs it on the engine (one prompt at a time),
+ * forwards the engine's events to the websocket clients in ComfyUI's shapes, and writes the outcome to the history.
+ */
+final class PromptRunner implements Runnable {
+    private static final ObjectMapper JSON = PromptStore.JSON;
+
+    private final PromptStore store;
+    private final WorkflowEngine engine;
+    private final Hub hub;
+    private final PreviewFormats previews;
+    private final Map<String, CompletableFuture<PromptStore.Entry>> waiters = new ConcurrentHashMap<>();
+    private final Object signal = new Object();
+    private volatile boolean stopping;
+    private volatile boolean freeRequested;
+    private volatile String runningId;
+    private Thread thread;
+
+    PromptRunner(PromptStore store, WorkflowEngine engine, Hub hub) {
+        this.store = store;
+        this.engine = engine;
+        this.hub = hub;
+        this.previews = new PreviewFormats(engine.paths());
+    }
+
+    void start() {
+        thread = Thread.ofPlatform().name("jdiffusion-prompt-runner").daemon().start(this);
+    }
+
+    /** A new prompt is queued (or memory should be freed): wake the worker. */
+    void wake() {
+        synchronized (signal) {
+            signal.notifyAll();
+        }
+    }
+
+    String runningId() {
+        return runningId;
+    }
+
+    /** Interrupts the running prompt (only the given one when promptId is not null). */
+    boolean interrupt(String promptId) {
+        String running = runningId;
+        if (running == null || (promptId != null && !promptId.equals(running))) {
+            return false;
+        }
+        engine.interrupt();
+        return true;
+    }
+
+    /** /free: done between prompts, as ComfyUI does. */
+    void requestFree() {
+        freeRequested = true;
+        wake();
+    }
+
+    /** A future completed when the prompt is in the history (for the synchronous A1111 / Stability endpoints). */
+    CompletableFuture<PromptStore.Entry> completion(String promptId) {
+        CompletableFuture<PromptStore.Entry> f = waiters.computeIfAbsent(promptId, k -> new CompletableFuture<>());
+        PromptStore.Entry e = store.get(promptId);
+        if (e != null && "done".equals(e.state())) {
+            waiters.remove(promptId);
+            f.complete(e);
+        }
+        return f;
+    }
+
+    void stop() {
+        stopping = true;
+        engine.interrupt();
+        wake();
+        if (thread != null) {
+            try {
+                thread.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @Override
+    public void run() {
+        while (!stopping) {
+            if (freeRequested) {
+                freeRequested = false;
+                engine.free();
+            }
+            PromptStore.Entry next = store.takeNext();
+            if (next == null) {
+                synchronized (signal) {
+                    try {
+                        signal.wait(500);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+                continue;
+            }
+            runOne(next);
+        }
+    }
+
+    private void runOne(PromptStore.Entry entry) {
+        runningId = entry.promptId();
+        broadcastStatus();
+        Events events = new Events(entry);
+        if (entry.restarts() > 0) {
+            events.messages.add(PromptStore.message("execution_restarted", entry.promptId(),
+                    "the server stopped while this prompt ran; it was run again (" + entry.restarts() + ")"));
+        }
+        ObjectNode outputs = JSON.createObjectNode();
+        ObjectNode status;
+        try {
+            JsonNode pngInfo = entry.extraData().get("extra_pnginfo");
+            WorkflowEngine.ExecutionResult r = engine.execute(Prompt.parse(entry.prompt()), entry.promptId(),
+                    pngInfo, events);
+            r.outputs().forEach((node, ui) -> outputs.set(node, JSON.valueToTree(ui)));
+            status = switch (r.status()) {
+                case SUCCESS -> PromptStore.status("success", true, events.messages);
+                case INVALID -> PromptStore.status("error", false, withError(events, entry, r.message()));
+                default -> PromptStore.status("error", false, events.messages);
+            };
+        } catch (RuntimeException e) {
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            status = PromptStore.status("error", false, withError(events, entry, m));
+        }
+        store.finish(entry.promptId(), outputs, status);
+        runningId = null;
+        CompletableFuture<PromptStore.Entry> f = waiters.remove(entry.promptId());
+        if (f != null) {
+            f.complete(store.get(entry.promptId()));
+        }
+        broadcastStatus();
+    }
+
+    private static List<ArrayNode> withError(Events events, PromptStore.Entry entry, String message) {
+        events.messages.add(PromptStore.message("execution_error", entry.promptId(), message));
+        return events.messages;
+    }
+
+    /** {type: status, data: {status: {exec_info: {queue_remaining}}}} to every client. */
+    void broadcastStatus() {
+        hub.send("status", statusData(null), null);
+    }
+
+    ObjectNode statusData(String sid) {
+        ObjectNode d = JSON.createObjectNode();
+        d.putObject("status").putObject("exec_info").put("queue_remaining", store.remaining());
+        if (sid != null) {
+            d.put("sid", sid);
+        }
+        return d;
+    }
+
+    /** The engine's events as ComfyUI's websocket messages; the ones ComfyUI keeps go to the history too. */
+    private final class Events implements ExecutionListener {
+        private final PromptStore.Entry entry;
+        private final String sid;
+        final List<ArrayNode> messages = new ArrayList<>();
+
+        Events(PromptStore.Entry entry) {
+            this.entry = entry;
+            this.sid = entry.clientId();
+        }
+
+        private ObjectNode data() {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("prompt_id", entry.promptId());
+            return d;
+        }
+
+        private void sendKept(String type, ObjectNode d) {
+            d.put("timestamp", System.currentTimeMillis());
+            ArrayNode m = JSON.createArrayNode();
+            m.add(type).add(d);
+            messages.add(m);
+            hub.send(type, d, sid);
+        }
+
+        @Override
+        public void executionStart(String promptId) {
+            sendKept("execution_start", data());
+        }
+
+        @Override
+        public void executionCached(String promptId, List<String> nodeIds) {
+            ObjectNode d = data();
+            ArrayNode nodes = d.putArray("nodes");
+            nodeIds.forEach(nodes::add);
+            sendKept("execution_cached", d);
+        }
+
+        @Override
+        public void executing(String promptId, String nodeId) {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("node", nodeId);
+            d.put("display_node", nodeId);
+            d.put("prompt_id", entry.promptId());
+            hub.send("executing", d, sid);
+        }
+
+        @Override
+        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("value", value);
+            d.put("max", max);
+            d.put("prompt_id", entry.promptId());
+            d.put("node", nodeId);
+            hub.send("progress", d, sid);
+            if (latent != null && shape != null && shape.length == 4) {
+                try {
+                    LatentPreview.Format f = previews.forNode(entry.prompt(), nodeId);
+                    hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, LatentPreview.jpeg(f, latent, shape)),
+                            sid);
+                } catch (RuntimeException e) {
+                    // a preview is a courtesy: never fail the prompt for it
+                }
+            }
+        }
+
+        @Override
+        public void executed(String promptId, String nodeId, Map<String, Object> ui) {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("node", nodeId);
+            d.put("display_node", nodeId);
+            d.set("output", JSON.valueToTree(ui));
+            d.put("prompt_id", entry.promptId());
+            hub.send("executed", d, sid);
+        }
+
+        @Override
+        public void executionSuccess(String promptId) {
+            sendKept("execution_success", data());
+        }
+
+        @Override
+        public void executionError(String promptId, String nodeId, String nodeType, List<String> executed,
+                String exceptionMessage, String exceptionType) {
+            ObjectNode d = data();
+            d.put("node_id", nodeId);
+            d.put("node_type", nodeType);
+            ArrayNode ex = d.putArray("executed");
+            executed.forEach(ex::add);
+            d.put("exception_message", exceptionMessage);
+            d.put("exception_type", exceptionType);
+            d.putArray("traceback");
+            d.putObject("current_inputs");
+            d.putObject("current_outputs");
+            sendKept("execution_error", d);
+        }
+
+        @Override
+        public void executionInterrupted(String promptId, String nodeId, String nodeType, List<String> executed) {
+            ObjectNode d = data();
+            d.put("node_id", nodeId);
+            d.put("node_type", nodeType);
+            ArrayNode ex = d.putArray("executed");
+            executed.forEach(ex::add);
+            sendKept("execution_interrupted", d);
+        }
+    }
+}
