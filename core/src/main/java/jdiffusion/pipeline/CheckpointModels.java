@@ -89,7 +89,7 @@ final class CheckpointModels implements PipelineModels {
             List<AutoCloseable> open) throws ModelFormatException {
         List<jdiffusion.lora.LoraSpec> specs = new ArrayList<>();
         for (GenerateRequest.LoraSpec l : r.loras()) {
-            specs.add(new jdiffusion.lora.LoraSpec(l.file(), (float) l.strength(), (float) l.strength()));
+            specs.add(new jdiffusion.lora.LoraSpec(l.file(), (float) l.strength(), (float) l.clipStrength()));
         }
         LoraStack stack = LoraStack.load(new ModelComponents(unet, te.get(0), te.size() > 1 ? te.get(1) : null), specs);
         open.add(stack);

@@ -30,7 +30,7 @@ public final class RequestValidator {
         }
         for (GenerateRequest.LoraSpec lora : r.loras()) {
             requireFile("LoRA", lora.file());
-            if (!Double.isFinite(lora.strength())) {
+            if (!Double.isFinite(lora.strength()) || !Double.isFinite(lora.clipStrength())) {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
