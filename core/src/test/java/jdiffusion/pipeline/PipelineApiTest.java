@@ -111,4 +111,20 @@ class PipelineApiTest {
         assertTrue(e.getMessage().contains("tiny-sd1-lora-kohya.safetensors") && e.getMessage().contains("VAE"),
                 e.getMessage());
     }
+
+    @Test
+    void modelsLoadedOnceServeSeveralRequests() {
+        GenerateRequest first = tiny().steps(1).build();
+        try (PipelineModels models = Pipeline.load(first)) {
+            GenerateResult a = Pipeline.generate(models, first, ProgressListener.NONE, CancellationToken.none());
+            GenerateResult b = Pipeline.generate(models, tiny().steps(1).seed(8L).build(), ProgressListener.NONE,
+                    CancellationToken.none());
+            GenerateResult again = Pipeline.generate(GenerateRequest.builder(first.model()).prompt("a red apple")
+                    .negativePrompt("blurry").size(64, 64).steps(1).cfg(4.0).seed(7L).build(), ProgressListener.NONE,
+                    CancellationToken.none());
+            assertEquals(8L, b.seed());
+            assertTrue(!java.util.Arrays.equals(a.latent(), b.latent()), "another seed, another latent");
+            Golden.assertClose("reused models", again.latent(), a.latent(), 1e-4);
+        }
+    }
 }
