@@ -32,6 +32,8 @@ import jdiffusion.sampling.TorchGenerator;
  * generator seeded with the seed, in diffusers' order.
  */
 final class Sampling {
+    private static final int DIFFUSERS_TOKENS = 77;
+
     private Sampling() {
     }
 
@@ -69,7 +71,7 @@ final class Sampling {
 
     /** {cond, uncond}; uncond is null when no uncond pass will run. */
     private static TextCond[] encodePrompts(PipelineModels m, ResolvedSettings s, boolean guided, boolean comfy) {
-        TextCond cond = m.encodeText(s.prompt(), s.clipSkip());
+        TextCond cond = encode(m, s.prompt(), s.clipSkip(), comfy);
         if (!guided) {
             return new TextCond[] {cond, null};
         }
@@ -78,9 +80,19 @@ final class Sampling {
         if (negative == null && !comfy && m.isSdxl()) {
             uncond = cond.zeros(); // diffusers' force_zeros_for_empty_prompt
         } else {
-            uncond = m.encodeText(negative == null ? "" : negative, s.clipSkip());
+            uncond = encode(m, negative == null ? "" : negative, s.clipSkip(), comfy);
         }
         return new TextCond[] {cond, uncond};
+    }
+
+    /** ComfyUI encodes a long prompt in 77-token chunks; diffusers truncates it to the first 77 tokens. */
+    private static TextCond encode(PipelineModels m, String prompt, int clipSkip, boolean comfy) {
+        TextCond c = m.encodeText(prompt, clipSkip);
+        if (comfy || c.tokens() <= DIFFUSERS_TOKENS) {
+            return c;
+        }
+        return new TextCond(java.util.Arrays.copyOf(c.context(), DIFFUSERS_TOKENS * c.dim()), DIFFUSERS_TOKENS,
+                c.dim(), c.pooled());
     }
 
     private static PipelineModels.Moments encodeImage(PipelineModels m, PngImage init) {
