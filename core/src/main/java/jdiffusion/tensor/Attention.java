@@ -99,7 +99,7 @@ final class Attention {
         float blockMax = Ops.max(s, base, visible) * scale;
         float newMax = Math.max(max[i], blockMax);
         if (newMax > max[i] && max[i] != Float.NEGATIVE_INFINITY) {
-            float alpha = (float) Math.exp(max[i] - newMax);
+            float alpha = Vec.exp(max[i] - newMax);
             sum[i] *= alpha;
             Ops.scaleRow(o, oBase, ldo, alpha);
         }

@@ -161,7 +161,7 @@ public final class Ops {
         for (; j < bound; j += Vec.L) {
             acc = acc.add(FloatVector.fromArray(Vec.S, x, base + j));
         }
-        double s = acc.reduceLanes(VectorOperators.ADD);
+        double s = Vec.sumLanes(acc);
         for (; j < n; j++) {
             s += x[base + j];
         }
@@ -177,7 +177,7 @@ public final class Ops {
             FloatVector d = FloatVector.fromArray(Vec.S, x, base + j).sub(mean);
             acc = d.fma(d, acc);
         }
-        double s = acc.reduceLanes(VectorOperators.ADD);
+        double s = Vec.sumLanes(acc);
         for (; j < n; j++) {
             double d = x[base + j] - mean;
             s += d * d;
@@ -267,9 +267,9 @@ public final class Ops {
             e.intoArray(x, base + j);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = Vec.sumLanes(acc);
         for (; j < n; j++) {
-            float e = (float) Math.exp(x[base + j] * scale - shift);
+            float e = Vec.exp(x[base + j] * scale - shift);
             x[base + j] = e;
             sum += e;
         }

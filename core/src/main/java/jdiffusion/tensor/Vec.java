@@ -1,6 +1,7 @@
 package jdiffusion.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -13,8 +14,60 @@ final class Vec {
     private Vec() {
     }
 
+    // exp(x) = 2^k * p(r), k = round(x / ln 2), r = x - k ln 2 (two-part ln 2), p a degree-7 Taylor polynomial
+    // (relative error < 1e-8 on |r| <= ln2/2). Only add, mul and fma, which round identically in the interpreter and
+    // in JIT-compiled code: VectorOperators.EXP is SVML once compiled but Math.exp per lane before, so results changed
+    // by an ulp during warm-up and the same seed could give different pixels from run to run.
+    private static final float EXP_HI = 88.0f;
+    private static final float EXP_LO = -87.0f;
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    private static final float ROUNDER = 12582912f; // 1.5 * 2^23: adding it rounds to an integer
+    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
+    private static final float[] EXP_POLY = {1f / 5040, 1f / 720, 1f / 120, 1f / 24, 1f / 6, 0.5f, 1f, 1f};
+
     static FloatVector exp(FloatVector x) {
-        return x.lanewise(VectorOperators.EXP);
+        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
+        FloatVector t = xc.fma(LOG2E, ROUNDER);
+        FloatVector k = t.sub(ROUNDER);
+        FloatVector r = k.fma(FloatVector.broadcast(S, -LN2_HI), xc);
+        r = k.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(S, EXP_POLY[0]);
+        for (int i = 1; i < EXP_POLY.length; i++) {
+            p = p.fma(r, FloatVector.broadcast(S, EXP_POLY[i]));
+        }
+        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23);
+        FloatVector y = p.mul((FloatVector) bits.reinterpretAsFloats());
+        return y.blend(0f, x.compare(VectorOperators.LT, EXP_LO));
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: bit-identical lane by lane. */
+    static float exp(float x) {
+        if (x < EXP_LO) {
+            return 0f;
+        }
+        float xc = Math.min(x, EXP_HI);
+        float t = Math.fma(xc, LOG2E, ROUNDER);
+        float k = t - ROUNDER;
+        float r = Math.fma(k, -LN2_HI, xc);
+        r = Math.fma(k, -LN2_LO, r);
+        float p = EXP_POLY[0];
+        for (int i = 1; i < EXP_POLY.length; i++) {
+            p = Math.fma(p, r, EXP_POLY[i]);
+        }
+        return p * Float.intBitsToFloat((Float.floatToRawIntBits(t) - ROUNDER_BITS + 127) << 23);
+    }
+
+    /** Sum of the lanes in lane order: reduceLanes(ADD) may add in another order once compiled. */
+    static float sumLanes(FloatVector v) {
+        float[] lanes = new float[L];
+        v.intoArray(lanes, 0);
+        float s = 0;
+        for (float f : lanes) {
+            s += f;
+        }
+        return s;
     }
 
     /** x * sigmoid(x); exp(-x) overflowing to infinity gives the right limit, -0. */
@@ -23,7 +76,7 @@ final class Vec {
     }
 
     static float silu(float x) {
-        return x / (1 + (float) Math.exp(-x));
+        return x / (1 + exp(-x));
     }
 
     static FloatVector quickGelu(FloatVector x) {
@@ -31,7 +84,7 @@ final class Vec {
     }
 
     static float quickGelu(float x) {
-        return x / (1 + (float) Math.exp(-1.702f * x));
+        return x / (1 + exp(-1.702f * x));
     }
 
     /**
