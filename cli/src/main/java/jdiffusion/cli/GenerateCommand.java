@@ -74,6 +74,11 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prediction", paramLabel = "KIND", description = "auto|eps|v|x0 (default: auto)")
     String prediction = "auto";
 
+    @Option(names = "--preset", paramLabel = "NAME",
+            description = "lightning|lcm|turbo: sampler, scheduler, steps, cfg (and turbo's 512x512) for few-step"
+                    + " models; explicit flags win")
+    String preset;
+
     @Option(names = "--clip-skip", paramLabel = "N", description = "text encoder layer from the end (1 = last)")
     Integer clipSkip;
 
@@ -97,8 +102,8 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        GenerateRequest request = request();
         PrintStream err = System.err;
+        GenerateRequest request = PresetOption.apply(request(), preset, err);
         // the seed is printed once the request passed validation, before the long part starts
         ProgressBar bar = new ProgressBar(err, quiet, System.console() != null && System.console().isTerminal(),
                 "seed: " + Long.toUnsignedString(request.seed()));

@@ -17,6 +17,9 @@ import jdiffusion.io.MappedWeights;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.TensorInfo;
+import jdiffusion.lora.LoraFile;
+import jdiffusion.lora.LoraInfo;
+import jdiffusion.lora.LoraInfoPrinter;
 import jdiffusion.model.ModelConfig;
 import jdiffusion.model.ModelConfig.ComponentStats;
 import jdiffusion.model.ModelConfig.TextEncoderSpec;
@@ -29,10 +32,11 @@ import picocli.CommandLine.Parameters;
 
 /** {@code jdiffusion info FILE}: family, architecture numbers, parameters and dtype per component (header only). */
 @Command(name = "info", mixinStandardHelpOptions = true,
-        description = "Show what a checkpoint is: family, architecture numbers, parameter count and dtype per component. "
+        description = "Show what a checkpoint is: family, architecture numbers, parameter count and dtype per component; "
+                + "for a LoRA file: format, target family, ranks, alphas and modules per component. "
                 + "Reads only the file header.")
 public final class InfoCommand implements Callable<Integer> {
-    @Parameters(paramLabel = "FILE", description = "checkpoint (.safetensors), or a UNet file alone")
+    @Parameters(paramLabel = "FILE", description = "checkpoint (.safetensors), a UNet file alone, or a LoRA (LoHa, LoKr) file")
     Path file;
 
     @Option(names = "--unet", paramLabel = "FILE", description = "replace the checkpoint's UNet (LDM or diffusers layout)")
@@ -47,6 +51,9 @@ public final class InfoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = System.out;
+        if (unet == null && vae == null && printLora(out)) {
+            return 0;
+        }
         Checkpoint ckpt;
         try {
             ckpt = Checkpoint.open(file);
@@ -125,6 +132,47 @@ public final class InfoCommand implements Callable<Integer> {
                 u.contextDim(), u.linearProj() ? "linear" : "conv 1x1",
                 u.numHeads() > 0 ? u.numHeads() + " heads" : "head size " + u.headDim(),
                 u.admInChannels() > 0 ? ", adm in " + u.admInChannels() : "", u.inChannels(), u.outChannels());
+    }
+
+    /**
+     * A LoRA / LoHa / LoKr file: format, target family, ranks, alphas, modules per component; false when the file is
+     * no LoRA (or cannot be read: the checkpoint path reports that).
+     */
+    private boolean printLora(PrintStream out) throws Exception {
+        SafeTensors st;
+        try {
+            st = SafeTensors.open(file);
+        } catch (ModelFormatException | RuntimeException e) {
+            return false;
+        }
+        try (st) {
+            if (!LoraFile.isLora(st)) {
+                return false;
+            }
+            LoraInfo info = LoraInfo.describe(st);
+            if (json) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("file", file.toString());
+                root.put("kind", "lora");
+                root.put("format", info.format());
+                root.put("family", info.family().label());
+                root.put("ranks", info.ranks());
+                root.put("alphas", info.alphas());
+                root.put("modules_without_alpha", info.missingAlpha());
+                Map<String, Integer> modules = new LinkedHashMap<>();
+                info.modules().forEach((c, n) -> modules.put(c.label(), n));
+                root.put("modules", modules);
+                root.put("module_count", info.moduleCount());
+                root.put("conv_modules", info.conv());
+                root.put("keys", info.keys());
+                root.put("unrecognized_keys", info.unrecognizedKeys());
+                root.put("metadata", info.metadata());
+                out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
+            } else {
+                LoraInfoPrinter.lines(info).forEach(out::println);
+            }
+            return true;
+        }
     }
 
     /** A UNet without the rest (e.g. sdxl_lightning_4step_unet.safetensors): print what it is, or false. */

@@ -99,7 +99,8 @@ class InfoCommandTest {
 
     @Test
     void badInputIsOneLineAndNonZero() throws Exception {
-        assertOneLineError(run("info", model("tiny-sd1-lora-kohya.safetensors").toString()),
+        // a tensor file that is neither checkpoint, UNet nor LoRA (a LoRA file is described: InfoLoraTest)
+        assertOneLineError(run("info", model("../pipe_sd1_txt2img_lora.safetensors").toString()),
                 "not a Stable Diffusion checkpoint, missing UNet (model.diffusion_model.*), VAE (first_stage_model.*), text encoder");
         assertOneLineError(run("info", dir.resolve("missing.safetensors").toString()), "missing.safetensors: file not found");
         assertOneLineError(run("info", dir.toString()), "is a directory");

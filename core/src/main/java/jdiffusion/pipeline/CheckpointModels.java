@@ -73,8 +73,10 @@ final class CheckpointModels implements PipelineModels {
             UNet unet = UNet.load(unetWeights);
             Vae vae = Vae.load(ckpt.vae());
             TextConditioner text = TextConditioner.of(family, te);
-            PredictionType prediction = ckpt.config().prediction() == ModelConfig.Prediction.V
-                    ? PredictionType.V : PredictionType.EPS;
+            // a --unet file's name or metadata (SDXL-Lightning 1-step x0) speaks for the UNet before the checkpoint
+            PredictionType prediction = PredictionHint.of(r.model(), ckpt.metadata(), r.unet(),
+                            r.unet() == null ? null : ckpt.unet().file().metadata()).map(PredictionHint::prediction)
+                    .orElse(ckpt.config().prediction() == ModelConfig.Prediction.V ? PredictionType.V : PredictionType.EPS);
             return new CheckpointModels(open, family, unet, vae, text, prediction, ckpt.family().latentScale());
         } catch (ModelFormatException | RuntimeException e) {
             closeAll(open);
