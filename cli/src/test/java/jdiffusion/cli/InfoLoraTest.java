@@ -11,8 +11,11 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import jdiffusion.io.DType;
 import jdiffusion.io.SafeTensors;
+import jdiffusion.io.SafeTensorsWriter;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code jdiffusion info LORA_FILE} on the two golden kohya LoRAs: format, family, rank, alpha and modules per
@@ -88,6 +91,34 @@ class InfoLoraTest {
     void sdxlLora() throws Exception {
         describes("tiny-sdxl-lora-kohya.safetensors", "SDXL", 236, "UNet 200, te1 18, te2 18", 1.0f);
         assertEquals(708, count(model("tiny-sdxl-lora-kohya.safetensors")).keys());
+    }
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aLoraWithoutAlphaOrWithMismatchedRanks() throws Exception {
+        String module = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q";
+        Path noAlpha = dir.resolve("no_alpha.safetensors");
+        SafeTensorsWriter.to(noAlpha)
+                .add(module + ".lora_down.weight", DType.F32, new long[] {2, 8}, new float[16])
+                .add(module + ".lora_up.weight", DType.F32, new long[] {8, 2}, new float[16]).write();
+        LightningCli.Run r = cli("info", noAlpha.toString());
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("  rank:    2\n"), r.out());
+        assertTrue(r.out().contains("  alpha:   none (1 modules without alpha use alpha = rank)"), r.out());
+        assertTrue(r.out().contains("  modules: 1 (UNet 1)"), r.out());
+
+        Path mismatch = dir.resolve("mismatch.safetensors");
+        SafeTensorsWriter.to(mismatch)
+                .add(module + ".lora_down.weight", DType.F32, new long[] {4, 8}, new float[32])
+                .add(module + ".lora_up.weight", DType.F32, new long[] {8, 2}, new float[16]).write();
+        LightningCli.Run bad = cli("info", mismatch.toString());
+        assertTrue(bad.exit() != 0, bad.out());
+        String[] lines = bad.err().strip().split("\n");
+        assertEquals(1, lines.length, bad.err());
+        assertTrue(lines[0].startsWith("jdiffusion: error: ") && lines[0].contains(module), lines[0]);
+        assertTrue(lines[0].contains("rank"), lines[0]);
     }
 
     @Test
