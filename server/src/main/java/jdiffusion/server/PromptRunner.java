@@ -140,6 +140,9 @@ final class PromptRunner implements Runnable {
             status = PromptStore.status("error", false, withError(events, entry, m));
         }
         store.finish(entry.promptId(), outputs, status);
+        // as ComfyUI: "executing null" (the prompt is done) only once the history has it, so a client that
+        // fetches /history on that message finds the outputs
+        events.done();
         runningId = null;
         CompletableFuture<PromptStore.Entry> f = waiters.remove(entry.promptId());
         if (f != null) {
@@ -207,6 +210,16 @@ final class PromptRunner implements Runnable {
 
         @Override
         public void executing(String promptId, String nodeId) {
+            if (nodeId != null) {
+                sendExecuting(nodeId);
+            }
+        }
+
+        void done() {
+            sendExecuting(null);
+        }
+
+        private void sendExecuting(String nodeId) {
             ObjectNode d = JSON.createObjectNode();
             d.put("node", nodeId);
             d.put("display_node", nodeId);
