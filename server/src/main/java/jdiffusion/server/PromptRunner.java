@@ -111,7 +111,19 @@ final class PromptRunner implements Runnable {
                 }
                 continue;
             }
-            runOne(next);
+            try {
+                runOne(next);
+            } catch (Throwable t) {
+                // the worker must outlive any one prompt: record the failure and go on with the queue
+                String m = t.getMessage() == null ? t.toString() : t.getMessage();
+                store.finish(next.promptId(), JSON.createObjectNode(), PromptStore.status("error", false,
+                        List.of(PromptStore.message("execution_error", next.promptId(), m))));
+                runningId = null;
+                CompletableFuture<PromptStore.Entry> f = waiters.remove(next.promptId());
+                if (f != null) {
+                    f.complete(store.get(next.promptId()));
+                }
+            }
         }
     }
 
