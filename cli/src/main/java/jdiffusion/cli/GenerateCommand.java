@@ -98,8 +98,9 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         GenerateRequest request = request();
         PrintStream err = System.err;
-        err.println("seed: " + Long.toUnsignedString(request.seed()));
-        ProgressBar bar = new ProgressBar(err, quiet, System.console() != null && System.console().isTerminal());
+        // the seed is printed once the request passed validation, before the long part starts
+        ProgressBar bar = new ProgressBar(err, quiet, System.console() != null && System.console().isTerminal(),
+                "seed: " + Long.toUnsignedString(request.seed()));
         CancellationToken cancel = new CancellationToken();
         Thread hook = new Thread(cancel::cancel, "cancel-on-exit");
         Runtime.getRuntime().addShutdownHook(hook);

@@ -10,8 +10,12 @@ import picocli.CommandLine.Command;
         subcommands = {
             CommandLine.HelpCommand.class,
             SamplersCommand.class,
+            InfoCommand.class,
+            DevCommand.class,
             TokenizeCommand.class,
             GenerateCommand.class,
+            BenchCommand.class,
+            RunCommand.class,
             ServeCommand.class,
         })
 public final class Main implements Runnable {
@@ -39,6 +43,14 @@ public final class Main implements Runnable {
             }
             err.flush();
             return ex instanceof CliException ce ? ce.exitCode() : 1;
+        });
+        // a mistyped flag or value is one line too, with where to look, not the whole usage text
+        cl.setParameterExceptionHandler((ex, badArgs) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println("jdiffusion: error: " + ex.getMessage() + " (see: jdiffusion "
+                    + ex.getCommandLine().getCommandName() + " --help)");
+            err.flush();
+            return 2;
         });
         return cl.execute(args);
     }

@@ -13,17 +13,27 @@ final class ProgressBar implements ProgressListener {
     private final PrintStream out;
     private final boolean quiet;
     private final boolean terminal;
+    private final String banner;
     private long startNanos;
     private boolean drawing;
 
     ProgressBar(PrintStream out, boolean quiet, boolean terminal) {
+        this(out, quiet, terminal, null);
+    }
+
+    /** banner: a line printed (even when quiet) when the first stage starts, i.e. once the request is valid. */
+    ProgressBar(PrintStream out, boolean quiet, boolean terminal, String banner) {
         this.out = out;
         this.quiet = quiet;
         this.terminal = terminal;
+        this.banner = banner;
     }
 
     @Override
     public void onStage(String stage) {
+        if (banner != null && stage.equals("load")) {
+            out.println(banner);
+        }
         if (quiet) {
             return;
         }

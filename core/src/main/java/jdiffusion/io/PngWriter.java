@@ -65,6 +65,7 @@ public final class PngWriter {
             throw new IOException("output folder is not writable: " + dir);
         }
         try {
+            readableByAll(tmp);
             Files.write(tmp, bytes);
             for (int counter = 0; ; counter++) {
                 Path candidate = counter == 0 ? target : withCounter(target, counter);
@@ -87,6 +88,15 @@ public final class PngWriter {
             }
         } finally {
             Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Temp files are created owner-only; an image is an ordinary file (rw-r--r--, where POSIX permissions exist). */
+    private static void readableByAll(Path tmp) throws IOException {
+        try {
+            Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (UnsupportedOperationException notPosix) {
+            // Windows: the temp file already has the folder's default access
         }
     }
 

@@ -1,10 +1,10 @@
 package jdiffusion.io;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -22,7 +22,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -39,10 +38,8 @@ public final class SafeTensors implements AutoCloseable {
     /** Real headers are a few hundred KB; anything near this is hostile or corrupt. */
     public static final long MAX_HEADER_BYTES = 100L << 20;
 
-    /** Strict JSON: a duplicated tensor name or trailing garbage after the header object is an error, not a guess. */
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    /** Strict JSON: a duplicated tensor name is an error, not a guess (trailing content is checked after parsing). */
+    private static final JsonFactory JSON = JsonFactory.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfDouble DOUBLE_LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -86,6 +83,11 @@ public final class SafeTensors implements AutoCloseable {
             MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             long headerLen = all.get(LONG_LE, 0);
             if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
+                // only now guess at other formats: a valid header length may well start with any byte pattern
+                String otherFormat = otherFormat(all);
+                if (otherFormat != null) {
+                    throw new ModelFormatException(where + ": not a safetensors file (" + otherFormat + ")");
+                }
                 throw new ModelFormatException(where + ": not a safetensors file (header length " + Long.toUnsignedString(headerLen)
                         + " is outside 2.." + MAX_HEADER_BYTES + ")");
             }
@@ -107,6 +109,25 @@ public final class SafeTensors implements AutoCloseable {
         }
     }
 
+    /** Names the format of files people commonly mistake for safetensors, from their first bytes; else null. */
+    private static String otherFormat(MemorySegment all) {
+        byte b0 = all.get(ValueLayout.JAVA_BYTE, 0);
+        byte b1 = all.get(ValueLayout.JAVA_BYTE, 1);
+        byte b2 = all.get(ValueLayout.JAVA_BYTE, 2);
+        byte b3 = all.get(ValueLayout.JAVA_BYTE, 3);
+        if (b0 == 'P' && b1 == 'K' && b2 == 3 && b3 == 4) {
+            return "a zip archive, as PyTorch .ckpt/.pt pickles are; jdiffusion reads only .safetensors, "
+                    + "since unpickling can run arbitrary code";
+        }
+        if (b0 == 'G' && b1 == 'G' && b2 == 'U' && b3 == 'F') {
+            return "a GGUF file";
+        }
+        if ((b0 & 0xff) == 0x80 && b1 >= 2 && b1 <= 5) {
+            return "a Python pickle (legacy PyTorch .ckpt); jdiffusion reads only .safetensors";
+        }
+        return null;
+    }
+
     /** Turns a low-level failure while opening or mapping a file into one line that names the file and the cause. */
     static ModelFormatException describe(Path path, Exception e) {
         String where = path.toString();
@@ -119,43 +140,60 @@ public final class SafeTensors implements AutoCloseable {
         };
     }
 
+    /**
+     * Parses the header with Jackson's streaming parser: no tree, no databind (its start-up alone costs more than
+     * reading an SDXL header), one pass over the bytes.
+     */
     private static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
                                                        Map<String, String> meta) throws ModelFormatException {
-        String text;
         try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(headerBytes)).toString();
+            StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(headerBytes));
         } catch (CharacterCodingException e) {
             throw new ModelFormatException(where + ": header is not valid UTF-8 text (not a safetensors file?)");
         }
-        JsonNode root;
-        try {
-            root = JSON.readTree(text);
+        Map<String, TensorInfo> infos = new LinkedHashMap<>();
+        try (JsonParser p = JSON.createParser(headerBytes)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                throw new ModelFormatException(where + ": header is not a JSON object");
+            }
+            while (p.nextToken() == JsonToken.FIELD_NAME) {
+                String name = p.currentName();
+                JsonToken value = p.nextToken();
+                if (name.equals("__metadata__")) {
+                    readMetadata(where, p, value, meta);
+                } else {
+                    infos.put(name, parseEntry(where, name, p, value, dataSize));
+                }
+            }
+            if (p.nextToken() != null) {
+                throw new ModelFormatException(where + ": header is not valid JSON (trailing content after the header object)");
+            }
         } catch (JsonParseException e) {
             throw new ModelFormatException(where + ": header is not valid JSON (" + oneLine(e.getOriginalMessage()) + ")");
+        } catch (ModelFormatException e) {
+            throw e;
         } catch (IOException e) {
             throw new ModelFormatException(where + ": header is not valid JSON (" + oneLine(e.getMessage()) + ")");
         }
-        if (root == null || !root.isObject()) {
-            throw new ModelFormatException(where + ": header is not a JSON object");
-        }
-        Map<String, TensorInfo> infos = new LinkedHashMap<>();
-        Iterator<Map.Entry<String, JsonNode>> it = root.fields();
-        while (it.hasNext()) {
-            Map.Entry<String, JsonNode> e = it.next();
-            String name = e.getKey();
-            JsonNode v = e.getValue();
-            if (name.equals("__metadata__")) {
-                if (!v.isObject()) {
-                    throw new ModelFormatException(where + ": __metadata__ is not a JSON object");
-                }
-                v.fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().isTextual() ? m.getValue().asText() : m.getValue().toString()));
-                continue;
-            }
-            infos.put(name, parseEntry(where, name, v, dataSize));
-        }
         checkOverlaps(where, infos);
         return Collections.unmodifiableMap(infos);
+    }
+
+    /** __metadata__: a string-to-string map; other scalar values are kept as their text, nested values skipped. */
+    private static void readMetadata(String where, JsonParser p, JsonToken value, Map<String, String> meta) throws IOException {
+        if (value != JsonToken.START_OBJECT) {
+            throw new ModelFormatException(where + ": __metadata__ is not a JSON object");
+        }
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String key = p.currentName();
+            JsonToken v = p.nextToken();
+            if (v.isStructStart()) {
+                p.skipChildren();
+            } else {
+                meta.put(key, p.getText());
+            }
+        }
     }
 
     private static String oneLine(String s) {
@@ -166,42 +204,65 @@ public final class SafeTensors implements AutoCloseable {
         return flat.length() > 200 ? flat.substring(0, 200) + "..." : flat;
     }
 
-    private static TensorInfo parseEntry(String where, String name, JsonNode v, long dataSize) throws ModelFormatException {
+    private static TensorInfo parseEntry(String where, String name, JsonParser p, JsonToken value, long dataSize)
+            throws IOException {
         String prefix = where + ": tensor '" + name + "'";
-        if (!v.isObject()) {
+        if (value != JsonToken.START_OBJECT) {
+            if (value.isStructStart()) {
+                p.skipChildren();
+            }
             throw new ModelFormatException(prefix + " has no {dtype, shape, data_offsets} entry");
         }
-        JsonNode dt = v.get("dtype");
-        JsonNode sh = v.get("shape");
-        JsonNode off = v.get("data_offsets");
-        if (dt == null || !dt.isTextual() || sh == null || !sh.isArray() || off == null || !off.isArray() || off.size() != 2) {
+        String dtypeName = null;
+        List<String> shapeText = null;
+        List<String> offsetText = null;
+        boolean malformed = false;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            JsonToken v = p.nextToken();
+            switch (field) {
+                case "dtype" -> {
+                    if (v == JsonToken.VALUE_STRING) {
+                        dtypeName = p.getText();
+                    } else {
+                        malformed = true;
+                        p.skipChildren();
+                    }
+                }
+                case "shape" -> shapeText = numbers(p, v);
+                case "data_offsets" -> offsetText = numbers(p, v);
+                default -> p.skipChildren();
+            }
+        }
+        if (malformed || dtypeName == null || shapeText == null || offsetText == null || offsetText.size() != 2) {
             throw new ModelFormatException(prefix + " has a malformed entry (needs dtype, shape and two data_offsets)");
         }
-        DType dtype = DType.fromName(dt.asText());
+        DType dtype = DType.fromName(dtypeName);
         if (dtype == null) {
-            throw new ModelFormatException(prefix + " has unknown dtype '" + dt.asText() + "'");
+            throw new ModelFormatException(prefix + " has unknown dtype '" + dtypeName + "'");
         }
-        long[] shape = new long[sh.size()];
+        String shapeString = "[" + String.join(",", shapeText) + "]";
+        long[] shape = new long[shapeText.size()];
         long numel = 1;
         for (int i = 0; i < shape.length; i++) {
-            JsonNode d = sh.get(i);
-            if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) {
-                throw new ModelFormatException(prefix + " has an invalid shape " + sh);
+            Long d = integer(shapeText.get(i));
+            if (d == null || d < 0) {
+                throw new ModelFormatException(prefix + " has an invalid shape " + shapeString);
             }
-            shape[i] = d.asLong();
+            shape[i] = d;
             try {
                 numel = Math.multiplyExact(numel, shape[i]);
             } catch (ArithmeticException ex) {
-                throw new ModelFormatException(prefix + " has an impossibly large shape " + sh);
+                throw new ModelFormatException(prefix + " has an impossibly large shape " + shapeString);
             }
         }
-        JsonNode b0 = off.get(0);
-        JsonNode b1 = off.get(1);
-        if (!b0.isIntegralNumber() || !b1.isIntegralNumber() || !b0.canConvertToLong() || !b1.canConvertToLong()) {
-            throw new ModelFormatException(prefix + " has invalid data_offsets " + off);
+        Long b0 = integer(offsetText.get(0));
+        Long b1 = integer(offsetText.get(1));
+        if (b0 == null || b1 == null) {
+            throw new ModelFormatException(prefix + " has invalid data_offsets [" + String.join(",", offsetText) + "]");
         }
-        long begin = b0.asLong();
-        long end = b1.asLong();
+        long begin = b0;
+        long end = b1;
         if (begin < 0 || end < begin || end > dataSize) {
             throw new ModelFormatException(prefix + " has data_offsets [" + begin + ", " + end + "] outside the data section of "
                     + dataSize + " bytes (truncated or corrupt file)");
@@ -210,13 +271,45 @@ public final class SafeTensors implements AutoCloseable {
         try {
             expected = Math.multiplyExact(numel, dtype.size());
         } catch (ArithmeticException ex) {
-            throw new ModelFormatException(prefix + " has an impossibly large shape " + sh);
+            throw new ModelFormatException(prefix + " has an impossibly large shape " + shapeString);
         }
         if (end - begin != expected) {
-            throw new ModelFormatException(prefix + " holds " + (end - begin) + " bytes but shape " + sh + " of " + dtype
+            throw new ModelFormatException(prefix + " holds " + (end - begin) + " bytes but shape " + shapeString + " of " + dtype
                     + " needs " + expected);
         }
         return new TensorInfo(name, dtype, shape, begin, end);
+    }
+
+    /** The elements of a JSON array of scalars as their text (null when the value is not such an array). */
+    private static List<String> numbers(JsonParser p, JsonToken v) throws IOException {
+        if (v != JsonToken.START_ARRAY) {
+            if (v.isStructStart()) {
+                p.skipChildren();
+            }
+            return null;
+        }
+        List<String> out = new ArrayList<>();
+        JsonToken t;
+        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+            if (t.isStructStart()) {
+                p.skipChildren();
+                out.add("?");
+            } else if (t == JsonToken.VALUE_NUMBER_INT) {
+                out.add(p.getText());
+            } else {
+                out.add(t == JsonToken.VALUE_STRING ? '"' + p.getText() + '"' : p.getText());
+            }
+        }
+        return out;
+    }
+
+    /** A JSON integer's value, or null for anything else (fractions, strings, numbers beyond a long). */
+    private static Long integer(String text) {
+        try {
+            return Long.parseLong(text);
+        } catch (NumberFormatException e) {
+            return null;
+        }
     }
 
     private static void checkOverlaps(String where, Map<String, TensorInfo> infos) throws ModelFormatException {

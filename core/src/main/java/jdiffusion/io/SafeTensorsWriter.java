@@ -189,6 +189,7 @@ public final class SafeTensorsWriter {
         Path tmp = null;
         try {
             tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+            makeWorldReadable(tmp);
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 writeHeader(ch);
                 ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK_ELEMENTS * 8).order(ByteOrder.LITTLE_ENDIAN);
@@ -211,6 +212,15 @@ public final class SafeTensorsWriter {
                     // best effort: the temporary file is hidden and named after the target
                 }
             }
+        }
+    }
+
+    /** Temporary files are created owner-only; the finished file gets the usual rw-r--r-- like any saved model. */
+    private static void makeWorldReadable(Path tmp) {
+        try {
+            Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (UnsupportedOperationException | IOException e) {
+            // not a POSIX file system: keep its defaults
         }
     }
 

@@ -16,8 +16,8 @@ import jdiffusion.lora.LoraModule.Role;
  * A LoRA safetensors file parsed into modules: kohya ({@code lora_unet_*}, {@code lora_te_*}, {@code lora_te1_*},
  * {@code lora_te2_*} with {@code lora_down/lora_up/alpha}), diffusers/PEFT ({@code unet.}, {@code text_encoder.},
  * {@code text_encoder_2.} prefixes with {@code lora_A/lora_B}, {@code .lora.down/.lora.up}, the older
- * {@code processor.to_q_lora.down} form, or no prefix for a UNet-only file), LyCORIS LoHa ({@code hada_*}) and LoKr
- * ({@code lokr_*}). The tensors stay memory-mapped: keep the file open while weights patched with it are read.
+ * {@code processor.to_q_lora.down} form, or no prefix for a UNet-only file), ComfyUI's ({@code diffusion_model.},
+ * {@code text_encoders.clip_l/clip_g.transformer.}), LyCORIS LoHa ({@code hada_*}) and LoKr ({@code lokr_*}). The tensors stay memory-mapped: keep the file open while weights patched with it are read.
  */
 public final class LoraFile implements AutoCloseable {
     /** Role suffixes, most specific first (a key is module + "." + suffix). */
@@ -44,7 +44,12 @@ public final class LoraFile implements AutoCloseable {
             Map.entry("lora_unet_", Component.UNET), Map.entry("lora_te1_", Component.TE1),
             Map.entry("lora_te2_", Component.TE2), Map.entry("lora_te_", Component.TE1),
             Map.entry("unet.", Component.UNET), Map.entry("text_encoder_2.", Component.TE2),
-            Map.entry("text_encoder.", Component.TE1));
+            Map.entry("text_encoder.", Component.TE1),
+            // ComfyUI's own LoRA files: LDM names under diffusion_model., text encoders by slot
+            Map.entry("model.diffusion_model.", Component.UNET), Map.entry("diffusion_model.", Component.UNET),
+            Map.entry("text_encoders.clip_l.transformer.", Component.TE1),
+            Map.entry("text_encoders.clip_h.transformer.", Component.TE1),
+            Map.entry("text_encoders.clip_g.transformer.", Component.TE2));
 
     private final SafeTensors file;
     private final boolean owned;
@@ -72,6 +77,20 @@ public final class LoraFile implements AutoCloseable {
     /** Parses an already open file; closing the LoraFile leaves it open. */
     public static LoraFile of(SafeTensors file) throws LoraException {
         return parse(file, false);
+    }
+
+    /**
+     * True when the file holds LoRA/LoHa/LoKr tensors (a key with a LoRA role other than alpha), so a command like
+     * {@code info} can tell a LoRA from a checkpoint before parsing it fully.
+     */
+    public static boolean isLora(SafeTensors file) {
+        for (String key : file.names()) {
+            Parsed p = parseKey(key);
+            if (p != null && p.role != Role.ALPHA) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static LoraFile parse(SafeTensors st, boolean owned) throws LoraException {
@@ -148,7 +167,9 @@ public final class LoraFile implements AutoCloseable {
                 component = e.getValue();
                 path = module.substring(e.getKey().length());
                 if (style == null) {
-                    style = e.getKey().startsWith("lora_") ? "kohya" : "diffusers";
+                    style = e.getKey().startsWith("lora_") ? "kohya"
+                            : e.getValue() == Component.UNET && e.getKey().contains("diffusion_model.")
+                                    || e.getKey().startsWith("text_encoders.") ? "ComfyUI" : "diffusers";
                 }
                 break;
             }

@@ -60,6 +60,7 @@ public record LoraInfo(String file, String format, Family family, SortedSet<Inte
             case LORA -> switch (m.style()) {
                 case "kohya" -> "kohya LoRA";
                 case "PEFT" -> "PEFT LoRA";
+                case "ComfyUI" -> "ComfyUI LoRA";
                 default -> "diffusers LoRA";
             };
         };

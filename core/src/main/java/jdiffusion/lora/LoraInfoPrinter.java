@@ -35,7 +35,6 @@ public final class LoraInfoPrinter {
     }
 
     private static String join(java.util.Collection<? extends Number> values) {
-        return values.stream().map(v -> v instanceof Float f && f == Math.rint(f) ? String.valueOf(f) : String.valueOf(v))
-                .collect(Collectors.joining(", "));
+        return values.stream().map(String::valueOf).collect(Collectors.joining(", "));
     }
 }

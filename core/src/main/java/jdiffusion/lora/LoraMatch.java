@@ -6,6 +6,7 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.Weights;
 
 /**
@@ -67,7 +68,7 @@ public final class LoraMatch {
     /** Adds the module's patch, or returns why it cannot be applied. */
     private static String matchOne(LoraModule m, ModelComponents model, Map<Component, Map<String, LoraTarget>> tables,
                                    Map<Component, List<LoraPatch>> patches) {
-        Weights w = model.get(m.component());
+        Weights w = patchable(model.get(m.component()));
         if (w == null) {
             return "the model has no " + m.component().label();
         }
@@ -97,6 +98,14 @@ public final class LoraMatch {
             throw new LoraException(lora.path() + ": none of its " + present.get(Component.UNET)
                     + " UNet modules fits this " + modelFamily.label() + " UNet; a LoRA for another model family?" + first);
         }
+    }
+
+    /**
+     * The tensors patches are computed against: an OpenCLIP tower shown under HF names is patched in its raw layout
+     * (q/k/v into thirds of in_proj_weight) and shown again, so the text encoder still sees an OpenClipWeights.
+     */
+    static Weights patchable(Weights w) {
+        return w instanceof OpenClipWeights view ? view.raw() : w;
     }
 
     public LoraFile lora() {

@@ -5,6 +5,7 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntConsumer;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.tensor.Parallel;
 
@@ -40,6 +41,9 @@ public final class LoraModule {
         LOKR_W1, LOKR_W1_A, LOKR_W1_B, LOKR_W2, LOKR_W2_A, LOKR_W2_B, LOKR_T2,
         DIFF
     }
+
+    /** Below this many multiply-adds a LoRA product is not worth spreading over threads. */
+    private static final long PARALLEL_WORK = 1 << 20;
 
     private final SafeTensors file;
     private final String name;
@@ -84,7 +88,7 @@ public final class LoraModule {
         return path;
     }
 
-    /** The naming convention: "kohya", "PEFT", "diffusers" or "LyCORIS". */
+    /** The naming convention: "kohya", "PEFT", "diffusers", "ComfyUI" or "LyCORIS". */
     public String style() {
         return style;
     }
@@ -133,7 +137,7 @@ public final class LoraModule {
             float[] up = read(Role.UP);
             float[] down = effectiveDown();
             int r = rank;
-            Parallel.forRange(rows, p -> {
+            IntConsumer addRow = p -> {
                 int row = offset + p * cols;
                 for (int i = 0; i < r; i++) {
                     float c = factor * up[p * r + i];
@@ -142,7 +146,14 @@ public final class LoraModule {
                         weight[row + k] += c * down[d + k];
                     }
                 }
-            });
+            };
+            if ((long) rows * cols * r < PARALLEL_WORK) {
+                for (int p = 0; p < rows; p++) {
+                    addRow.accept(p);
+                }
+            } else {
+                Parallel.forRange(rows, addRow);
+            }
             return;
         }
         float[] delta = delta();
@@ -244,6 +255,11 @@ public final class LoraModule {
     static LoraModule create(SafeTensors file, String name, Component component, String path, String style,
                              Map<Role, String> keys) throws LoraException {
         Shapes s = new Shapes(file, name, keys);
+        for (String key : keys.values()) {
+            if (!file.info(key).dtype().isFloat()) {
+                throw s.error("tensor '" + key + "' is " + file.info(key).dtype() + ", not a float type");
+            }
+        }
         if (keys.containsKey(Role.DORA_SCALE)) {
             throw s.error("DoRA (dora_scale) is not supported");
         }

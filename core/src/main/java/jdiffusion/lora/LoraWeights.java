@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.Weights;
 
 /**
@@ -27,11 +28,21 @@ public final class LoraWeights implements Weights {
     }
 
     /**
-     * Patches of one component (from {@link LoraMatch#patches}) over that component's weights, at strength.
+     * Patches of one component (from {@link LoraMatch#patches}) over that component's weights, at strength. An
+     * {@link OpenClipWeights} view is patched underneath, in its raw layout, and returned as a view again (the text
+     * encoder tells OpenCLIP from CLIP-L by that type).
      *
      * @throws IllegalArgumentException when a patch names a tensor base lacks or does not fit it
      */
-    public static LoraWeights apply(Weights base, List<LoraPatch> patches, float strength) {
+    public static Weights apply(Weights base, List<LoraPatch> patches, float strength) {
+        if (base instanceof OpenClipWeights view) {
+            return OpenClipWeights.of(over(view.raw(), patches, strength));
+        }
+        return over(base, patches, strength);
+    }
+
+    /** The decorator itself, over weights in the layout the patches were matched against. */
+    public static LoraWeights over(Weights base, List<LoraPatch> patches, float strength) {
         Map<String, List<LoraPatch>> byTensor = new LinkedHashMap<>();
         for (LoraPatch p : patches) {
             checkFits(base, p);

@@ -18,6 +18,7 @@ final class ResnetBlock {
     private final GroupNorm norm2;
     private final Conv2d conv2;
     private final Linear shortcut;
+    private final int in;
     private final int out;
 
     private ResnetBlock(GroupNorm norm1, Conv2d conv1, Linear embProj, GroupNorm norm2, Conv2d conv2, Linear shortcut) {
@@ -27,6 +28,7 @@ final class ResnetBlock {
         this.norm2 = norm2;
         this.conv2 = conv2;
         this.shortcut = shortcut;
+        this.in = conv1.in();
         this.out = conv1.out();
     }
 
@@ -75,6 +77,10 @@ final class ResnetBlock {
             throw new UNetTensors.BadTensorException("tensor '" + name + "' has " + actual + " outputs, expected "
                     + expected);
         }
+    }
+
+    int inChannels() {
+        return in;
     }
 
     int outChannels() {

@@ -11,6 +11,8 @@ import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.tensor.Ops;
 import jdiffusion.text.ClipTokenizer;
+import jdiffusion.text.PromptParser;
+import jdiffusion.text.WeightedChunks;
 
 /**
  * Prompt to {@link Conditioning} for SD1, SD2 and SDXL with ComfyUI's CLIPTextEncode semantics:
@@ -20,9 +22,13 @@ import jdiffusion.text.ClipTokenizer;
  * <li>SDXL: CLIP-L penultimate ++ OpenCLIP-bigG penultimate along channels, no final LayerNorm; pooled = bigG's
  * final-normed last layer at the first end token, through its text projection.</li>
  * </ul>
- * Prompts longer than 75 tokens are split into 75-token chunks, each encoded as its own 77-token row, and the
- * contexts concatenated along the token axis; SDXL's pooled comes from the first chunk. An empty prompt is encoded
- * as text (start, end, padding), never as zeros ({@link Conditioning#zerosLike()} gives diffusers' zero uncond).
+ * Prompts use ComfyUI's weight syntax ({@link PromptParser}: {@code (text)}, {@code (text:1.3)}, {@code \(}) and
+ * its chunking ({@link ClipTokenizer#encodeWeighted(String)}): each 77-token row is encoded on its own and the
+ * contexts concatenated along the token axis; SDXL's pooled comes from the first chunk, unweighted. When any token
+ * weighs other than 1, an all-padding "empty" row (start, end, padding) is encoded too and every such token's context
+ * row becomes {@code (z - z_empty) * w + z_empty}, per encoder, on the states the context is built from (ComfyUI's
+ * default {@code encode_token_weights}). Both SDXL towers get the same weights. An empty prompt is encoded as text
+ * (start, end, padding), never as zeros ({@link Conditioning#zerosLike()} gives diffusers' zero uncond).
  */
 public final class TextConditioner {
     /** Model families, as far as the text side is concerned. */
@@ -114,12 +120,26 @@ public final class TextConditioner {
         return out;
     }
 
-    /** The token rows each text encoder of a family gets for a prompt, by encoder name (clip_l, clip_h, clip_g). */
+    /**
+     * The token rows each text encoder of a family gets for a prompt, by encoder name (clip_l, clip_h, clip_g): the
+     * ids of {@link #tokenizeWeighted(Family, String)}, weights left out.
+     */
     public static Map<String, int[][]> tokenize(Family family, String prompt) {
-        Map<String, int[][]> out = new LinkedHashMap<>();
+        return ids(tokenizeWeighted(family, prompt));
+    }
+
+    /** The weighted token rows each text encoder of a family gets for a prompt, by encoder name. */
+    public static Map<String, WeightedChunks> tokenizeWeighted(Family family, String prompt) {
+        Map<String, WeightedChunks> out = new LinkedHashMap<>();
         for (Slot s : SLOTS.get(family)) {
-            out.put(s.name(), tokenizer(s).encodeChunks(prompt));
+            out.put(s.name(), tokenizer(s).encodeWeighted(prompt));
         }
+        return out;
+    }
+
+    private static Map<String, int[][]> ids(Map<String, WeightedChunks> weighted) {
+        Map<String, int[][]> out = new LinkedHashMap<>();
+        weighted.forEach((name, chunks) -> out.put(name, chunks.ids()));
         return out;
     }
 
@@ -148,37 +168,56 @@ public final class TextConditioner {
         return encoders.stream().mapToInt(e -> e.model().config().width()).sum();
     }
 
+    /** The token rows of a prompt per encoder name: the ids of {@link #tokenizeWeighted(String)}. */
     public Map<String, int[][]> tokenize(String prompt) {
-        Map<String, int[][]> out = new LinkedHashMap<>();
+        return ids(tokenizeWeighted(prompt));
+    }
+
+    /** The weighted token rows of a prompt per encoder name, as ComfyUI's tokenizers give them. */
+    public Map<String, WeightedChunks> tokenizeWeighted(String prompt) {
+        Map<String, WeightedChunks> out = new LinkedHashMap<>();
         for (Encoder e : encoders) {
-            out.put(e.name(), e.tokenizer().encodeChunks(prompt));
+            out.put(e.name(), e.tokenizer().encodeWeighted(prompt));
         }
         return out;
     }
 
+    /** ComfyUI's CLIPTextEncode of a prompt: weight syntax, chunking, token weights. */
     public Conditioning encode(String prompt) {
-        return encodeTokens(tokenize(prompt));
+        return encodeWeighted(tokenizeWeighted(prompt));
     }
 
     /**
-     * Conditioning from token rows per encoder name (as {@link #tokenize} gives them; every row 77 ids). The
-     * encoders' contexts are concatenated on channels and cut to the shorter token count, as ComfyUI does.
+     * Conditioning from token rows per encoder name (as {@link #tokenize} gives them; every row 77 ids), all
+     * weighing 1. The encoders' contexts are concatenated on channels and cut to the shorter token count, as
+     * ComfyUI does.
      */
     public Conditioning encodeTokens(Map<String, int[][]> rowsByEncoder) {
+        Map<String, WeightedChunks> weighted = new LinkedHashMap<>();
+        rowsByEncoder.forEach((name, rows) -> weighted.put(name, rows == null || rows.length == 0 ? null : WeightedChunks.unweighted(rows)));
+        return encodeWeighted(weighted);
+    }
+
+    /**
+     * Conditioning from weighted token rows per encoder name (as {@link #tokenizeWeighted} gives them). Rows whose
+     * weights are all 1 give exactly {@link #encodeTokens}'s result; otherwise see the class comment.
+     */
+    public Conditioning encodeWeighted(Map<String, WeightedChunks> chunksByEncoder) {
         float[] context = null;
         int tokens = Integer.MAX_VALUE;
         int dim = 0;
         float[] pooled = null;
         for (Encoder e : encoders) {
-            int[][] rows = rowsByEncoder.get(e.name());
-            if (rows == null || rows.length == 0) {
+            WeightedChunks chunks = chunksByEncoder.get(e.name());
+            if (chunks == null) {
                 throw new IllegalArgumentException("no token rows for text encoder " + e.name());
             }
+            int[][] rows = chunks.ids();
             ClipTextEncoder.Output out = e.model().forward(flatten(rows), rows.length);
-            float[] part = out.hidden(layer);
+            float[] part = contextPart(e, out);
             int rowsTotal = out.batch() * out.tokens();
-            if (family != Family.SDXL) {
-                part = e.model().finalLayerNorm(part, rowsTotal);
+            if (chunks.weighted()) {
+                applyWeights(part, chunks.weights(), contextPart(e, e.model().forward(emptyRow(e, out.tokens()), 1)), out.width());
             }
             int width = out.width();
             if (context == null) {
@@ -199,6 +238,50 @@ public final class TextConditioner {
             throw new IllegalArgumentException("SDXL's second text encoder has no text_projection, so there is no pooled output");
         }
         return new Conditioning(context, tokens, dim, pooled);
+    }
+
+    /** The states the context is built from: the chosen layer, final-normed except for SDXL. */
+    private float[] contextPart(Encoder e, ClipTextEncoder.Output out) {
+        float[] part = out.hidden(layer);
+        return family == Family.SDXL ? part : e.model().finalLayerNorm(part, out.batch() * out.tokens());
+    }
+
+    /**
+     * ComfyUI's gen_empty_tokens: start, end, then the encoder's pad token. It is encoded as a separate forward
+     * (ComfyUI batches it with the chunks): rows are independent, and this keeps every weight-1 position
+     * bit-identical to the unweighted encoding.
+     */
+    private static int[] emptyRow(Encoder e, int tokens) {
+        int[] row = new int[tokens];
+        Arrays.fill(row, e.tokenizer().padId());
+        row[0] = ClipTokenizer.BOS;
+        row[1] = ClipTokenizer.EOS;
+        return row;
+    }
+
+    /**
+     * z = (z - z_empty) * w + z_empty at every position whose weight is not 1, in float32 step by step as torch
+     * computes it (the weight rounded to float32 first).
+     */
+    private static void applyWeights(float[] part, double[][] weights, float[] empty, int width) {
+        int tokens = weights[0].length;
+        for (int r = 0; r < weights.length; r++) {
+            for (int t = 0; t < tokens; t++) {
+                double w = weights[r][t];
+                if (w == 1.0) {
+                    continue;
+                }
+                float wf = (float) w;
+                int base = (r * tokens + t) * width;
+                int emptyBase = t * width;
+                for (int c = 0; c < width; c++) {
+                    float ze = empty[emptyBase + c];
+                    float diff = part[base + c] - ze;
+                    float scaled = diff * wf;
+                    part[base + c] = scaled + ze;
+                }
+            }
+        }
     }
 
     private static float[] firstRows(float[] x, int width, int rows) {

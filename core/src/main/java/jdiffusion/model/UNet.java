@@ -151,30 +151,70 @@ public final class UNet {
      */
     public float[] forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
                            float[] y) {
+        return forward(x, batch, h, w, timesteps, context, tokens, y, null);
+    }
+
+    /** Receives the wall time of every layer of a forward pass (for benchmarks; see issue 6). */
+    @FunctionalInterface
+    public interface LayerTimer {
+        /**
+         * @param block the block, e.g. "input_blocks.4" or "middle_block"
+         * @param kind  "res", "transformer", "downsample", "upsample", "embedding", "conv_in" or "out"
+         */
+        void record(String block, String kind, long nanos);
+    }
+
+    /** {@link #forward(float[], int, int, int, float[], float[], int, float[])} reporting per-layer times to timer. */
+    public float[] forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
+                           float[] y, LayerTimer timer) {
         checkInputs(x, batch, h, w, timesteps, context, tokens, y);
+        LayerTimer clock = timer == null ? (b, k, n) -> { } : timer;
+        long t0 = System.nanoTime();
         Conditioning cond = new Conditioning(embedding(timesteps, y, batch), context, tokens);
+        t0 = lap(clock, "time_embed", "embedding", t0);
         Feature f = new Feature(Ops.nchwToNhwc(x, batch, config.inChannels(), h, w), batch, h, w, config.inChannels());
         f = conv(convIn, f);
+        t0 = lap(clock, "input_blocks.0", "conv_in", t0);
         Deque<Feature> skips = new ArrayDeque<>();
         skips.push(f);
-        for (List<Layer> block : inputBlocks) {
-            for (Layer layer : block) {
+        for (int i = 0; i < inputBlocks.size(); i++) {
+            for (Layer layer : inputBlocks.get(i)) {
                 f = apply(layer, f, cond, skips);
+                t0 = lap(clock, "input_blocks." + (i + 1), kind(layer), t0);
             }
             skips.push(f);
         }
         for (Layer layer : middleBlock) {
             f = apply(layer, f, cond, skips);
+            t0 = lap(clock, "middle_block", kind(layer), t0);
         }
-        for (List<Layer> block : outputBlocks) {
+        for (int i = 0; i < outputBlocks.size(); i++) {
             Feature skip = skips.pop();
             f = f.with(Ops.concatChannels(f.data(), f.c(), skip.data(), skip.c(), f.rows()), f.c() + skip.c());
-            for (Layer layer : block) {
+            for (Layer layer : outputBlocks.get(i)) {
                 f = apply(layer, f, cond, skips);
+                t0 = lap(clock, "output_blocks." + i, kind(layer), t0);
             }
         }
         f = conv(outConv, f.with(outNorm.apply(f, true), f.c()));
-        return Ops.nhwcToNchw(f.data(), batch, f.c(), h, w);
+        float[] out = Ops.nhwcToNchw(f.data(), batch, f.c(), h, w);
+        lap(clock, "out", "out", t0);
+        return out;
+    }
+
+    private static long lap(LayerTimer clock, String block, String kind, long since) {
+        long now = System.nanoTime();
+        clock.record(block, kind, now - since);
+        return now;
+    }
+
+    private static String kind(Layer layer) {
+        return switch (layer) {
+            case Res r -> "res";
+            case Attn a -> "transformer";
+            case Down d -> "downsample";
+            case Up u -> "upsample";
+        };
     }
 
     private static Feature apply(Layer layer, Feature x, Conditioning cond, Deque<Feature> skips) {

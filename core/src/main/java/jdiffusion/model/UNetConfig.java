@@ -41,9 +41,15 @@ public record UNetConfig(int inChannels, int outChannels, int modelChannels, int
             return channels -> heads;
         }
 
-        /** Heads of a fixed width (SD2.x and SDXL: 64 channels per head, so heads = channels / 64). */
+        /**
+         * Heads of a fixed width (SD2.x and SDXL: 64 channels per head, so heads = channels / 64). A transformer
+         * narrower than one head (only in tiny test models) gets a single head of its full width.
+         */
         static HeadsRule headDim(int headDim) {
             return channels -> {
+                if (channels < headDim) {
+                    return 1;
+                }
                 if (channels % headDim != 0) {
                     throw new IllegalArgumentException(channels + " channels do not split into heads of " + headDim);
                 }

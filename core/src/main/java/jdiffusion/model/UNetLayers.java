@@ -10,7 +10,7 @@ final class UNetLayers {
     /** A batch of feature maps, NHWC: data is [batch][h][w][c]. */
     record Feature(float[] data, int batch, int h, int w, int c) {
         Feature {
-            if (data.length != batch * h * w * c) {
+            if (data.length != (long) batch * h * w * c) {
                 throw new IllegalArgumentException("feature map holds " + data.length + " values, expected "
                         + batch + "x" + h + "x" + w + "x" + c);
             }

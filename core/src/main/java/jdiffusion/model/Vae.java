@@ -73,6 +73,7 @@ public final class Vae {
         require(batch > 0 && h > 0 && w > 0, "batch and latent size must be positive");
         require(latent.length == (long) batch * latentChannels * h * w, "latent holds " + latent.length
                 + " values, expected " + batch + "x" + latentChannels + "x" + h + "x" + w);
+        requireArraySize(decoder.largestActivation(batch, h, w), (w * factor) + "x" + (h * factor));
         Feature z = new Feature(Ops.nchwToNhwc(latent, batch, latentChannels, h, w), batch, h, w, latentChannels);
         Feature img = decoder.forward(z);
         return Ops.nhwcToNchw(img.data(), batch, img.c(), img.h(), img.w());
@@ -91,6 +92,7 @@ public final class Vae {
         int c = encoder.imageChannels;
         require(image.length == (long) batch * c * height * width, "image holds " + image.length
                 + " values, expected " + batch + "x" + c + "x" + height + "x" + width);
+        requireArraySize(encoder.largestActivation(batch, height, width), width + "x" + height);
         Feature x = new Feature(Ops.nchwToNhwc(image, batch, c, height, width), batch, height, width, c);
         Feature moments = encoder.forward(x);
         return posterior(moments);
@@ -122,6 +124,21 @@ public final class Vae {
             y[i] = Math.clamp((decoded[i] + 1f) / 2f, 0f, 1f);
         }
         return y;
+    }
+
+    /** Java arrays stop just below 2^31 values; a 4096x4096 decode needs 2^31 in its top level alone. */
+    private static void requireArraySize(long values, String size) {
+        require(values < Integer.MAX_VALUE - 16, "a " + size + " image needs activations of " + values
+                + " values, more than a Java array holds (2^31 - 1); use a smaller size or batch");
+    }
+
+    /** The widest activation (values) of a sequence of res blocks at h x w, or ch alone if there are none. */
+    private static long widest(List<ResnetBlock> blocks, int ch, long pixels) {
+        long m = ch * pixels;
+        for (ResnetBlock b : blocks) {
+            m = Math.max(m, Math.max(b.inChannels(), b.outChannels()) * pixels);
+        }
+        return m;
     }
 
     private static void require(boolean ok, String message) {
@@ -192,6 +209,20 @@ public final class Vae {
             return new Encoder(convIn, List.copyOf(levels), mid, normOut, convOut, quant, imageChannels);
         }
 
+        long largestActivation(int batch, int h, int w) {
+            long pixels = (long) batch * h * w;
+            long m = convIn.out() * pixels;
+            for (Level level : levels) {
+                m = Math.max(m, widest(level.blocks(), convIn.out(), pixels));
+                if (level.resample() != null) {
+                    pixels = (long) batch * level.resample().outH(h) * level.resample().outW(w);
+                    h = level.resample().outH(h);
+                    w = level.resample().outW(w);
+                }
+            }
+            return m;
+        }
+
         Feature forward(Feature x) {
             x = conv(convIn, x);
             for (Level level : levels) {
@@ -237,6 +268,21 @@ public final class Vae {
             GroupNorm normOut = t.groupNorm("decoder.norm_out", ch, 32, EPS);
             Conv2d convOut = t.conv3x3("decoder.conv_out", ch);
             return new Decoder(postQuant, convIn, mid, List.copyOf(levels), normOut, convOut, zc, factor);
+        }
+
+        long largestActivation(int batch, int h, int w) {
+            long pixels = (long) batch * h * w;
+            int ch = convIn.out();
+            long m = ch * pixels;
+            for (Level level : levels) {
+                m = Math.max(m, widest(level.blocks(), ch, pixels));
+                ch = level.blocks().isEmpty() ? ch : level.blocks().getLast().outChannels();
+                if (level.resample() != null) {
+                    pixels *= 4;
+                    m = Math.max(m, ch * pixels);
+                }
+            }
+            return m;
         }
 
         Feature forward(Feature z) {

@@ -3,24 +3,26 @@ package jdiffusion.pipeline;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import jdiffusion.io.Checkpoint;
 import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
 import jdiffusion.model.Conditioning;
+import jdiffusion.model.ModelConfig;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.model.Vae;
 import jdiffusion.sampling.PredictionType;
 
 /**
- * {@link PipelineModels} over a single-file checkpoint: UNet, VAE and text encoders read through {@link Weights},
- * optionally with the VAE from another file and LoRAs applied to the UNet and text encoders. Files stay mapped
- * until {@link #close()}.
+ * {@link PipelineModels} over a single-file checkpoint ({@link Checkpoint}: layouts, family, prediction hint): UNet,
+ * VAE and text encoders read through {@link Weights}, optionally with the UNet or VAE from another file and LoRAs
+ * applied to the UNet and text encoders. Files stay mapped until {@link #close()}.
  */
 final class CheckpointModels implements PipelineModels {
-    private static final String UNET_PREFIX = "model.diffusion_model.";
     private static final String VAE_PREFIX = "first_stage_model.";
 
     private final List<AutoCloseable> open;
@@ -29,34 +31,51 @@ final class CheckpointModels implements PipelineModels {
     private final Vae vae;
     private final TextConditioner text;
     private final PredictionType prediction;
+    private final double latentScale;
 
     private CheckpointModels(List<AutoCloseable> open, TextConditioner.Family family, UNet unet, Vae vae,
-            TextConditioner text, PredictionType prediction) {
+            TextConditioner text, PredictionType prediction, double latentScale) {
         this.open = open;
         this.family = family;
         this.unet = unet;
         this.vae = vae;
         this.text = text;
         this.prediction = prediction;
+        this.latentScale = latentScale;
     }
 
     /** Loads what the request names; every problem is a one-line {@link GenerateException}. */
     static CheckpointModels load(GenerateRequest r) {
         List<AutoCloseable> open = new ArrayList<>();
         try {
-            SafeTensors file = open(r.model(), open);
-            TextConditioner.Family family = TextConditioner.detect(file);
-            Weights unetWeights = unetWeights(file, r, open);
-            List<Weights> te = TextConditioner.textEncoderWeights(file, family);
+            Checkpoint ckpt = Checkpoint.open(r.model());
+            open.add(ckpt);
+            if (r.unet() != null) {
+                ckpt = ckpt.withUnet(r.unet()); // maps a diffusers-layout UNet, checks every tensor's shape
+                open.add(ckpt);
+            }
+            TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
+            Weights unetWeights = ckpt.unet();
+            List<Weights> te = ckpt.textEncoders();
             if (!r.loras().isEmpty()) {
-                ModelComponents patched = applyLoras(r, unetWeights, te, open);
+                // OpenCLIP towers are patched in their raw (fused in_proj) layout and presented again as OpenCLIP,
+                // which is also how the encoder knows to use exact GELU
+                List<Weights> raw = te.stream().map(w -> w instanceof OpenClipWeights o ? o.raw() : w).toList();
+                ModelComponents patched = applyLoras(r, unetWeights, raw, open);
                 unetWeights = patched.unet();
-                te = te.size() == 1 ? List.of(patched.te1()) : List.of(patched.te1(), patched.te2());
+                List<Weights> out = new ArrayList<>();
+                for (int i = 0; i < te.size(); i++) {
+                    Weights w = i == 0 ? patched.te1() : patched.te2();
+                    out.add(te.get(i) instanceof OpenClipWeights ? OpenClipWeights.of(w) : w);
+                }
+                te = out;
             }
             UNet unet = UNet.load(unetWeights);
-            Vae vae = Vae.load(vaeWeights(file, r, open));
+            Vae vae = Vae.load(r.vae() == null ? ckpt.vae() : vaeWeights(r.vae(), open));
             TextConditioner text = TextConditioner.of(family, te);
-            return new CheckpointModels(open, family, unet, vae, text, detectPrediction(file));
+            PredictionType prediction = ckpt.config().prediction() == ModelConfig.Prediction.V
+                    ? PredictionType.V : PredictionType.EPS;
+            return new CheckpointModels(open, family, unet, vae, text, prediction, ckpt.family().latentScale());
         } catch (ModelFormatException | RuntimeException e) {
             closeAll(open);
             if (e instanceof GenerateException g) {
@@ -66,59 +85,14 @@ final class CheckpointModels implements PipelineModels {
         }
     }
 
-    private static SafeTensors open(Path p, List<AutoCloseable> open) throws ModelFormatException {
-        SafeTensors f = SafeTensors.open(p);
-        open.add(f);
-        return f;
-    }
-
-    private static Weights unetWeights(SafeTensors file, GenerateRequest r, List<AutoCloseable> open)
-            throws ModelFormatException {
-        Weights base = Weights.prefixed(file, UNET_PREFIX);
-        if (r.unet() == null) {
-            if (base.names().isEmpty()) {
-                throw new ModelFormatException(r.model() + ": no UNet tensors (" + UNET_PREFIX + "*)");
-            }
-            return base;
-        }
-        SafeTensors unetFile = open(r.unet(), open);
-        Weights replacement = unetFile.names().stream().anyMatch(n -> n.startsWith(UNET_PREFIX))
-                ? Weights.prefixed(unetFile, UNET_PREFIX) : Weights.prefixed(unetFile, "");
-        if (!replacement.has("input_blocks.0.0.weight")) {
-            throw new ModelFormatException(r.unet() + ": UNet file in diffusers layout; this build reads only the"
-                    + " original (LDM) layout");
-        }
-        checkFits(base, replacement, r.unet());
-        return replacement;
-    }
-
-    /** A replacement UNet must have the checkpoint's tensors with the same shapes (else the text side won't fit). */
-    static void checkFits(Weights base, Weights replacement, Path where) throws ModelFormatException {
-        for (String name : base.names()) {
-            if (!replacement.has(name)) {
-                throw new ModelFormatException(where + ": UNet does not fit the checkpoint: tensor " + name
-                        + " is missing");
-            }
-            int[] a = base.shape(name);
-            int[] b = replacement.shape(name);
-            if (!java.util.Arrays.equals(a, b)) {
-                throw new ModelFormatException(where + ": UNet does not fit the checkpoint: tensor " + name
-                        + " has shape " + java.util.Arrays.toString(b) + ", the checkpoint's is "
-                        + java.util.Arrays.toString(a));
-            }
-        }
-    }
-
-    private static Weights vaeWeights(SafeTensors file, GenerateRequest r, List<AutoCloseable> open)
-            throws ModelFormatException {
-        if (r.vae() == null) {
-            return Weights.prefixed(file, VAE_PREFIX);
-        }
-        SafeTensors vaeFile = open(r.vae(), open);
+    /** A VAE file in the original (LDM) layout, with or without the checkpoint prefix. */
+    private static Weights vaeWeights(Path path, List<AutoCloseable> open) throws ModelFormatException {
+        SafeTensors vaeFile = SafeTensors.open(path);
+        open.add(vaeFile);
         boolean prefixed = vaeFile.names().stream().anyMatch(n -> n.startsWith(VAE_PREFIX));
         Weights w = Weights.prefixed(vaeFile, prefixed ? VAE_PREFIX : "");
         if (!w.has("post_quant_conv.weight") || w.names().stream().noneMatch(n -> n.startsWith("decoder.up."))) {
-            throw new ModelFormatException(r.vae() + ": not a VAE in the original (LDM) layout"
+            throw new ModelFormatException(path + ": not a VAE in the original (LDM) layout"
                     + " (expected post_quant_conv.* and decoder.up.*)");
         }
         return w;
@@ -135,26 +109,6 @@ final class CheckpointModels implements PipelineModels {
         return stack.weights();
     }
 
-    /** v-prediction when the file says so: a {@code v_pred} key or prediction metadata; else eps. */
-    private static PredictionType detectPrediction(SafeTensors file) {
-        if (file.contains("v_pred")) {
-            return PredictionType.V;
-        }
-        for (var e : file.metadata().entrySet()) {
-            String k = e.getKey().toLowerCase(java.util.Locale.ROOT);
-            String v = e.getValue().toLowerCase(java.util.Locale.ROOT);
-            if (k.contains("prediction")) {
-                if (v.startsWith("v")) {
-                    return PredictionType.V;
-                }
-                if (v.equals("x0") || v.equals("sample")) {
-                    return PredictionType.X0;
-                }
-            }
-        }
-        return PredictionType.EPS;
-    }
-
     @Override
     public String family() {
         return family.name();
@@ -167,7 +121,7 @@ final class CheckpointModels implements PipelineModels {
 
     @Override
     public double latentScale() {
-        return family == TextConditioner.Family.SDXL ? 0.13025 : 0.18215;
+        return latentScale;
     }
 
     @Override

@@ -38,7 +38,9 @@ public final class Pipeline {
         }
         Timings timings = new Timings();
         progress.onStage("load");
-        CompletableFuture<String> hash = ModelHash.background(request.model());
+        // the hash only goes into saved files, and reading a 7 GB checkpoint is not free
+        CompletableFuture<String> hash = request.output() != null || request.saveLatent() != null
+                ? ModelHash.background(request.model()) : null;
         try (PipelineModels models = timings.time("load", () -> CheckpointModels.load(request))) {
             return generate(models, request, init, hash, progress, cancel, timings);
         }

@@ -4,25 +4,31 @@ package jdiffusion.tensor;
 public final class Linear {
     private final int out;
     private final int in;
-    private final float[] weight;
+    private final Gemm.PackedB packed;
     private final float[] bias;
 
-    private Linear(float[] weight, float[] bias, int out, int in) {
-        this.weight = weight;
+    private Linear(Gemm.PackedB packed, float[] bias, int out, int in) {
+        this.packed = packed;
         this.bias = bias;
         this.out = out;
         this.in = in;
     }
 
-    /** weight is [out][in] row-major (the checkpoint layout); bias may be null. */
+    /** weight is [out][in] row-major (the checkpoint layout); bias may be null. The weight array is not kept. */
     public static Linear of(float[] weight, float[] bias, int out, int in) {
+        return of(weight, bias, out, in, WeightFormat.F32);
+    }
+
+    /** The same, keeping the weights in the given format (F16/BF16 halve their memory; arithmetic stays fp32). */
+    public static Linear of(float[] weight, float[] bias, int out, int in, WeightFormat format) {
         if (weight.length != out * in) {
             throw new IllegalArgumentException("linear weight has " + weight.length + " values, expected " + out + "x" + in);
         }
         if (bias != null && bias.length != out) {
             throw new IllegalArgumentException("linear bias has " + bias.length + " values, expected " + out);
         }
-        return new Linear(weight, bias, out, in);
+        Gemm.PackedB packed = Gemm.packWeights(weight, out, in, in, format);
+        return new Linear(packed, Gemm.padBias(bias, packed), out, in);
     }
 
     public int in() {
@@ -33,8 +39,43 @@ public final class Linear {
         return out;
     }
 
+    /** Bytes the packed weights occupy. */
+    public long weightBytes() {
+        return packed.bytes();
+    }
+
     /** x is [rows][in]; returns [rows][out]. */
     public float[] forward(float[] x, int rows) {
-        return Reference.linear(x, rows, weight, bias, out, in);
+        float[] y = new float[rows * out];
+        forward(x, 0, in, rows, y, 0, out, false);
+        return y;
+    }
+
+    /** y = residual + x W^T + b, computed in place in residual (a transformer's skip connection), which is returned. */
+    public float[] forwardAdd(float[] x, int rows, float[] residual) {
+        checkLength("residual", residual, rows * out);
+        forward(x, 0, in, rows, residual, 0, out, true);
+        return residual;
+    }
+
+    /**
+     * The general form: rows of x at xOff with stride ldx (so a slice of channels can be an input), results into y
+     * at yOff with stride ldy; accumulate adds to y instead of overwriting it.
+     */
+    public void forward(float[] x, int xOff, int ldx, int rows, float[] y, int yOff, int ldy, boolean accumulate) {
+        if (ldx < in || ldy < out) {
+            throw new IllegalArgumentException("row strides " + ldx + "/" + ldy + " narrower than " + in + "/" + out);
+        }
+        if (rows > 0) {
+            checkLength("input", x, xOff + (rows - 1) * ldx + in);
+            checkLength("output", y, yOff + (rows - 1) * ldy + out);
+        }
+        Gemm.multiply(new Gemm.Dense(x, xOff, ldx), rows, packed, y, yOff, ldy, bias, accumulate);
+    }
+
+    private static void checkLength(String what, float[] a, int needed) {
+        if (a.length < needed) {
+            throw new IllegalArgumentException("linear " + what + " has " + a.length + " values, needs " + needed);
+        }
     }
 }

@@ -137,8 +137,10 @@ public final class ClipTokenizer {
     }
 
     /**
-     * ComfyUI's long-prompt handling: the ids split into chunks of 75, each wrapped in start/end and padded to 77.
-     * An empty prompt gives one chunk (start, end, padding).
+     * Plain long-prompt chunking, no prompt syntax: the ids split into chunks of 75, each wrapped in start/end and
+     * padded to 77. An empty prompt gives one chunk (start, end, padding). For text without parentheses, escapes or
+     * {@code embedding:} this equals ComfyUI's chunking ({@link #encodeWeighted(String)}), which is what
+     * conditioning uses.
      */
     public int[][] encodeChunks(String text) {
         int[] ids = encode(text);
@@ -149,6 +151,151 @@ public final class ClipTokenizer {
             out[c] = wrap(ids, from, Math.min(ids.length, from + CHUNK_TOKENS) - from);
         }
         return out;
+    }
+
+    /** How {@link #encodeWeighted(String, Grouping)} cuts a prompt into the token groups its chunking keeps whole. */
+    public enum Grouping {
+        /**
+         * ComfyUI since 2024: each weighted run of the prompt is tokenized as one piece (split only before a
+         * whitespace-preceded {@code embedding:}), so the groups are runs, not words.
+         */
+        SEGMENT,
+        /**
+         * ComfyUI before that: each run is split on spaces and newlines and every word tokenized on its own; a word
+         * whose exact text plus {@code </w>} is a vocabulary entry takes that id, not lower-cased ({@code A} is 288,
+         * not 320 like {@code a}).
+         */
+        WORD
+    }
+
+    /** ComfyUI's max_word_length: a group this long or longer may be split across chunks, a shorter one moves whole. */
+    public static final int LONG_GROUP_TOKENS = 8;
+    private static final String EMBEDDING_PREFIX = "embedding:";
+
+    /** {@link #encodeWeighted(String, Grouping)} as current ComfyUI does it ({@link Grouping#SEGMENT}). */
+    public WeightedChunks encodeWeighted(String prompt) {
+        return encodeWeighted(prompt, Grouping.SEGMENT);
+    }
+
+    /**
+     * ComfyUI's {@code SDTokenizer.tokenize_with_weights}: the prompt's weight syntax ({@link PromptParser}) gives
+     * runs of text with weights; each run is tokenized in groups ({@link Grouping}); the groups fill rows of start +
+     * 75 tokens + end. A group that does not fit in the rest of a row moves whole to a new row (the old one is
+     * ended and padded) unless it has {@link #LONG_GROUP_TOKENS} tokens or more, in which case it fills the row and
+     * continues in the next. An empty prompt gives one row (start, end, padding).
+     */
+    public WeightedChunks encodeWeighted(String prompt, Grouping grouping) {
+        List<int[]> groupIds = new ArrayList<>();
+        List<Double> groupWeights = new ArrayList<>();
+        for (PromptParser.Segment s : PromptParser.parse(prompt)) {
+            for (String piece : grouping == Grouping.SEGMENT ? splitBeforeEmbeddings(s.text()) : words(s.text())) {
+                groupIds.add(grouping == Grouping.SEGMENT ? encode(piece) : encodeWord(piece));
+                groupWeights.add(s.weight());
+            }
+        }
+        return chunk(groupIds, groupWeights);
+    }
+
+    /** Rows of 77 built as ComfyUI's loop builds them; see {@link #encodeWeighted(String, Grouping)}. */
+    private WeightedChunks chunk(List<int[]> groups, List<Double> weights) {
+        RowBuilder rows = new RowBuilder();
+        for (int g = 0; g < groups.size(); g++) {
+            int[] ids = groups.get(g);
+            double weight = weights.get(g);
+            boolean large = ids.length >= LONG_GROUP_TOKENS;
+            int at = 0;
+            while (at < ids.length) {
+                int room = CHUNK_TOKENS + 1 - rows.size();
+                if (ids.length - at <= room) {
+                    rows.add(ids, at, ids.length - at, weight);
+                    at = ids.length;
+                } else if (large) {
+                    rows.add(ids, at, room, weight);
+                    at += room;
+                    rows.endRow();
+                } else {
+                    rows.endRow();
+                }
+            }
+        }
+        rows.endRow();
+        return rows.build();
+    }
+
+    /** Rows under construction: each starts with the start token and is ended with the end token and padding. */
+    private final class RowBuilder {
+        private final List<int[]> ids = new ArrayList<>();
+        private final List<double[]> weights = new ArrayList<>();
+        private int[] row;
+        private double[] rowWeights;
+        private int size;
+
+        RowBuilder() {
+            open();
+        }
+
+        int size() {
+            return size;
+        }
+
+        void add(int[] src, int from, int count, double weight) {
+            System.arraycopy(src, from, row, size, count);
+            Arrays.fill(rowWeights, size, size + count, weight);
+            size += count;
+        }
+
+        /** Appends the end token, pads, and opens the next row. */
+        void endRow() {
+            row[size] = EOS;
+            ids.add(row);
+            weights.add(rowWeights);
+            open();
+        }
+
+        WeightedChunks build() {
+            // the row endRow opened last is never used
+            return new WeightedChunks(ids.toArray(int[][]::new), weights.toArray(double[][]::new));
+        }
+
+        private void open() {
+            row = new int[CONTEXT_LENGTH];
+            Arrays.fill(row, padId);
+            row[0] = BOS;
+            rowWeights = new double[CONTEXT_LENGTH];
+            Arrays.fill(rowWeights, 1.0);
+            size = 1;
+        }
+    }
+
+    /**
+     * Current ComfyUI cuts a run before every {@code embedding:} that follows whitespace (textual inversion names,
+     * which jdiffusion does not load: the name stays text), and drops empty pieces.
+     */
+    private static List<String> splitBeforeEmbeddings(String text) {
+        List<String> pieces = new ArrayList<>();
+        int start = 0;
+        for (int i = 1; i < text.length(); i++) {
+            if (text.startsWith(EMBEDDING_PREFIX, i) && PromptParser.isPythonSpace(text.charAt(i - 1))) {
+                pieces.add(text.substring(start, i));
+                start = i;
+            }
+        }
+        pieces.add(text.substring(start));
+        pieces.removeIf(String::isEmpty);
+        return pieces;
+    }
+
+    /** Old ComfyUI's words: newlines become spaces, then Python's {@code split(' ')} without empty strings. */
+    private static List<String> words(String text) {
+        List<String> words = new ArrayList<>(Arrays.asList(text.replace('\n', ' ').split(" ", -1)));
+        words.removeIf(String::isEmpty);
+        return words;
+    }
+
+    /** Old ComfyUI's word lookup: the raw word plus {@code </w>} if that is a vocabulary entry, else the tokenizer. */
+    private int[] encodeWord(String word) {
+        Integer exact = vocab.exact(word + "</w>");
+        return exact != null ? new int[] {exact} : encode(word);
     }
 
     private int[] wrap(int[] ids, int from, int count) {
@@ -376,6 +523,11 @@ public final class ClipTokenizer {
                 throw new IllegalStateException("CLIP vocabulary resource truncated: " + merges.size() + " merges, expected " + MERGES);
             }
             return merges;
+        }
+
+        /** The id of a vocabulary string exactly as given (no lower-casing, no byte mapping), or null. */
+        Integer exact(String token) {
+            return ids.get(token);
         }
 
         String token(int id) {

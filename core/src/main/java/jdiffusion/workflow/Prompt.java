@@ -29,6 +29,8 @@ public record Prompt(ObjectNode json, Map<String, Node> nodes) {
     public static Prompt read(Path file) {
         try {
             return parse(MAPPER.readTree(Files.readString(file)));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new WorkflowException("workflow " + file + " is not valid JSON: " + oneLine(e));
         } catch (IOException e) {
             throw new WorkflowException("cannot read workflow " + file + ": " + oneLine(e));
         }

@@ -329,7 +329,7 @@ public final class PromptValidator {
         if (allowed.size() > 20) {
             return "(list of length " + allowed.size() + ")";
         }
-        return "['" + String.join("', '", allowed) + "']";
+        return allowed.isEmpty() ? "[]" : "['" + String.join("', '", allowed) + "']";
     }
 
     private static BigInteger toInteger(JsonNode value, InputSpec spec) throws InputError {

@@ -55,6 +55,9 @@ final class SamplerNodes {
         if (latent.channels() != 4) {
             throw new WorkflowException("latent_image has " + latent.channels() + " channels; this model takes 4");
         }
+        if (job.denoise() <= 0) {
+            return latent; // ComfyUI: no sigmas at denoise 0, the latent passes through
+        }
         ModelSamplingDiscrete ms = job.model().zsnr() ? ModelSamplingDiscrete.zeroTerminalSnr()
                 : ModelSamplingDiscrete.DEFAULT;
         SamplerInfo info = samplerInfo(job.sampler());

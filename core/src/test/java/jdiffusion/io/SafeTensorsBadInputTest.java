@@ -131,7 +131,19 @@ class SafeTensorsBadInputTest {
         assertTrue(fails(file("entry.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4))
                 .contains("tensor 'a' has a malformed entry"));
         assertTrue(fails(file("shape.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4))
-                .contains("tensor 'a' has an invalid shape"));
+                .contains("tensor 'a' has an invalid shape [-1]"));
+        assertTrue(fails(file("strshape.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[\"1\"],\"data_offsets\":[0,4]}}", 4))
+                .contains("tensor 'a' has an invalid shape [\"1\"]"));
+    }
+
+    @Test
+    void otherModelFormatsAreNamed() throws Exception {
+        Path ckpt = dir.resolve("model.ckpt");
+        Files.write(ckpt, new byte[] {'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0});
+        assertTrue(fails(ckpt).contains("not a safetensors file (a zip archive, as PyTorch .ckpt/.pt pickles are"));
+        Path gguf = dir.resolve("model.gguf");
+        Files.write(gguf, new byte[] {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0, 0, 0, 0});
+        assertTrue(fails(gguf).contains("not a safetensors file (a GGUF file)"));
     }
 
     @Test

@@ -15,6 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import jdiffusion.Golden;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import org.junit.jupiter.api.DynamicTest;
@@ -35,17 +36,22 @@ class KohyaGoldenLoraTest {
     Stream<DynamicTest> goldenLoras() {
         return Golden.manifests("pipe_").stream()
                 .filter(m -> GoldenModels.manifest(m).path("params").has("lora"))
-                .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> check(m)));
+                .flatMap(m -> Stream.of(
+                        DynamicTest.dynamicTest(Golden.caseName(m), () -> check(m, true)),
+                        DynamicTest.dynamicTest(Golden.caseName(m) + " (te2 raw OpenCLIP layout)", () -> check(m, false))));
     }
 
-    private void check(Path manifest) throws Exception {
+    private void check(Path manifest, boolean hfTe2) throws Exception {
         JsonNode params = GoldenModels.manifest(manifest).get("params");
         Path loraPath = Golden.dir().resolve(params.get("lora").get("file").asText());
         float scale = (float) params.get("lora").get("scale").asDouble();
         try (SafeTensors ckpt = SafeTensors.open(GoldenModels.checkpoint(params));
              SafeTensors raw = SafeTensors.open(loraPath);
              LoraFile lora = LoraFile.open(loraPath)) {
-            ModelComponents base = GoldenModels.components(ckpt);
+            if (!hfTe2 && !GoldenModels.isSdxl(ckpt)) {
+                return; // only SDXL has an OpenCLIP tower
+            }
+            ModelComponents base = GoldenModels.components(ckpt, hfTe2);
             LoraMatch match = LoraMatch.of(lora, base);
             LoraReport report = match.report();
             TreeSet<String> modules = new TreeSet<>();
@@ -60,6 +66,9 @@ class KohyaGoldenLoraTest {
                 assertEquals(readme[1], report.modulesAppliedTotal());
             }
             ModelComponents patched = match.applyTo(base, scale, scale);
+            if (hfTe2 && base.te2() != null) {
+                assertTrue(OpenClipWeights.isOpenClip(patched.te2()), "patched te2 must still be an OpenCLIP tower (erf GELU)");
+            }
             Map<String, double[]> expected = expectedWeights(raw, modules, base, scale);
             for (Component c : Component.values()) {
                 if (base.get(c) != null) {
@@ -147,6 +156,10 @@ class KohyaGoldenLoraTest {
         if (module.startsWith("lora_te_") || module.startsWith("lora_te1_")) {
             String t = findFlat(base.te1(), module.substring(module.indexOf('_', 5) + 1));
             return t == null ? null : new Resolved(Component.TE1, t, 0);
+        }
+        if (!base.te2().has("transformer.resblocks.0.attn.in_proj_weight")) {
+            String t = findFlat(base.te2(), module.substring("lora_te2_".length()));
+            return t == null ? null : new Resolved(Component.TE2, t, 0);
         }
         Matcher m = TE2.matcher(module.substring("lora_te2_".length()));
         if (!m.matches()) {

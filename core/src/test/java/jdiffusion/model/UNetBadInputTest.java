@@ -136,4 +136,17 @@ class UNetBadInputTest {
             assertOneLine(e.getMessage(), "64x60");
         }
     }
+
+    @Test
+    void decodeTooLargeForJavaArraysIsRejectedBeforeAllocating() throws Exception {
+        try (SafeTensors f = SafeTensors.open(Golden.model("tiny-sd1-fp16.safetensors"))) {
+            Vae vae = Vae.load(Weights.prefixed(f, "first_stage_model."));
+            // the tiny decoder is 64 wide at the top: 64 x 16384 x 16384 values; the latent itself stays small
+            int h = 2048;
+            int w = 2048;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> vae.decode(new float[4 * h * w], 1, h, w));
+            assertOneLine(e.getMessage(), "16384x16384", "Java array");
+        }
+    }
 }

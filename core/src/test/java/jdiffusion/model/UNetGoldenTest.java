@@ -14,6 +14,7 @@ import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Every {@code unet_*} golden case: one forward of the tiny SD1/SDXL UNet, batch 2, at each timestep of the
@@ -25,6 +26,43 @@ class UNetGoldenTest {
     Stream<DynamicTest> everyUnetCase() {
         return Golden.manifests("unet_").stream()
                 .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> runCase(m)));
+    }
+
+    /** The same cases through the F32 loading path: the fp32 twin (same values) written by the project's writer. */
+    @TestFactory
+    Stream<DynamicTest> everyUnetCaseOnTheFp32Twin(@TempDir Path tmp) {
+        return Golden.manifests("unet_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
+            Path fp16 = modelFile(Golden.json(m).get("params").get("config"));
+            runCase(m, fp32Twin(fp16, tmp));
+        }));
+    }
+
+    /** Writes (once per model) the F32 copy of an fp16 golden model into dir. */
+    static Path fp32Twin(Path fp16, Path dir) throws Exception {
+        Path twin = dir.resolve(fp16.getFileName().toString().replace("-fp16.", "-fp32."));
+        if (!java.nio.file.Files.exists(twin)) {
+            try (SafeTensors src = SafeTensors.open(fp16)) {
+                jdiffusion.io.SafeTensorsWriter.convert(src, twin, jdiffusion.io.DType.F32, false);
+            }
+            try (SafeTensors check = SafeTensors.open(twin)) {
+                assertEquals(jdiffusion.io.DType.F32, check.info("model.diffusion_model.input_blocks.0.0.weight").dtype());
+            }
+        }
+        return twin;
+    }
+
+    /** The feed-forward runs in row slices at full size; slices of 7 rows (uneven) must give the same outputs. */
+    @TestFactory
+    Stream<DynamicTest> feedForwardInRowSlices() {
+        return Golden.manifests("unet_").stream().limit(1).map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
+            int saved = SpatialTransformer.ffRows;
+            SpatialTransformer.ffRows = 7;
+            try {
+                runCase(m);
+            } finally {
+                SpatialTransformer.ffRows = saved;
+            }
+        }));
     }
 
     /** The reference picked its heads from its config; the default rule must agree for these files. */
@@ -44,10 +82,14 @@ class UNetGoldenTest {
     }
 
     private static void runCase(Path manifest) throws Exception {
+        runCase(manifest, modelFile(Golden.json(manifest).get("params").get("config")));
+    }
+
+    private static void runCase(Path manifest, Path model) throws Exception {
         JsonNode json = Golden.json(manifest);
         JsonNode config = json.get("params").get("config");
         JsonNode inputs = json.get("inputs");
-        try (SafeTensors file = SafeTensors.open(modelFile(config));
+        try (SafeTensors file = SafeTensors.open(model);
              SafeTensors tensors = Golden.tensors(manifest)) {
             Map<Integer, Integer> heads = referenceHeads(config);
             UNet unet = UNet.load(Weights.prefixed(file, "model.diffusion_model."), ch -> heads.get(ch));

@@ -11,6 +11,7 @@ import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Every {@code vae_*} golden case: decode(latents / scaling_factor) raw and in [0,1], and encode(image) mean and
@@ -24,12 +25,26 @@ class VaeGoldenTest {
                 .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> runCase(m)));
     }
 
+    /** The same cases on the fp32 twin of each model (the F32 loading path). */
+    @TestFactory
+    Stream<DynamicTest> everyVaeCaseOnTheFp32Twin(@TempDir Path tmp) {
+        return Golden.manifests("vae_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m),
+                () -> runCase(m, UNetGoldenTest.fp32Twin(fp16Model(m), tmp))));
+    }
+
+    private static Path fp16Model(Path manifest) {
+        String name = Golden.json(manifest).get("params").get("config").get("_name_or_path").asText();
+        return Golden.model(name.substring(0, name.indexOf('/')) + "-fp16.safetensors");
+    }
+
     private static void runCase(Path manifest) throws Exception {
+        runCase(manifest, fp16Model(manifest));
+    }
+
+    private static void runCase(Path manifest, Path model) throws Exception {
         JsonNode json = Golden.json(manifest);
         JsonNode params = json.get("params");
         JsonNode inputs = json.get("inputs");
-        String name = params.get("config").get("_name_or_path").asText();
-        Path model = Golden.model(name.substring(0, name.indexOf('/')) + "-fp16.safetensors");
         try (SafeTensors file = SafeTensors.open(model); SafeTensors tensors = Golden.tensors(manifest)) {
             Vae vae = Vae.load(Weights.prefixed(file, "first_stage_model."));
             float scaling = (float) params.get("scaling_factor").asDouble();

@@ -33,7 +33,12 @@ class PipelineGoldenTest {
     @TestFactory
     Stream<DynamicTest> everyPipelineCase() {
         List<DynamicTest> tests = new ArrayList<>();
+        // JDIFFUSION_CASES=substring narrows the run while developing; unset, every case runs
+        String only = System.getenv().getOrDefault("JDIFFUSION_CASES", "");
         for (Path manifest : Golden.manifests("pipe_")) {
+            if (!Golden.caseName(manifest).contains(only)) {
+                continue;
+            }
             for (String dtype : List.of("fp16", "fp32")) {
                 String name = Golden.caseName(manifest) + " [" + dtype + "]";
                 tests.add(DynamicTest.dynamicTest(name, () -> {
@@ -60,10 +65,23 @@ class PipelineGoldenTest {
         }
     }
 
-    /** The checkpoint a manifest names, as the fp16 file or its fp32 copy. */
+    private static final java.util.regex.Pattern MODEL = java.util.regex.Pattern.compile("models/(\\S+?)\\.safetensors");
+
+    /**
+     * The checkpoint a manifest's model string names ("models/tiny-sd1-fp32.safetensors (or the fp16 file...)"):
+     * the shipped fp16 file of that model, or an fp32 copy of it written with the project's writer.
+     */
     static synchronized Path checkpoint(String modelParam, String dtype) throws IOException {
-        String base = modelParam.contains("tiny-sdxl") ? "tiny-sdxl" : "tiny-sd1";
+        java.util.regex.Matcher mm = MODEL.matcher(modelParam);
+        if (!mm.find()) {
+            throw new AssertionError("no models/<file>.safetensors in manifest model '" + modelParam + "'");
+        }
+        String named = mm.group(1);
+        String base = named.replaceAll("-fp(16|32)$", "");
         Path fp16 = Golden.model(base + "-fp16.safetensors");
+        if (!Files.exists(fp16)) {
+            fp16 = Golden.model(named + ".safetensors");
+        }
         if (dtype.equals("fp16")) {
             return fp16;
         }
@@ -100,15 +118,17 @@ class PipelineGoldenTest {
                 .steps(call.path("num_inference_steps").asInt())
                 .cfg(call.path("guidance_scale").asDouble())
                 .seed(p.path("generator_seed").asLong(100))
-                .scheduler(spacing);
+                .scheduler(spacing)
+                .prediction(prediction(p.path("scheduler_config").path("prediction_type").asText("epsilon")));
         if (!p.path("img2img").isMissingNode()) {
             b.initImage(manifestPath.resolveSibling(p.path("input_image_png").asText()))
                     .denoise(call.path("strength").asDouble());
         } else {
             b.size(hw[1], hw[0]);
         }
-        if (modelParam.contains("unet-diffusers")) {
-            b.unet(Golden.model("tiny-sdxl-unet-diffusers-fp16.safetensors"));
+        java.util.regex.Matcher unet = MODEL.matcher(modelParam);
+        if (unet.find() && unet.find()) {
+            b.unet(Golden.model(unet.group(1) + ".safetensors")); // "... with the UNet replaced by models/X"
         }
         if (!p.path("lora").isMissingNode()) {
             b.loras(List.of(new GenerateRequest.LoraSpec(manifestPath.resolveSibling(p.path("lora").path("file").asText()),
@@ -265,7 +285,7 @@ class PipelineGoldenTest {
     private static GenerateRequest.Prediction prediction(String comfyName) {
         return switch (comfyName.toUpperCase(java.util.Locale.ROOT)) {
             case "V", "V_PREDICTION" -> GenerateRequest.Prediction.V;
-            case "X0" -> GenerateRequest.Prediction.X0;
+            case "X0", "SAMPLE" -> GenerateRequest.Prediction.X0;
             default -> GenerateRequest.Prediction.EPS;
         };
     }

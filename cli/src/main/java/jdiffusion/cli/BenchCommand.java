@@ -1,0 +1,151 @@
+package jdiffusion.cli;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import jdiffusion.tensor.FmaPeak;
+import jdiffusion.tensor.Gemm;
+import jdiffusion.tensor.Parallel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** `jdiffusion bench ...`: speed measurements (commands, not tests). Each benchmark is a subcommand. */
+@Command(name = "bench", description = "Measure the engine's speed.", mixinStandardHelpOptions = true,
+        subcommands = {BenchCommand.GemmBench.class})
+public final class BenchCommand implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** Sets the pool size from -t (default: all available processors). */
+    static int applyThreads(Integer threads) {
+        int t = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+        if (t < 1) {
+            throw new CliException("--threads must be at least 1, got " + t);
+        }
+        Parallel.setThreads(t);
+        return t;
+    }
+
+    /** An SD1.5 UNet GEMM: weights packed once (a layer), or both operands activations (attention). */
+    record Shape(String name, int m, int n, int k, boolean activations) {
+        double flops() {
+            return 2.0 * m * n * k;
+        }
+    }
+
+    static final List<Shape> SD15_SHAPES = List.of(
+            new Shape("proj 320", 4096, 320, 320, false),
+            new Shape("ff up 320", 4096, 1280, 320, false),
+            new Shape("conv3x3 320", 4096, 320, 2880, false),
+            new Shape("conv3x3 640", 1024, 640, 5760, false),
+            new Shape("conv3x3 1280", 256, 1280, 11520, false),
+            new Shape("text 768", 77, 768, 768, false),
+            new Shape("attn QK^T", 4096, 4096, 40, true),
+            new Shape("attn PV", 4096, 40, 4096, true));
+
+    @Command(name = "gemm", mixinStandardHelpOptions = true,
+            description = "GFLOP/s of the SD1.5 UNet GEMM shapes beside the measured fp32 FMA peak.")
+    static final class GemmBench implements Runnable {
+        @Option(names = {"-t", "--threads"}, description = "Worker threads (default: available processors).")
+        Integer threads;
+
+        @Option(names = "--seconds", description = "Timed seconds per shape (default: ${DEFAULT-VALUE}).")
+        double seconds = 1.5;
+
+        @Override
+        public void run() {
+            int t = applyThreads(threads);
+            if (seconds <= 0) {
+                throw new CliException("--seconds must be positive, got " + seconds);
+            }
+            List<Case> cases = SD15_SHAPES.stream().map(Case::new).toList();
+            System.out.printf("bench gemm: %d threads, %d-float vectors; warming up...%n", t, Gemm.L);
+            for (int round = 0; round < 3; round++) {
+                cases.forEach(Case::run);
+            }
+            FmaPeak.measure(t, 200);
+            // the peak is measured right before and after each shape, so a machine whose load changes during the
+            // run still compares each shape with the peak it could have had at that moment
+            System.out.printf("%-14s %6s %6s %6s %10s %14s %8s%n", "shape", "M", "N", "K", "GFLOP/s", "peak GFLOP/s",
+                    "of peak");
+            List<Double> rates = new ArrayList<>();
+            List<Double> shares = new ArrayList<>();
+            double peakSum = 0;
+            for (Case c : cases) {
+                double before = FmaPeak.measure(t, 400);
+                double rate = c.measure(seconds);
+                double after = FmaPeak.measure(t, 400);
+                double peak = (before + after) / 2;
+                peakSum += peak;
+                rates.add(rate);
+                shares.add(rate / peak);
+                Shape s = c.shape;
+                System.out.printf("%-14s %6d %6d %6d %10.1f %14.1f %7.1f%%%n", s.name(), s.m(), s.n(), s.k(), rate,
+                        peak, 100 * rate / peak);
+            }
+            double peak = peakSum / cases.size();
+            System.out.printf("measured fp32 FMA peak: %.1f GFLOP/s (%d threads, %.1f per thread; mean of the "
+                    + "measurements beside the shapes)%n", peak, t, peak / t);
+            System.out.printf("geometric mean %.1f GFLOP/s; share of peak: geometric mean %.1f%%, lowest %.1f%%%n",
+                    geoMean(rates), 100 * geoMean(shares), 100 * shares.stream().mapToDouble(x -> x).min().orElse(0));
+        }
+
+        private static double geoMean(List<Double> xs) {
+            return Math.exp(xs.stream().mapToDouble(Math::log).average().orElse(0));
+        }
+    }
+
+    /** One shape's operands, made once; run() is one multiplication. */
+    static final class Case {
+        final Shape shape;
+        final float[] a;
+        final float[] b;
+        final Gemm.PackedB packed;
+        final float[] c;
+
+        Case(Shape s) {
+            shape = s;
+            SplittableRandom rnd = new SplittableRandom(42);
+            a = random(rnd, s.m() * s.k());
+            b = random(rnd, s.k() * s.n());
+            packed = s.activations() ? null : Gemm.packWeights(b, s.n(), s.k());
+            c = new float[s.m() * s.n()];
+        }
+
+        void run() {
+            if (shape.activations()) {
+                // activation products pack B on the fly, and that packing is part of the time
+                Gemm.multiply(new Gemm.Dense(a, 0, shape.k()), shape.m(),
+                        Gemm.pack(b, 0, shape.n(), 1, shape.k(), shape.n()), c, 0, shape.n(), null, false);
+            } else {
+                Gemm.multiply(new Gemm.Dense(a, 0, shape.k()), shape.m(), packed, c, 0, shape.n(), null, false);
+            }
+        }
+
+        /** Median GFLOP/s over repeated runs filling the given time. */
+        double measure(double seconds) {
+            List<Double> times = new ArrayList<>();
+            long end = System.nanoTime() + (long) (seconds * 1e9);
+            while (times.size() < 3 || System.nanoTime() < end) {
+                long t0 = System.nanoTime();
+                run();
+                times.add((System.nanoTime() - t0) * 1e-9);
+            }
+            double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            return shape.flops() / sorted[sorted.length / 2] * 1e-9;
+        }
+
+        private static float[] random(SplittableRandom rnd, int n) {
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = (float) (rnd.nextDouble() * 2 - 1);
+            }
+            return x;
+        }
+    }
+}

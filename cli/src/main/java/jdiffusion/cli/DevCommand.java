@@ -1,0 +1,71 @@
+package jdiffusion.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import jdiffusion.io.CheckpointKeys;
+import jdiffusion.io.DType;
+import jdiffusion.io.RandomCheckpoint;
+import jdiffusion.model.ModelConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Developer tools: {@code jdiffusion dev random-checkpoint}. */
+@Command(name = "dev", mixinStandardHelpOptions = true, description = "Developer tools (test files, diagnostics).",
+        subcommands = {DevCommand.RandomCheckpointCommand.class})
+public final class DevCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** A full-size checkpoint with random weights in the real key layout, for benchmarks and memory tests. */
+    @Command(name = "random-checkpoint", mixinStandardHelpOptions = true,
+            description = "Write a full-size checkpoint with random weights (std 0.02, norm scales 1) in the real key layout.")
+    static final class RandomCheckpointCommand implements Callable<Integer> {
+        @Option(names = "--arch", required = true, paramLabel = "ARCH", description = "sd15, sd21 or sdxl")
+        String arch;
+
+        @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "the .safetensors file to write (must not exist)")
+        Path output;
+
+        @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "f16", description = "f16 (default), bf16 or f32")
+        String dtype;
+
+        @Option(names = "--seed", paramLabel = "N", defaultValue = "0", description = "random seed (default 0)")
+        long seed;
+
+        @Override
+        public Integer call() throws Exception {
+            ModelConfig config;
+            try {
+                config = ModelConfig.preset(arch.toLowerCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new CliException("--arch: " + e.getMessage());
+            }
+            DType type = switch (dtype.toLowerCase(Locale.ROOT)) {
+                case "f16", "fp16", "float16" -> DType.F16;
+                case "bf16", "bfloat16" -> DType.BF16;
+                case "f32", "fp32", "float32" -> DType.F32;
+                default -> throw new CliException("--dtype: unknown type '" + dtype + "' (known: f16, bf16, f32)");
+            };
+            if (Files.exists(output)) {
+                throw new CliException(output + ": already exists (refusing to overwrite)");
+            }
+            var specs = CheckpointKeys.of(config);
+            long params = specs.stream().filter(t -> t.init() != CheckpointKeys.Init.POSITION_IDS)
+                    .mapToLong(CheckpointKeys.TensorSpec::numel).sum();
+            System.err.printf(Locale.ROOT, "writing %s: %s, %d tensors, %,d parameters as %s (%s)...%n", output,
+                    config.family(), specs.size(), params, type, InfoCommand.size(params * type.size()));
+            long t0 = System.nanoTime();
+            RandomCheckpoint.write(config, output, type, seed);
+            System.err.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,182 @@
+package jdiffusion.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import jdiffusion.io.Checkpoint;
+import jdiffusion.io.CheckpointLayouts;
+import jdiffusion.io.CheckpointLayouts.TextLayout;
+import jdiffusion.io.MappedWeights;
+import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.SafeTensors;
+import jdiffusion.io.TensorInfo;
+import jdiffusion.model.ModelConfig;
+import jdiffusion.model.ModelConfig.ComponentStats;
+import jdiffusion.model.ModelConfig.TextEncoderSpec;
+import jdiffusion.model.ModelConfig.UNetSpec;
+import jdiffusion.model.ModelConfig.VaeSpec;
+import jdiffusion.model.ModelDetector;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code jdiffusion info FILE}: family, architecture numbers, parameters and dtype per component (header only). */
+@Command(name = "info", mixinStandardHelpOptions = true,
+        description = "Show what a checkpoint is: family, architecture numbers, parameter count and dtype per component. "
+                + "Reads only the file header.")
+public final class InfoCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "FILE", description = "checkpoint (.safetensors), or a UNet file alone")
+    Path file;
+
+    @Option(names = "--unet", paramLabel = "FILE", description = "replace the checkpoint's UNet (LDM or diffusers layout)")
+    Path unet;
+
+    @Option(names = "--vae", paramLabel = "FILE", description = "replace the checkpoint's VAE (LDM or diffusers layout)")
+    Path vae;
+
+    @Option(names = "--json", description = "print JSON instead of text")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintStream out = System.out;
+        Checkpoint ckpt;
+        try {
+            ckpt = Checkpoint.open(file);
+        } catch (ModelFormatException e) {
+            if (unet == null && vae == null && printUnetAlone(out)) {
+                return 0;
+            }
+            throw e;
+        }
+        try (ckpt; Checkpoint withUnet = unet == null ? ckpt : ckpt.withUnet(unet);
+             Checkpoint c = vae == null ? withUnet : withUnet.withVae(vae)) {
+            if (json) {
+                out.println(json(c));
+            } else {
+                printText(out, c);
+            }
+        }
+        return 0;
+    }
+
+    private String json(Checkpoint c) throws Exception {
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("file", c.path().toString());
+        if (c.unetPath() != null) {
+            root.put("unet_file", c.unetPath().toString());
+        }
+        if (c.vaePath() != null) {
+            root.put("vae_file", c.vaePath().toString());
+        }
+        root.put("tensors", c.file().names().size());
+        root.put("metadata", c.metadata());
+        root.put("config", c.config());
+        return new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root);
+    }
+
+    private static void printText(PrintStream out, Checkpoint c) {
+        ModelConfig cfg = c.config();
+        long bytes = c.file().tensors().values().stream().mapToLong(t -> t.end() - t.begin()).sum();
+        out.printf("%s: %s checkpoint, %d tensors, %s%n", c.path(), cfg.family(), c.file().names().size(), size(bytes));
+        if (c.unetPath() != null) {
+            out.printf("  UNet from %s%n", c.unetPath());
+        }
+        if (c.vaePath() != null) {
+            out.printf("  VAE from %s%n", c.vaePath());
+        }
+        if (!c.metadata().isEmpty()) {
+            out.printf("  metadata: %s%n", abbreviate(c.metadata()));
+        }
+        out.printf("prediction: %s (%s)%n", cfg.prediction().name().toLowerCase(Locale.ROOT), cfg.predictionSource());
+        printUnet(out, cfg.unet());
+        VaeSpec v = cfg.vae();
+        out.printf("vae:  base channels %d, channel mult %s, %d res blocks (decoder %d), latent channels %d, scale %s%n",
+                v.baseChannels(), v.channelMult(), v.numResBlocks(), v.decoderResBlocks(), v.latentChannels(),
+                cfg.family().latentScale());
+        for (TextEncoderSpec t : cfg.textEncoders()) {
+            out.printf("%s: %s, width %d, %d layers, %d heads, MLP %d, vocab %d, %d positions, %s%s%n", t.name(),
+                    t.layout() == TextLayout.OPEN_CLIP ? "OpenCLIP" : "CLIP (HF)", t.width(), t.layers(), t.heads(),
+                    t.mlpWidth(), t.vocab(), t.positions(), t.activation(),
+                    t.projectionDim() > 0 ? ", projection " + t.projectionDim() : "");
+        }
+        out.println();
+        out.printf("%-10s %15s %8s %10s %8s%n", "component", "parameters", "dtype", "size", "tensors");
+        long total = 0;
+        for (ComponentStats s : cfg.components()) {
+            out.printf("%-10s %15s %8s %10s %8d%n", s.component(), String.format(Locale.ROOT, "%,d", s.parameters()),
+                    s.dtype() == null ? "-" : s.dtype(), size(s.bytes()), s.tensors());
+            total += s.parameters();
+        }
+        out.printf("%-10s %15s%n", "total", String.format(Locale.ROOT, "%,d", total));
+    }
+
+    private static void printUnet(PrintStream out, UNetSpec u) {
+        out.printf("unet: model channels %d, channel mult %s, %d res blocks per level, transformer depth %s (middle %d), "
+                        + "context %d, %s proj_in, %s%s, in/out channels %d/%d%n",
+                u.modelChannels(), u.channelMult(), u.numResBlocks(), u.transformerDepth(), u.transformerDepthMiddle(),
+                u.contextDim(), u.linearProj() ? "linear" : "conv 1x1",
+                u.numHeads() > 0 ? u.numHeads() + " heads" : "head size " + u.headDim(),
+                u.admInChannels() > 0 ? ", adm in " + u.admInChannels() : "", u.inChannels(), u.outChannels());
+    }
+
+    /** A UNet without the rest (e.g. sdxl_lightning_4step_unet.safetensors): print what it is, or false. */
+    private boolean printUnetAlone(PrintStream out) {
+        try (SafeTensors st = SafeTensors.open(file)) {
+            MappedWeights w = Checkpoint.unetWeights(st);
+            UNetSpec u = ModelDetector.detectUnet(w, file.toString());
+            List<TensorInfo> infos = new ArrayList<>();
+            for (String n : w.names()) {
+                infos.add(w.info(n));
+            }
+            ComponentStats s = ModelDetector.stats("unet", infos);
+            String layout = CheckpointLayouts.isDiffusersUnet(st.names()) ? "diffusers" : "LDM";
+            String family = u.admInChannels() > 0 ? "SDXL" : u.linearProj() ? "SD2" : "SD1";
+            if (json) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("file", file.toString());
+                root.put("kind", "unet");
+                root.put("layout", layout);
+                root.put("family", family);
+                root.put("unet", u);
+                root.put("stats", s);
+                out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
+            } else {
+                out.printf("%s: UNet alone (%s layout, %s-style), %d tensors; use it with --unet beside a checkpoint%n",
+                        file, layout, family, st.names().size());
+                printUnet(out, u);
+                out.printf("parameters %s, dtype %s, %s%n", String.format(Locale.ROOT, "%,d", s.parameters()), s.dtype(),
+                        size(s.bytes()));
+            }
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    private static String abbreviate(Map<String, String> meta) {
+        StringBuilder b = new StringBuilder();
+        for (Map.Entry<String, String> e : meta.entrySet()) {
+            String v = e.getValue().replace('\n', ' ');
+            b.append(b.isEmpty() ? "" : ", ").append(e.getKey()).append('=').append(v.length() > 60 ? v.substring(0, 60) + "..." : v);
+        }
+        return b.toString();
+    }
+
+    static String size(long bytes) {
+        if (bytes >= 1L << 30) {
+            return String.format(Locale.ROOT, "%.2f GB", bytes / (double) (1L << 30));
+        }
+        if (bytes >= 1L << 20) {
+            return String.format(Locale.ROOT, "%.1f MB", bytes / (double) (1L << 20));
+        }
+        return String.format(Locale.ROOT, "%.1f KB", bytes / 1024.0);
+    }
+}

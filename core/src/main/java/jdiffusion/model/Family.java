@@ -1,0 +1,22 @@
+package jdiffusion.model;
+
+/** The Stable Diffusion model families jdiffusion reads, with the numbers that follow from the family alone. */
+public enum Family {
+    /** SD 1.x: CLIP-L text encoder, conv proj_in, 8 attention heads per transformer. */
+    SD1(0.18215),
+    /** SD 2.x: OpenCLIP-H text encoder (penultimate layer), linear proj_in, head size 64. */
+    SD2(0.18215),
+    /** SDXL: CLIP-L + OpenCLIP-bigG, size conditioning (label_emb), linear proj_in, head size 64. */
+    SDXL(0.13025);
+
+    private final double latentScale;
+
+    Family(double latentScale) {
+        this.latentScale = latentScale;
+    }
+
+    /** The VAE latent scaling factor the family was trained with (not stored in checkpoints). */
+    public double latentScale() {
+        return latentScale;
+    }
+}

@@ -1,0 +1,116 @@
+package jdiffusion.tensor;
+
+/**
+ * Multi-head scaled dot-product attention that streams over keys: for a block of queries it takes the keys a block
+ * at a time, S = Q K^T on the GEMM kernel, an online softmax (running row maximum and sum, the partial output
+ * rescaled when the maximum grows), then O += P V on the GEMM kernel. No score matrix larger than one block
+ * (QB x KB floats) exists at once, however long the sequence. Layouts as {@link Reference#attention}.
+ */
+final class Attention {
+    /** Queries per block: a multiple of the micro-tile height. */
+    static final int QB = 16 * Gemm.MR;
+    /** Keys per block: a multiple of the panel width, so a key block is a range of whole panels of K^T. */
+    static final int KB = 8 * Gemm.NR;
+
+    private Attention() {
+    }
+
+    /** Per-thread scratch: scores/probabilities, partial output, running max and sum. */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[4][]);
+
+    static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
+                           boolean causal) {
+        int c = heads * hd;
+        if (q.length != batch * nq * c || k.length != batch * nk * c || v.length != batch * nk * c) {
+            throw new IllegalArgumentException("attention: q/k/v have " + q.length + "/" + k.length + "/" + v.length
+                    + " values, expected " + batch + "x" + nq + "x" + c + " and " + batch + "x" + nk + "x" + c);
+        }
+        float[] out = new float[batch * nq * c];
+        if (nq == 0 || nk == 0) {
+            return out;
+        }
+        // K^T (hd x nk) and V (nk x hd) of every (image, head), packed as GEMM B operands
+        Gemm.PackedB[] kt = new Gemm.PackedB[batch * heads];
+        Gemm.PackedB[] vp = new Gemm.PackedB[batch * heads];
+        Parallel.forRange(batch * heads, i -> {
+            int off = i / heads * nk * c + i % heads * hd;
+            kt[i] = Gemm.pack(k, off, 1, c, hd, nk);
+            vp[i] = Gemm.packFixedBlocks(v, off, c, 1, nk, hd, KB);
+        });
+        int qBlocks = (nq + QB - 1) / QB;
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        Parallel.forRange(batch * heads * qBlocks, t -> {
+            int bh = t / qBlocks;
+            int q0 = t % qBlocks * QB;
+            queryBlock(q, out, bh / heads, bh % heads, q0, Math.min(QB, nq - q0), nq, nk, c, hd, kt[bh], vp[bh],
+                    scale, causal);
+        });
+        return out;
+    }
+
+    private static void queryBlock(float[] q, float[] out, int b, int h, int q0, int rows, int nq, int nk, int c,
+                                   int hd, Gemm.PackedB kt, Gemm.PackedB vp, float scale, boolean causal) {
+        int ldo = vp.panels() * Gemm.NR;
+        float[][] sc = SCRATCH.get();
+        float[] s = grow(sc, 0, QB * KB);
+        float[] o = grow(sc, 1, QB * ldo);
+        float[] max = grow(sc, 2, QB);
+        float[] sum = grow(sc, 3, QB);
+        java.util.Arrays.fill(o, 0, rows * ldo, 0f);
+        java.util.Arrays.fill(max, 0, rows, Float.NEGATIVE_INFINITY);
+        java.util.Arrays.fill(sum, 0, rows, 0f);
+        Gemm.Dense queries = new Gemm.Dense(q, (b * nq) * c + h * hd, c);
+        int keyEnd = causal ? Math.min(nk, q0 + rows) : nk;
+        for (int k0 = 0; k0 < keyEnd; k0 += KB) {
+            // a whole key block (the packed V's k block); causally masked keys get probability 0 below
+            int kn = Math.min(KB, nk - k0);
+            int p0 = k0 / Gemm.NR;
+            int p1 = (k0 + kn + Gemm.NR - 1) / Gemm.NR;
+            Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, KB, null, false, true);
+            for (int i = 0; i < rows; i++) {
+                // causal: query q0+i sees keys up to itself; key 0 is always visible, so max stays finite
+                int visible = causal ? Math.max(0, Math.min(kn, q0 + i + 1 - k0)) : kn;
+                onlineSoftmax(s, i * KB, kn, visible, scale, max, sum, o, i * ldo, ldo, i);
+            }
+            Gemm.block(new Gemm.Dense(s, -k0, KB), 0, rows, vp, 0, vp.panels(), k0, k0 + kn, o, 0, ldo, null, true,
+                    true);
+        }
+        for (int i = 0; i < rows; i++) {
+            float inv = 1f / sum[i];
+            int dst = (b * nq + q0 + i) * c + h * hd;
+            for (int e = 0; e < hd; e++) {
+                out[dst + e] = o[i * ldo + e] * inv;
+            }
+        }
+    }
+
+    /**
+     * Turns one row of scores into unnormalised probabilities against the running maximum, rescaling the row's
+     * partial output and sum when the maximum grows; masked keys (from visible on) get probability 0.
+     */
+    private static void onlineSoftmax(float[] s, int base, int kn, int visible, float scale, float[] max,
+                                      float[] sum, float[] o, int oBase, int ldo, int i) {
+        if (visible < kn) {
+            java.util.Arrays.fill(s, base + visible, base + kn, 0f);
+        }
+        if (visible == 0) {
+            return;
+        }
+        float blockMax = Ops.max(s, base, visible) * scale;
+        float newMax = Math.max(max[i], blockMax);
+        if (newMax > max[i] && max[i] != Float.NEGATIVE_INFINITY) {
+            float alpha = Vec.exp(max[i] - newMax);
+            sum[i] *= alpha;
+            Ops.scaleRow(o, oBase, ldo, alpha);
+        }
+        max[i] = newMax;
+        sum[i] += Ops.expShifted(s, base, visible, scale, newMax);
+    }
+
+    private static float[] grow(float[][] scratch, int slot, int size) {
+        if (scratch[slot] == null || scratch[slot].length < size) {
+            scratch[slot] = new float[size];
+        }
+        return scratch[slot];
+    }
+}

@@ -1,0 +1,671 @@
+package jdiffusion.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The packed, register-blocked, cache-blocked GEMM every linear layer, convolution and attention product runs on:
+ * C (m x n) (+)= A (m x k) B (k x n).
+ *
+ * <p>B is packed into column panels of {@link #NR} floats ([panel][k][NR], zero padded), once at load for weights
+ * ({@link Linear}, {@link Conv2d}) or on the fly for activation products. A is read in place through an
+ * {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at most {@link #MC}
+ * rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors: 12 accumulators,
+ * enough independent FMA chains to cover the FMA latency on both pipes) while a B micro-panel (KC x NR) sits in L1
+ * and the A block in L2.
+ */
+public final class Gemm {
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    /** Vector width in floats. */
+    public static final int L = S.length();
+    /** Rows of C per micro-tile. */
+    public static final int MR = 6;
+    /** Columns of C per packed B panel (two vectors). */
+    public static final int NR = 2 * L;
+    /** k per cache block: a B micro-panel KC x NR (32 KB at 512 bits) stays in L1. */
+    static final int KC = 256;
+    /**
+     * Rows per block: the A block, MC x KC (about 450 KB), stays in L2 while the panels of B stream past it; each
+     * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
+     * or an L3 shared with other work).
+     */
+    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
+    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    /** Bounds the search for the parallel split (tasks per thread considered). */
+    static final int TASKS_PER_THREAD = 4;
+
+    private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
+    private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][]);
+    private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
+
+    private Gemm() {
+    }
+
+    /**
+     * Where A's elements are: element (i, p) at array()[index(i, p)], with index affine in i (step rowStride()) and,
+     * within one segment of k (p / segment() constant), affine in p with step 1. A is read in place, never copied:
+     * packing would cost as much as the work when n is small (attention's P V), and a convolution's shifted rows
+     * are such a source over a zero-padded copy of its input.
+     */
+    public interface ASource {
+        float[] array();
+
+        int rowStride();
+
+        int index(int row, int p);
+
+        /** Length of the k segments within which index is contiguous in p. */
+        default int segment() {
+            return Integer.MAX_VALUE;
+        }
+    }
+
+    /** A row-major matrix: element (i, p) at a[off + i*lda + p]. off may be negative when k starts past 0. */
+    public record Dense(float[] a, int off, int lda) implements ASource {
+        @Override
+        public float[] array() {
+            return a;
+        }
+
+        @Override
+        public int rowStride() {
+            return lda;
+        }
+
+        @Override
+        public int index(int row, int p) {
+            return off + row * lda + p;
+        }
+    }
+
+    /**
+     * B packed for the micro-kernel: k is cut into blocks (at most KC, never across a segment of the A source it
+     * will meet), and each block holds all panels of NR columns one after another, [block][panel][kc][NR], zero
+     * padded. A thread walking its panels within a k block therefore reads one contiguous stream, which the
+     * hardware prefetcher runs ahead of; weights too large for the caches (an SD1.5 3x3 convolution at 1280
+     * channels is 59 MB) then arrive from memory without a stall at every panel.
+     */
+    public static final class PackedB {
+        private final float[] data;
+        private final short[] half;
+        private final WeightFormat format;
+        private final int k;
+        private final int n;
+        private final int[] starts;
+
+        PackedB(int k, int n, int[] starts) {
+            this.k = k;
+            this.n = n;
+            this.starts = starts;
+            this.data = new float[panels() * NR * k];
+            this.half = null;
+            this.format = WeightFormat.F32;
+        }
+
+        /** The same values stored in 16 bits. */
+        PackedB(PackedB f32, WeightFormat format) {
+            this.k = f32.k;
+            this.n = f32.n;
+            this.starts = f32.starts;
+            this.data = null;
+            this.format = format;
+            this.half = new short[f32.data.length];
+            for (int i = 0; i < half.length; i++) {
+                half[i] = format.encode(f32.data[i]);
+            }
+        }
+
+        public WeightFormat format() {
+            return format;
+        }
+
+        /** Bytes of packed weights held in memory. */
+        public long bytes() {
+            return data != null ? 4L * data.length : 2L * half.length;
+        }
+
+        public int k() {
+            return k;
+        }
+
+        public int n() {
+            return n;
+        }
+
+        public int panels() {
+            return (n + NR - 1) / NR;
+        }
+
+        /** Index of the k block starting at k0, which must be a block boundary. */
+        int blockAt(int k0) {
+            int i = java.util.Arrays.binarySearch(starts, k0);
+            if (i < 0) {
+                throw new IllegalArgumentException("k = " + k0 + " is not a block boundary of this packed operand");
+            }
+            return i;
+        }
+
+        int blockStart(int block) {
+            return starts[block];
+        }
+
+        /** Offset of element (k0 + p, panel*NR) where k0 starts the given block. */
+        int offset(int block, int panel, int p) {
+            int k0 = starts[block];
+            int kc = starts[block + 1] - k0;
+            return (k0 * panels() + panel * kc + p) * NR;
+        }
+    }
+
+    /** k block boundaries: each segment (a convolution tap's channels) split into equal blocks of at most KC. */
+    static int[] kBlocks(int k, int segment) {
+        java.util.List<Integer> starts = new java.util.ArrayList<>();
+        for (int s0 = 0; s0 < k; ) {
+            int s1 = (int) Math.min(k, (long) s0 + segment);
+            int nb = (s1 - s0 + KC - 1) / KC;
+            int kc = (s1 - s0 + nb - 1) / nb;
+            for (int k0 = s0; k0 < s1; k0 += kc) {
+                starts.add(k0);
+            }
+            s0 = s1;
+        }
+        starts.add(k);
+        return starts.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Packs B where element (p, j) of the k x n matrix is src[off + p*sk + j*sn]. */
+    public static PackedB pack(float[] src, int off, int sk, int sn, int k, int n) {
+        return pack(src, off, sk, sn, k, n, Integer.MAX_VALUE);
+    }
+
+    /** The same, with k blocks that never cross a multiple of segment (the A source's segment). */
+    public static PackedB pack(float[] src, int off, int sk, int sn, int k, int n, int segment) {
+        PackedB b = new PackedB(k, n, kBlocks(k, segment));
+        packInto(src, off, sk, sn, b);
+        return b;
+    }
+
+    /** The same, with k blocks of exactly blockK (attention's V, consumed one key block at a time). */
+    static PackedB packFixedBlocks(float[] src, int off, int sk, int sn, int k, int n, int blockK) {
+        int nb = (k + blockK - 1) / blockK;
+        int[] starts = new int[nb + 1];
+        for (int i = 0; i <= nb; i++) {
+            starts[i] = Math.min(k, i * blockK);
+        }
+        PackedB b = new PackedB(k, n, starts);
+        packInto(src, off, sk, sn, b);
+        return b;
+    }
+
+    private static void packInto(float[] src, int off, int sk, int sn, PackedB b) {
+        float[] d = b.data;
+        int n = b.n;
+        for (int blk = 0; blk + 1 < b.starts.length; blk++) {
+            int k0 = b.starts[blk];
+            int kc = b.starts[blk + 1] - k0;
+            for (int panel = 0; panel < b.panels(); panel++) {
+                int j0 = panel * NR;
+                int width = Math.min(NR, n - j0);
+                for (int p = 0; p < kc; p++) {
+                    int o = b.offset(blk, panel, p);
+                    int s = off + (k0 + p) * sk + j0 * sn;
+                    if (sn == 1) {
+                        System.arraycopy(src, s, d, o, width);
+                    } else {
+                        for (int j = 0; j < width; j++) {
+                            d[o + j] = src[s + j * sn];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Packs linear weights W [n][k] (the checkpoint layout) as B = W^T. */
+    public static PackedB packWeights(float[] w, int n, int k) {
+        return pack(w, 0, 1, k, k, n);
+    }
+
+    /** Packs weights W [n][k] for an A source whose k segments have the given length. */
+    public static PackedB packWeights(float[] w, int n, int k, int segment) {
+        return pack(w, 0, 1, k, k, n, segment);
+    }
+
+    /** The same, stored in the given format (16-bit formats are widened block by block inside the GEMM). */
+    public static PackedB packWeights(float[] w, int n, int k, int segment, WeightFormat format) {
+        PackedB f32 = packWeights(w, n, k, segment);
+        return format == WeightFormat.F32 ? f32 : new PackedB(f32, format);
+    }
+
+    /**
+     * C = A B (+ bias per column), or C += A B when accumulate, over the thread pool; c is m x n row-major with row
+     * stride ldc from cOff. bias (length n, or already padded to whole panels) may be null.
+     */
+    public static void multiply(ASource a, int m, PackedB b, float[] c, int cOff, int ldc, float[] bias,
+                                boolean accumulate) {
+        if (b.n > ldc) {
+            throw new IllegalArgumentException("C row stride " + ldc + " is narrower than n = " + b.n);
+        }
+        if (m <= 0 || b.n == 0) {
+            return;
+        }
+        float[] pb = padBias(bias, b);
+        int mBlocks = (m + MC - 1) / MC;
+        // even row blocks, rounded to whole micro-tiles, so the last block is not a sliver
+        int mc = roundUp((m + mBlocks - 1) / mBlocks, MR);
+        mBlocks = (m + mc - 1) / mc;
+        int panels = b.panels();
+        int pc = panelsPerTask(mBlocks, panels, Parallel.threads());
+        int nb = (panels + pc - 1) / pc;
+        int nBlocks = nb;
+        int mcc = mc;
+        Parallel.forRange(mBlocks * nBlocks, t -> {
+            int m0 = (t / nb) * mcc;
+            int p0 = (t % nb) * pc;
+            int rows = Math.min(mcc, m - m0);
+            int p1 = Math.min(panels, p0 + pc);
+            block(a, m0, rows, b, p0, p1, 0, b.k, c, cOff + m0 * ldc + p0 * NR, ldc, pb, accumulate);
+        });
+    }
+
+    /**
+     * Panels per task: the split over n that (with the row blocks) finishes soonest on the given threads, counting
+     * whole rounds of equal tasks; among equal splits the one with fewest column blocks, since every column block
+     * reads its rows of A again.
+     */
+    static int panelsPerTask(int mBlocks, int panels, int threads) {
+        int best = panels;
+        long bestCost = Long.MAX_VALUE;
+        for (int nb = 1; nb <= panels; nb++) {
+            int pc = (panels + nb - 1) / nb;
+            if (nb > 1 && pc == best) {
+                continue;
+            }
+            long tasks = (long) mBlocks * ((panels + pc - 1) / pc);
+            long cost = (tasks + threads - 1) / threads * pc;
+            if (cost < bestCost) {
+                bestCost = cost;
+                best = pc;
+            }
+            if (tasks >= (long) TASKS_PER_THREAD * threads * 4) {
+                break;
+            }
+        }
+        return best;
+    }
+
+    /** The bias padded with zeros to whole panels (the micro-kernel loads it as two full vectors). */
+    public static float[] padBias(float[] bias, PackedB b) {
+        if (bias == null || bias.length >= b.panels() * NR) {
+            return bias;
+        }
+        return java.util.Arrays.copyOf(bias, b.panels() * NR);
+    }
+
+    /**
+     * Single-threaded: C[i][j] (+)= sum over p in [kStart, kEnd) of A[m0+i][p] B[p][j] for rows i < rows and the
+     * columns of panels [p0, p1); C element (i, panel p, column jj) is c[cOff + i*ldc + (p-p0)*NR + jj]. Unless
+     * accumulate, C starts from zero instead of its old contents; the padded bias (if any) is added.
+     */
+    public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
+                             float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate) {
+        block(a, m0, rows, b, p0, p1, kStart, kEnd, c, cOff, ldc, paddedBias, accumulate, false);
+    }
+
+    /**
+     * The same; paddedC says C's rows have room for whole panels (columns up to (p1-p0)*NR are scratch the caller
+     * ignores), so partial panels are written in place instead of through a scratch tile.
+     */
+    public static void block(ASource a, int m0, int rows, PackedB b, int p0, int p1, int kStart, int kEnd,
+                             float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate, boolean paddedC) {
+        if (paddedC && ldc < (p1 - p0) * NR) {
+            throw new IllegalArgumentException("padded C needs a row stride of " + (p1 - p0) * NR + ", got " + ldc);
+        }
+        int seg = a.segment();
+        int first = b.blockAt(kStart);
+        int last = b.blockAt(kEnd);
+        for (int r0 = 0; r0 < rows; r0 += MC) {
+            int mr = Math.min(MC, rows - r0);
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                if (seg != Integer.MAX_VALUE && k0 / seg != (k0 + kc - 1) / seg) {
+                    throw new IllegalArgumentException("k block " + k0 + "+" + kc + " crosses an A segment of " + seg);
+                }
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias, paddedC);
+            }
+        }
+    }
+
+    /** One k block (inside one segment) of rows [m0, m0+mr): all panels, each B micro-panel reused over the rows. */
+    private static void kBlock(ASource a, int m0, int mr, PackedB b, int p0, int p1, int blk, float[] c,
+                               int cOff, int ldc, boolean load, float[] bias, boolean paddedC) {
+        int k0 = b.blockStart(blk);
+        int kc = b.blockStart(blk + 1) - k0;
+        float[] arr = a.array();
+        int lda = a.rowStride();
+        int ao = a.index(m0, k0);
+        int full = mr / MR * MR;
+        float[] tail = null;
+        if (full < mr) {
+            tail = A_BLOCK.get();
+            packTail(a, m0 + full, mr - full, k0, kc, tail);
+        }
+        if (p1 - p0 <= FEW_PANELS) {
+            // few panels (attention's P V, n = head size): each A micro-panel is used for all of them while it is
+            // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
+            // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
+            // fall into the same cache sets and evict each other.
+            Panels bp = panels(b, blk, p0, p1);
+            for (int i = 0; i < full; i += MR) {
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao + i * lda, lda, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + i * ldc,
+                            ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+                }
+            }
+            for (int p = p0; tail != null && p < p1; p++) {
+                tile(tail, 0, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
+                        Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+            }
+            return;
+        }
+        for (int p = p0; p < p1; p++) {
+            Panels bp = panels(b, blk, p, p + 1);
+            int cols = Math.min(NR, b.n - p * NR);
+            int bo = bp.offset(p);
+            int co = cOff + (p - p0) * NR;
+            int bi = bias == null ? -1 : p * NR;
+            for (int i = 0; i < full; i += MR) {
+                tileDirect(arr, ao + i * lda, lda, bp.data, bo, kc, c, co + i * ldc, ldc, cols, load, bias, bi,
+                        paddedC);
+            }
+            if (tail != null) {
+                tile(tail, 0, bp.data, bo, kc, c, co + full * ldc, ldc, mr - full, cols, load, bias, bi);
+            }
+        }
+    }
+
+    /** Float32 micro-panels of B for one k block: the packed array itself, or 16-bit weights widened once. */
+    private record Panels(float[] data, int base, PackedB b, int blk) {
+        int offset(int panel) {
+            return base + b.offset(blk, panel, 0);
+        }
+    }
+
+    private static Panels panels(PackedB b, int blk, int p0, int p1) {
+        if (b.half == null) {
+            return new Panels(b.data, 0, b, blk);
+        }
+        int first = b.offset(blk, p0, 0);
+        int size = b.offset(blk, p1 - 1, 0) - first + (b.blockStart(blk + 1) - b.blockStart(blk)) * NR;
+        float[] wide = grow(WIDE, size);
+        b.format.decode(b.half, first, wide, 0, size);
+        return new Panels(wide, -first, b, blk);
+    }
+
+    /** The last rows (fewer than MR) packed as [kc][MR] with zero rows below, for the packed kernel. */
+    private static void packTail(ASource a, int m0, int rows, int k0, int kc, float[] dst) {
+        float[] arr = a.array();
+        java.util.Arrays.fill(dst, 0, kc * MR, 0f);
+        for (int r = 0; r < rows; r++) {
+            int src = a.index(m0 + r, k0);
+            for (int p = 0; p < kc; p++) {
+                dst[p * MR + r] = arr[src + p];
+            }
+        }
+    }
+
+    /** A full-height tile with A read in place (rows lda apart). */
+    private static void tileDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+                                   int ldc, int cols, boolean load, float[] bias, int bi, boolean paddedC) {
+        if (cols == NR || (paddedC && cols > L)) {
+            microDirect(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            return;
+        }
+        if (paddedC) {
+            microDirectNarrow(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            return;
+        }
+        float[] e = EDGE.get();
+        if (load) {
+            java.util.Arrays.fill(e, 0f);
+            for (int i = 0; i < MR; i++) {
+                System.arraycopy(c, co + i * ldc, e, i * NR, cols);
+            }
+        }
+        if (cols <= L) {
+            microDirectNarrow(a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
+        } else {
+            microDirect(a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
+        }
+        for (int i = 0; i < MR; i++) {
+            System.arraycopy(e, i * NR, c, co + i * ldc, cols);
+        }
+    }
+
+    /** A tile of fewer than MR rows (packed); it goes through a scratch tile so C is never overrun. */
+    private static void tile(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, int rows,
+                             int cols, boolean load, float[] bias, int bi) {
+        float[] e = EDGE.get();
+        if (load) {
+            java.util.Arrays.fill(e, 0f);
+            for (int i = 0; i < rows; i++) {
+                System.arraycopy(c, co + i * ldc, e, i * NR, cols);
+            }
+        }
+        if (cols <= L) {
+            microNarrow(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
+        } else {
+            micro(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
+        }
+        for (int i = 0; i < rows; i++) {
+            System.arraycopy(e, i * NR, c, co + i * ldc, cols);
+        }
+    }
+
+    /** A tile's starting accumulator: C's old value (load) or zero, plus the bias (bi >= 0). */
+    private static FloatVector start(float[] c, int o, boolean load, float[] bias, int bi) {
+        FloatVector v = load ? FloatVector.fromArray(S, c, o) : FloatVector.zero(S);
+        return bi < 0 ? v : v.add(FloatVector.fromArray(S, bias, bi));
+    }
+
+    /** C tile (6 x 2 vectors) += A micro-panel (kc x 6) times B micro-panel (kc x 2 vectors). */
+    static void micro(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load,
+                      float[] bias, int bi) {
+        int c1 = co + ldc;
+        int c2 = c1 + ldc;
+        int c3 = c2 + ldc;
+        int c4 = c3 + ldc;
+        int c5 = c4 + ldc;
+        FloatVector x00 = start(c, co, load, bias, bi);
+        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x10 = start(c, c1, load, bias, bi);
+        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x20 = start(c, c2, load, bias, bi);
+        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x30 = start(c, c3, load, bias, bi);
+        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x40 = start(c, c4, load, bias, bi);
+        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x50 = start(c, c5, load, bias, bi);
+        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
+        for (int p = 0; p < kc; p++) {
+            int bx = bo + p * NR;
+            int ai = ao + p * MR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bx);
+            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
+            FloatVector s = FloatVector.broadcast(S, a[ai]);
+            x00 = s.fma(b0, x00);
+            x01 = s.fma(b1, x01);
+            s = FloatVector.broadcast(S, a[ai + 1]);
+            x10 = s.fma(b0, x10);
+            x11 = s.fma(b1, x11);
+            s = FloatVector.broadcast(S, a[ai + 2]);
+            x20 = s.fma(b0, x20);
+            x21 = s.fma(b1, x21);
+            s = FloatVector.broadcast(S, a[ai + 3]);
+            x30 = s.fma(b0, x30);
+            x31 = s.fma(b1, x31);
+            s = FloatVector.broadcast(S, a[ai + 4]);
+            x40 = s.fma(b0, x40);
+            x41 = s.fma(b1, x41);
+            s = FloatVector.broadcast(S, a[ai + 5]);
+            x50 = s.fma(b0, x50);
+            x51 = s.fma(b1, x51);
+        }
+        x00.intoArray(c, co);
+        x01.intoArray(c, co + L);
+        x10.intoArray(c, c1);
+        x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2);
+        x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3);
+        x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4);
+        x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5);
+        x51.intoArray(c, c5 + L);
+    }
+
+    /** The same for a panel whose real columns fit in one vector (n = 40 leaves 8 of the last 32): half the work. */
+    static void microNarrow(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load,
+                            float[] bias, int bi) {
+        FloatVector x0 = start(c, co, load, bias, bi);
+        FloatVector x1 = start(c, co + ldc, load, bias, bi);
+        FloatVector x2 = start(c, co + 2 * ldc, load, bias, bi);
+        FloatVector x3 = start(c, co + 3 * ldc, load, bias, bi);
+        FloatVector x4 = start(c, co + 4 * ldc, load, bias, bi);
+        FloatVector x5 = start(c, co + 5 * ldc, load, bias, bi);
+        for (int p = 0; p < kc; p++) {
+            int ai = ao + p * MR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
+            x0 = FloatVector.broadcast(S, a[ai]).fma(b0, x0);
+            x1 = FloatVector.broadcast(S, a[ai + 1]).fma(b0, x1);
+            x2 = FloatVector.broadcast(S, a[ai + 2]).fma(b0, x2);
+            x3 = FloatVector.broadcast(S, a[ai + 3]).fma(b0, x3);
+            x4 = FloatVector.broadcast(S, a[ai + 4]).fma(b0, x4);
+            x5 = FloatVector.broadcast(S, a[ai + 5]).fma(b0, x5);
+        }
+        x0.intoArray(c, co);
+        x1.intoArray(c, co + ldc);
+        x2.intoArray(c, co + 2 * ldc);
+        x3.intoArray(c, co + 3 * ldc);
+        x4.intoArray(c, co + 4 * ldc);
+        x5.intoArray(c, co + 5 * ldc);
+    }
+
+    /** As {@link #micro}, A read in place: row r of the tile at a[ao + r*lda + p]. */
+    static void microDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co, int ldc,
+                            boolean load, float[] bias, int bi) {
+        int c1 = co + ldc;
+        int c2 = c1 + ldc;
+        int c3 = c2 + ldc;
+        int c4 = c3 + ldc;
+        int c5 = c4 + ldc;
+        FloatVector x00 = start(c, co, load, bias, bi);
+        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x10 = start(c, c1, load, bias, bi);
+        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x20 = start(c, c2, load, bias, bi);
+        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x30 = start(c, c3, load, bias, bi);
+        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x40 = start(c, c4, load, bias, bi);
+        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x50 = start(c, c5, load, bias, bi);
+        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
+        int a1 = ao + lda;
+        int a2 = a1 + lda;
+        int a3 = a2 + lda;
+        int a4 = a3 + lda;
+        int a5 = a4 + lda;
+        for (int p = 0; p < kc; p++) {
+            int bx = bo + p * NR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bx);
+            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
+            FloatVector s = FloatVector.broadcast(S, a[ao + p]);
+            x00 = s.fma(b0, x00);
+            x01 = s.fma(b1, x01);
+            s = FloatVector.broadcast(S, a[a1 + p]);
+            x10 = s.fma(b0, x10);
+            x11 = s.fma(b1, x11);
+            s = FloatVector.broadcast(S, a[a2 + p]);
+            x20 = s.fma(b0, x20);
+            x21 = s.fma(b1, x21);
+            s = FloatVector.broadcast(S, a[a3 + p]);
+            x30 = s.fma(b0, x30);
+            x31 = s.fma(b1, x31);
+            s = FloatVector.broadcast(S, a[a4 + p]);
+            x40 = s.fma(b0, x40);
+            x41 = s.fma(b1, x41);
+            s = FloatVector.broadcast(S, a[a5 + p]);
+            x50 = s.fma(b0, x50);
+            x51 = s.fma(b1, x51);
+        }
+        x00.intoArray(c, co);
+        x01.intoArray(c, co + L);
+        x10.intoArray(c, c1);
+        x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2);
+        x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3);
+        x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4);
+        x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5);
+        x51.intoArray(c, c5 + L);
+    }
+
+    /** As {@link #microNarrow}, A read in place. */
+    static void microDirectNarrow(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+                                  int ldc, boolean load, float[] bias, int bi) {
+        FloatVector x0 = start(c, co, load, bias, bi);
+        FloatVector x1 = start(c, co + ldc, load, bias, bi);
+        FloatVector x2 = start(c, co + 2 * ldc, load, bias, bi);
+        FloatVector x3 = start(c, co + 3 * ldc, load, bias, bi);
+        FloatVector x4 = start(c, co + 4 * ldc, load, bias, bi);
+        FloatVector x5 = start(c, co + 5 * ldc, load, bias, bi);
+        int a1 = ao + lda;
+        int a2 = a1 + lda;
+        int a3 = a2 + lda;
+        int a4 = a3 + lda;
+        int a5 = a4 + lda;
+        for (int p = 0; p < kc; p++) {
+            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
+            x0 = FloatVector.broadcast(S, a[ao + p]).fma(b0, x0);
+            x1 = FloatVector.broadcast(S, a[a1 + p]).fma(b0, x1);
+            x2 = FloatVector.broadcast(S, a[a2 + p]).fma(b0, x2);
+            x3 = FloatVector.broadcast(S, a[a3 + p]).fma(b0, x3);
+            x4 = FloatVector.broadcast(S, a[a4 + p]).fma(b0, x4);
+            x5 = FloatVector.broadcast(S, a[a5 + p]).fma(b0, x5);
+        }
+        x0.intoArray(c, co);
+        x1.intoArray(c, co + ldc);
+        x2.intoArray(c, co + 2 * ldc);
+        x3.intoArray(c, co + 3 * ldc);
+        x4.intoArray(c, co + 4 * ldc);
+        x5.intoArray(c, co + 5 * ldc);
+    }
+
+    /** C = A (m x k) B (k x n), all row-major activations; B is packed on the fly. */
+    public static float[] matmul(float[] a, float[] b, int m, int n, int k) {
+        float[] c = new float[m * n];
+        multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
+        return c;
+    }
+
+    private static float[] grow(ThreadLocal<float[][]> slot, int size) {
+        float[][] holder = slot.get();
+        if (holder[0] == null || holder[0].length < size) {
+            holder[0] = new float[size];
+        }
+        return holder[0];
+    }
+
+    static int roundUp(int x, int q) {
+        return (x + q - 1) / q * q;
+    }
+}
