@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import jdiffusion.tensor.Parallel;
 import jdiffusion.workflow.ExecutionListener;
+import jdiffusion.workflow.LatentPreview;
 import jdiffusion.workflow.ModelPaths;
 import jdiffusion.workflow.Prompt;
 import jdiffusion.workflow.WorkflowEngine;
@@ -110,7 +111,7 @@ public final class RunCommand implements Callable<Integer> {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
+        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
             out.println("  step " + value + "/" + max);
         }
     }

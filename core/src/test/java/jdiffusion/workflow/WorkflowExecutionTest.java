@@ -59,7 +59,8 @@ class WorkflowExecutionTest {
             assertEquals(loads, engine.models().loads(), "no model is loaded again");
             assertEquals(List.of("execution_start", "execution_cached", "executing 3", "progress 3", "executing 8",
                     "executing 9", "executed 9", "execution_success", "executing null"), log.events);
-            assertEquals(3, log.progressCalls);
+            assertEquals(List.of("1/3", "2/3", "3/3"), log.steps);
+            assertEquals(8, log.lastPreview.rgb().width(), "the preview has the latent's size");
             Path f1 = Workflows.savedFiles(paths, first.outputs().get("9")).getFirst();
             Path f2 = Workflows.savedFiles(paths, second.outputs().get("9")).getFirst();
             assertEquals("ComfyUI_00001_.png", f1.getFileName().toString());
@@ -85,8 +86,8 @@ class WorkflowExecutionTest {
         try (WorkflowEngine engine = new WorkflowEngine(paths, 1L << 30)) {
             Workflows.EventLog log = new Workflows.EventLog() {
                 @Override
-                public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
-                    super.progress(promptId, nodeId, value, max, latent, shape);
+                public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+                    super.progress(promptId, nodeId, value, max, preview);
                     engine.interrupt(); // as /interrupt from another thread would, during step 1 of 3
                 }
             };

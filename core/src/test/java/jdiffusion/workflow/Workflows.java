@@ -127,6 +127,8 @@ final class Workflows {
         final List<String> events = new ArrayList<>();
         final List<String> cached = new ArrayList<>();
         int progressCalls;
+        final List<String> steps = new ArrayList<>();
+        LatentPreview lastPreview;
 
         @Override
         public void executionStart(String promptId) {
@@ -145,8 +147,10 @@ final class Workflows {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
+        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
             progressCalls++;
+            steps.add(value + "/" + max);
+            lastPreview = preview;
             if (events.isEmpty() || !events.getLast().startsWith("progress")) {
                 events.add("progress " + nodeId);
             }
