@@ -81,8 +81,15 @@ public final class JDiffusionServer implements AutoCloseable {
         if (!again.isEmpty()) {
             System.err.println("jdiffusion: " + again.size() + " prompt(s) interrupted by the last stop will run again");
         }
-        s.runner.start();
-        s.app.start(config.listen(), config.port());
+        try {
+            s.app.start(config.listen(), config.port());
+        } catch (RuntimeException e) {
+            s.store.close();
+            s.engine.close();
+            throw new IllegalStateException("cannot listen on " + config.listen() + ":" + config.port() + ": "
+                    + (e.getMessage() == null ? e.toString() : e.getMessage()), e);
+        }
+        s.runner.start(); // after the bind: a server that cannot listen runs nothing from the queue
         return s;
     }
 
