@@ -189,7 +189,8 @@ public final class JDiffusionServer implements AutoCloseable {
      */
     Accepted submit(JsonNode promptJson, String clientId, JsonNode extraData, boolean front, String promptId) {
         if (promptJson == null || !promptJson.isObject()) {
-            throw ApiError.invalidPrompt("no prompt", "the body needs a \"prompt\" object (API format)");
+            throw ApiError.promptError("no_prompt", "No prompt provided",
+                    "the body needs a \"prompt\" object (a workflow in API format)");
         }
         Prompt prompt;
         try {

@@ -85,6 +85,21 @@ class WebPageTest {
                 assertEquals("karras", new Select(driver.findElement(By.id("scheduler")))
                         .getFirstSelectedOption().getText());
 
+                // img2img: an init image picked in the form is uploaded, then encoded
+                driver.findElement(By.id("init-image")).sendKeys(ServerFixture.golden()
+                        .resolve("pipe_sd1_img2img_euler.input.png").toAbsolutePath().toString());
+                type(driver, "steps", "2");
+                type(driver, "denoise", "0.6");
+                driver.findElement(By.id("generate")).click();
+                slow.until(d -> d.findElements(By.cssSelector("#gallery .result img")).size() == 2
+                        && Boolean.TRUE.equals(((JavascriptExecutor) d).executeScript(
+                                "const i = document.querySelector('#gallery .result img');"
+                                        + " return i.complete && i.naturalWidth === 32;")));
+                String img2img = driver.findElement(By.cssSelector("#gallery .result .params")).getText();
+                assertTrue(img2img.contains("img2img 0.6"), img2img);
+                assertTrue(Files.isRegularFile(base.resolve("input/pipe_sd1_img2img_euler.input.png")));
+                driver.findElement(By.id("clear-image")).click();
+
                 // a long prompt, cancelled from the queue while it runs
                 type(driver, "steps", "400");
                 driver.findElement(By.id("generate")).click();
@@ -112,6 +127,7 @@ class WebPageTest {
     }
 
     private static void screenshot(WebDriver driver, String name) throws Exception {
+        ((JavascriptExecutor) driver).executeScript("window.scrollTo(0, 0);");
         Path shot = ((org.openqa.selenium.TakesScreenshot) driver).getScreenshotAs(OutputType.FILE).toPath();
         Path target = Path.of("target").resolve(name);
         Files.createDirectories(target.getParent());
