@@ -77,7 +77,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--clip-skip", paramLabel = "N", description = "text encoder layer from the end (1 = last)")
     Integer clipSkip;
 
-    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH]", description = "LoRA to apply (repeatable; strength 1)")
+    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH[:CLIP]]",
+            description = "LoRA to apply (repeatable; strength 1; CLIP: the text encoders' strength, default STRENGTH)")
     List<String> loras = new ArrayList<>();
 
     @Option(names = {"-o", "--output"}, paramLabel = "PNG",
@@ -169,20 +170,15 @@ public final class GenerateCommand implements Callable<Integer> {
 
     private List<GenerateRequest.LoraSpec> parseLoras() {
         List<GenerateRequest.LoraSpec> out = new ArrayList<>();
-        for (String l : loras) {
-            int colon = l.lastIndexOf(':');
-            double strength = 1.0;
-            String file = l;
-            if (colon > 0 && colon < l.length() - 1) {
-                try {
-                    strength = Double.parseDouble(l.substring(colon + 1));
-                    file = l.substring(0, colon);
-                } catch (NumberFormatException notAStrength) {
-                    // a path containing ':' without a strength
-                }
+        for (String arg : loras) {
+            try {
+                jdiffusion.lora.LoraSpec l = jdiffusion.lora.LoraSpec.parse(arg);
+                out.add(new GenerateRequest.LoraSpec(l.file(), l.strength(), l.clipStrength()));
+            } catch (IllegalArgumentException e) {
+                throw new CliException(e.getMessage());
             }
-            out.add(new GenerateRequest.LoraSpec(Path.of(file), strength));
         }
         return out;
     }
+
 }

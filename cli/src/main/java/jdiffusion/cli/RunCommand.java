@@ -8,7 +8,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import jdiffusion.tensor.Parallel;
 import jdiffusion.workflow.ExecutionListener;
-import jdiffusion.workflow.LatentPreview;
 import jdiffusion.workflow.ModelPaths;
 import jdiffusion.workflow.Prompt;
 import jdiffusion.workflow.WorkflowEngine;
@@ -69,7 +68,9 @@ public final class RunCommand implements Callable<Integer> {
 
     private static int report(ExecutionResult r, ModelPaths paths, PrintStream out) {
         switch (r.status()) {
-            case INVALID -> throw new CliException("invalid workflow: " + r.message().replace("\n", "; "));
+            case INVALID -> throw new CliException("invalid workflow: " + r.message().replace("\n", "; ")
+                    + " (model files are looked up under " + paths.base().resolve("models") + ", images under "
+                    + paths.inputDir() + ")");
             case ERROR -> throw new CliException(r.message(), 1);
             case INTERRUPTED -> throw new CliException("interrupted at node " + r.errorNode(), 130);
             case SUCCESS -> {
@@ -111,7 +112,7 @@ public final class RunCommand implements Callable<Integer> {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
             out.println("  step " + value + "/" + max);
         }
     }

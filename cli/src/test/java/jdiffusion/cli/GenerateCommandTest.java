@@ -136,6 +136,15 @@ class GenerateCommandTest {
                 guidance("pipe_sd1_img2img_euler"));
     }
 
+    @Test
+    void pipeSd1Txt2imgLoraWithTheLoraFlag() throws Exception {
+        JsonNode lora = JSON.readTree(golden().resolve("pipe_sd1_txt2img_lora.json").toFile()).path("params")
+                .path("lora");
+        reproduce("pipe_sd1_txt2img_lora", "--sampler", "euler", "--scheduler", "leading", "--cfg",
+                guidance("pipe_sd1_txt2img_lora"), "--lora",
+                golden().resolve(lora.path("file").asText()) + ":" + lora.path("scale").asText());
+    }
+
     private static String guidance(String caseName) throws Exception {
         return JSON.readTree(golden().resolve(caseName + ".json").toFile()).path("params").path("call")
                 .path("guidance_scale").asText();

@@ -1,12 +1,10 @@
 package jdiffusion.pipeline;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import jdiffusion.io.Checkpoint;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.OpenClipWeights;
-import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
@@ -23,8 +21,6 @@ import jdiffusion.sampling.PredictionType;
  * applied to the UNet and text encoders. Files stay mapped until {@link #close()}.
  */
 final class CheckpointModels implements PipelineModels {
-    private static final String VAE_PREFIX = "first_stage_model.";
-
     private final List<AutoCloseable> open;
     private final TextConditioner.Family family;
     private final UNet unet;
@@ -54,6 +50,10 @@ final class CheckpointModels implements PipelineModels {
                 ckpt = ckpt.withUnet(r.unet()); // maps a diffusers-layout UNet, checks every tensor's shape
                 open.add(ckpt);
             }
+            if (r.vae() != null) {
+                ckpt = ckpt.withVae(r.vae()); // LDM (prefixed or bare) or diffusers AutoencoderKL, shapes checked
+                open.add(ckpt);
+            }
             TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
             Weights unetWeights = ckpt.unet();
             List<Weights> te = ckpt.textEncoders();
@@ -71,7 +71,7 @@ final class CheckpointModels implements PipelineModels {
                 te = out;
             }
             UNet unet = UNet.load(unetWeights);
-            Vae vae = Vae.load(r.vae() == null ? ckpt.vae() : vaeWeights(r.vae(), open));
+            Vae vae = Vae.load(ckpt.vae());
             TextConditioner text = TextConditioner.of(family, te);
             PredictionType prediction = ckpt.config().prediction() == ModelConfig.Prediction.V
                     ? PredictionType.V : PredictionType.EPS;
@@ -85,24 +85,11 @@ final class CheckpointModels implements PipelineModels {
         }
     }
 
-    /** A VAE file in the original (LDM) layout, with or without the checkpoint prefix. */
-    private static Weights vaeWeights(Path path, List<AutoCloseable> open) throws ModelFormatException {
-        SafeTensors vaeFile = SafeTensors.open(path);
-        open.add(vaeFile);
-        boolean prefixed = vaeFile.names().stream().anyMatch(n -> n.startsWith(VAE_PREFIX));
-        Weights w = Weights.prefixed(vaeFile, prefixed ? VAE_PREFIX : "");
-        if (!w.has("post_quant_conv.weight") || w.names().stream().noneMatch(n -> n.startsWith("decoder.up."))) {
-            throw new ModelFormatException(path + ": not a VAE in the original (LDM) layout"
-                    + " (expected post_quant_conv.* and decoder.up.*)");
-        }
-        return w;
-    }
-
     private static ModelComponents applyLoras(GenerateRequest r, Weights unet, List<Weights> te,
             List<AutoCloseable> open) throws ModelFormatException {
         List<jdiffusion.lora.LoraSpec> specs = new ArrayList<>();
         for (GenerateRequest.LoraSpec l : r.loras()) {
-            specs.add(new jdiffusion.lora.LoraSpec(l.file(), (float) l.strength(), (float) l.strength()));
+            specs.add(new jdiffusion.lora.LoraSpec(l.file(), (float) l.strength(), (float) l.clipStrength()));
         }
         LoraStack stack = LoraStack.load(new ModelComponents(unet, te.get(0), te.size() > 1 ? te.get(1) : null), specs);
         open.add(stack);

@@ -41,8 +41,12 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
     /** How the UNet output is read: as stored in the checkpoint, or forced. */
     public enum Prediction { AUTO, EPS, V, X0 }
 
-    /** One LoRA file and its strength. */
-    public record LoraSpec(Path file, double strength) {
+    /** One LoRA file with its UNet strength and its text-encoder strength. */
+    public record LoraSpec(Path file, double strength, double clipStrength) {
+        /** The same strength for the UNet and the text encoders. */
+        public LoraSpec(Path file, double strength) {
+            this(file, strength, strength);
+        }
     }
 
     /**

@@ -46,7 +46,31 @@ public final class Pipeline {
         }
     }
 
-    /** Generation with models already loaded (a server keeps them between requests). */
+    /**
+     * Loads the models a request names (checkpoint, --unet, --vae, LoRAs) to reuse across generations with
+     * {@link #generate(PipelineModels, GenerateRequest, ProgressListener, CancellationToken)}; close them when done.
+     */
+    public static PipelineModels load(GenerateRequest request) {
+        RequestValidator.validate(request);
+        return CheckpointModels.load(request);
+    }
+
+    /**
+     * Generation with models already loaded (a server keeps them between requests): the request's model files are
+     * ignored, everything else is validated and used.
+     */
+    public static GenerateResult generate(PipelineModels models, GenerateRequest request, ProgressListener progress,
+            CancellationToken cancel) {
+        PngImage init = RequestValidator.validate(request);
+        if (request.threads() != null) {
+            Parallel.setThreads(request.threads());
+        }
+        CompletableFuture<String> hash = request.output() != null || request.saveLatent() != null
+                ? ModelHash.background(request.model()) : null;
+        return generate(models, request, init, hash, progress, cancel, new Timings());
+    }
+
+    /** Generation with models already loaded and the request validated (init: its decoded init image or null). */
     public static GenerateResult generate(PipelineModels models, GenerateRequest request, PngImage init,
             CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
             Timings timings) {
@@ -144,6 +168,14 @@ public final class Pipeline {
                 latentFile = LatentFile.write(r.saveLatent(), latent, shape, meta);
             }
         } catch (IOException e) {
+            // all or nothing: images already written by this call go again
+            for (Path p : written) {
+                try {
+                    java.nio.file.Files.deleteIfExists(p);
+                } catch (IOException ignored) {
+                    // the message below already says the output failed
+                }
+            }
             throw new GenerateException("cannot write output: " + e.getMessage());
         }
         return new Saved(written, latentFile);

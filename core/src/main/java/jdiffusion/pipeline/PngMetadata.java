@@ -141,7 +141,7 @@ public final class PngMetadata {
             ObjectNode in = node(wf, id, "LoraLoader");
             in.put("lora_name", l.file().getFileName().toString());
             in.put("strength_model", l.strength());
-            in.put("strength_clip", l.strength());
+            in.put("strength_clip", l.clipStrength());
             link(in, "model", model, modelOut);
             link(in, "clip", clip, clipOut);
             model = id;

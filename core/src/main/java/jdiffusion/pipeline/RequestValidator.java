@@ -3,7 +3,6 @@ package jdiffusion.pipeline;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import jdiffusion.io.PngImage;
 import jdiffusion.io.PngReader;
 
@@ -31,7 +30,7 @@ public final class RequestValidator {
         }
         for (GenerateRequest.LoraSpec lora : r.loras()) {
             requireFile("LoRA", lora.file());
-            if (!Double.isFinite(lora.strength())) {
+            if (!Double.isFinite(lora.strength()) || !Double.isFinite(lora.clipStrength())) {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
@@ -57,7 +56,12 @@ public final class RequestValidator {
             throw new GenerateException("threads must be at least 1, got " + r.threads());
         }
         Names.checkSampler(r.sampler() == null ? Defaults.SAMPLER : r.sampler());
-        Names.checkScheduler(r.scheduler() == null ? Defaults.SCHEDULER : r.scheduler());
+        String scheduler = r.scheduler() == null ? Defaults.SCHEDULER : r.scheduler();
+        Names.checkScheduler(scheduler);
+        if (Names.isDiffusersSpacing(scheduler) && r.initImage() == null && r.denoise() < 1 && r.schedule() == null) {
+            throw new GenerateException("denoise " + r.denoise() + " without an init image needs a ComfyUI scheduler"
+                    + " (diffusers' text-to-image has no strength; '" + scheduler + "' is a diffusers spacing)");
+        }
         if (r.output() != null) {
             requireWritableFolder("output", r.output());
         }
@@ -127,10 +131,5 @@ public final class RequestValidator {
         if (!Files.isWritable(dir)) {
             throw new GenerateException(what + " folder is not writable: " + dir);
         }
-    }
-
-    /** Known names, each list in the reference's order, for messages. */
-    static String list(List<String> names) {
-        return String.join(", ", names);
     }
 }

@@ -24,13 +24,16 @@ import jdiffusion.sampling.TorchGenerator;
  * CFG in x0 space with [uncond, cond] in one batch, skipped at cfg 1; the negative prompt is always encoded ("" when
  * none); ancestral noise from a generator seeded seed + 1.
  *
- * <p><b>diffusers</b> ({@code leading}, {@code linspace}, {@code trailing}): the Euler-family plan of diffusers
- * (timesteps, sigmas, init_noise_sigma); the UNet sees the schedule's (fractional) timestep; cfg <= 1 disables CFG;
+ * <p><b>diffusers</b> ({@code leading}, {@code linspace}, {@code trailing}): the plan of diffusers' EulerDiscrete
+ * scheduler (timesteps, sigmas, init_noise_sigma; DDIMScheduler for {@code ddim}, DPMSolverMultistep for
+ * {@code dpmpp_2m}, both run in sigma space and returned in their variance-preserving space); the UNet sees the schedule's (fractional) timestep; cfg <= 1 disables CFG;
  * SDXL without a negative prompt guides against zeros; img2img keeps the last int(steps * strength) steps, samples
  * the VAE posterior (mean + std * randn) and adds noise at the first kept sigma; every random draw comes from the one
  * generator seeded with the seed, in diffusers' order.
  */
 final class Sampling {
+    private static final int DIFFUSERS_TOKENS = 77;
+
     private Sampling() {
     }
 
@@ -62,16 +65,13 @@ final class Sampling {
         float[] latent = timings.time("sampling", () -> comfy
                 ? comfy(m, s, sampler, network, mom, shape, progress, cancel)
                 : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
-        if (s.schedule() != null && s.schedule().variancePreserving()) {
-            latent = toVariancePreserving(latent, s.schedule().sigmas());
-        }
         float[] forVae = KSampler.processLatentOut(latent, m.latentScale());
         return new Outcome(latent, forVae, shape, network.calls());
     }
 
     /** {cond, uncond}; uncond is null when no uncond pass will run. */
     private static TextCond[] encodePrompts(PipelineModels m, ResolvedSettings s, boolean guided, boolean comfy) {
-        TextCond cond = m.encodeText(s.prompt(), s.clipSkip());
+        TextCond cond = encode(m, s.prompt(), s.clipSkip(), comfy);
         if (!guided) {
             return new TextCond[] {cond, null};
         }
@@ -80,9 +80,19 @@ final class Sampling {
         if (negative == null && !comfy && m.isSdxl()) {
             uncond = cond.zeros(); // diffusers' force_zeros_for_empty_prompt
         } else {
-            uncond = m.encodeText(negative == null ? "" : negative, s.clipSkip());
+            uncond = encode(m, negative == null ? "" : negative, s.clipSkip(), comfy);
         }
         return new TextCond[] {cond, uncond};
+    }
+
+    /** ComfyUI encodes a long prompt in 77-token chunks; diffusers truncates it to the first 77 tokens. */
+    private static TextCond encode(PipelineModels m, String prompt, int clipSkip, boolean comfy) {
+        TextCond c = m.encodeText(prompt, clipSkip);
+        if (comfy || c.tokens() <= DIFFUSERS_TOKENS) {
+            return c;
+        }
+        return new TextCond(java.util.Arrays.copyOf(c.context(), DIFFUSERS_TOKENS * c.dim()), DIFFUSERS_TOKENS,
+                c.dim(), c.pooled());
     }
 
     private static PipelineModels.Moments encodeImage(PipelineModels m, PngImage init) {
@@ -112,18 +122,20 @@ final class Sampling {
                 : new DiscreteModel(network, ms, s.prediction());
         Denoiser guided = Cfg.guider(model, s.cfg(), sampler.needsUncond());
         NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
-        return sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress, cancel));
+        float[] out = sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress,
+                cancel));
+        return explicit != null && explicit.variancePreserving() ? toVariancePreserving(out, sigmas) : out;
     }
 
     private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
-        DiffusersSchedule.Schedule plan = plan(s);
+        Plan plan = plan(s);
         int n = numel(shape);
         TorchGenerator generator = new TorchGenerator(s.seed());
         float[] x;
         if (moments == null) {
             float[] noise = generator.randn(n);
-            x = scaled(noise, (float) plan.initNoiseSigma());
+            x = scaled(noise, (float) plan.initNoise());
         } else {
             if (s.schedule() == null) {
                 plan = plan.strength(s.denoise());
@@ -134,7 +146,7 @@ final class Sampling {
             float sigma0 = (float) plan.sigmas()[0];
             x = new float[n];
             for (int i = 0; i < n; i++) {
-                x[i] = init[i] + noise[i] * sigma0; // scheduler.add_noise
+                x[i] = init[i] + noise[i] * sigma0; // scheduler.add_noise (the same in VP space, seen in sigma space)
             }
         }
         ConditionalModel model = new ScheduledModel(network, s.prediction(), plan.sigmas(), plan.timesteps(),
@@ -143,23 +155,66 @@ final class Sampling {
         // diffusers draws every random tensor from the one generator, in call order
         NoiseSource noise = (sigma, next) -> generator.randn(n);
         double[] sigmas = plan.sigmas();
-        return sampler.sampler().sample(guided, x, sigmas, noise, callback(stepsOf(sigmas), progress, cancel));
+        float[] out = sampler.sampler().sample(guided, x, sigmas, noise, callback(stepsOf(sigmas), progress, cancel));
+        return plan.variancePreserving() ? toVariancePreserving(out, sigmas) : out;
     }
 
-    /** diffusers' plan for the spacing, or the caller's explicit schedule. */
-    private static DiffusersSchedule.Schedule plan(ResolvedSettings s) {
+    /**
+     * A diffusers scheduler's plan in sigma space.
+     *
+     * @param initNoise          the txt2img noise multiplier (Euler's init_noise_sigma; sqrt(1 + sigma0^2) for the
+     *                           variance-preserving schedulers, whose start latent is the noise itself)
+     * @param variancePreserving the result goes back to VP space (DDIM stops at a sigma above 0)
+     */
+    record Plan(double[] timesteps, double[] sigmas, double initNoise, boolean variancePreserving) {
+        Plan strength(double strength) {
+            DiffusersSchedule.Schedule cut = new DiffusersSchedule.Schedule(timesteps, sigmas, initNoise)
+                    .strength(strength);
+            return new Plan(cut.timesteps(), cut.sigmas(), initNoise, variancePreserving);
+        }
+    }
+
+    /**
+     * diffusers' plan for the spacing: DDIMScheduler for {@code ddim} (eta 0 is Euler in sigma space; without
+     * set_alpha_to_one it ends at the first training sigma, not 0), DPMSolverMultistepScheduler for
+     * {@code dpmpp_2m}, EulerDiscreteScheduler's for every other sampler (Heun's doubled diffusers timesteps are the
+     * same values: the sampler makes its second evaluation itself). Or the caller's explicit schedule.
+     */
+    private static Plan plan(ResolvedSettings s) {
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
         if (explicit != null) {
             double[] sigmas = explicit.sigmas();
             boolean full = explicit.variancePreserving()
                     || KSampler.isMaxDenoise(ModelSamplingDiscrete.DEFAULT, sigmas[0]);
-            double init = full ? (float) Math.sqrt(1.0f + (float) sigmas[0] * (float) sigmas[0]) : sigmas[0];
-            return new DiffusersSchedule.Schedule(explicit.timesteps() == null ? new double[0] : explicit.timesteps(),
-                    sigmas, init);
+            return new Plan(explicit.timesteps() == null ? new double[0] : explicit.timesteps(), sigmas,
+                    full ? vpInit(sigmas[0]) : sigmas[0], explicit.variancePreserving());
         }
-        // Euler's plan serves every k-diffusion sampler: Heun's doubled diffusers timesteps are the same values, and
-        // the sampler makes its second evaluation itself
-        return DiffusersSchedule.euler(s.steps(), DiffusersSchedule.Spacing.byName(s.scheduler()), false);
+        DiffusersSchedule.Spacing spacing = DiffusersSchedule.Spacing.byName(s.scheduler());
+        switch (s.sampler()) {
+            case "ddim" -> {
+                double[] t = DiffusersSchedule.ddim(s.steps(), spacing).timesteps();
+                float[] train = DiffusersSchedule.trainingSigmas();
+                double[] sigmas = new double[t.length + 1];
+                for (int i = 0; i < t.length; i++) {
+                    sigmas[i] = train[(int) t[i]];
+                }
+                sigmas[t.length] = train[0];
+                return new Plan(t, sigmas, vpInit(sigmas[0]), true);
+            }
+            case "dpmpp_2m" -> {
+                DiffusersSchedule.Schedule d = DiffusersSchedule.dpmSolverMultistep(s.steps(), spacing, false);
+                return new Plan(d.timesteps(), d.sigmas(), vpInit(d.sigmas()[0]), true);
+            }
+            default -> {
+                DiffusersSchedule.Schedule e = DiffusersSchedule.euler(s.steps(), spacing, false);
+                return new Plan(e.timesteps(), e.sigmas(), e.initNoiseSigma(), false);
+            }
+        }
+    }
+
+    private static double vpInit(double sigma0) {
+        float s0 = (float) sigma0;
+        return (float) Math.sqrt(1.0f + s0 * s0);
     }
 
     /** diffusers disables guidance at guidance_scale <= 1; the guider then runs cond only (its cfg-1 rule). */

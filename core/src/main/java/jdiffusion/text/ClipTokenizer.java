@@ -156,14 +156,14 @@ public final class ClipTokenizer {
     /** How {@link #encodeWeighted(String, Grouping)} cuts a prompt into the token groups its chunking keeps whole. */
     public enum Grouping {
         /**
-         * ComfyUI since 2024: each weighted run of the prompt is tokenized as one piece (split only before a
+         * Current ComfyUI: each weighted run of the prompt is tokenized as one piece (split only before a
          * whitespace-preceded {@code embedding:}), so the groups are runs, not words.
          */
         SEGMENT,
         /**
-         * ComfyUI before that: each run is split on spaces and newlines and every word tokenized on its own; a word
-         * whose exact text plus {@code </w>} is a vocabulary entry takes that id, not lower-cased ({@code A} is 288,
-         * not 320 like {@code a}).
+         * Older ComfyUI releases: each run is split on spaces and newlines and every word tokenized on its own; a
+         * word whose exact text plus {@code </w>} is a vocabulary entry takes that id, not lower-cased ({@code A} is
+         * 288, not 320 like {@code a}).
          */
         WORD
     }

@@ -21,10 +21,10 @@ public interface ExecutionListener {
     }
 
     /**
-     * A sampler step: value of max, with the current denoised latent and its cheap RGB preview
-     * ({@link LatentPreview#rgb()}, what ComfyUI sends as binary preview frames).
+     * A sampler step: value of max, with the current denoised latent [B,4,h,w] (model space; belongs to the sampler,
+     * copy to keep) for previews.
      */
-    default void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+    default void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
     }
 
     /** An output node produced its ui output (images). */

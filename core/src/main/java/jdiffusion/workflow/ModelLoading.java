@@ -6,11 +6,13 @@ import java.util.List;
 import java.util.Locale;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.SafeTensors;
-import jdiffusion.io.TensorInfo;
+import jdiffusion.io.Checkpoint;
+import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.Weights;
 import jdiffusion.lora.LoraSpec;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
+import jdiffusion.model.ModelConfig;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.model.Vae;
@@ -26,9 +28,6 @@ import jdiffusion.workflow.Values.VaeRef;
  * re-packs from the same mapping and never writes to the file.
  */
 final class ModelLoading {
-    static final String UNET_PREFIX = "model.diffusion_model.";
-    static final String VAE_PREFIX = "first_stage_model.";
-
     private ModelLoading() {
     }
 
@@ -75,25 +74,34 @@ final class ModelLoading {
     private static ModelCache.Entry<LoadedUnet> loadUnet(ModelRef ref) {
         List<AutoCloseable> open = new ArrayList<>();
         try {
-            SafeTensors file = open(ref.checkpoint(), open);
-            Weights weights = unetWeights(file, ref);
-            String family = ref.unetOnly() ? unetFamily(weights) : TextConditioner.detect(file).name();
-            List<LoraUse> loras = ref.loras();
-            if (!loras.isEmpty()) {
-                List<Weights> te = ref.unetOnly() ? List.of() : textEncoders(file);
-                ModelComponents base = new ModelComponents(weights, te.isEmpty() ? null : te.get(0),
-                        te.size() > 1 ? te.get(1) : null);
+            Weights weights;
+            String family;
+            PredictionType prediction;
+            List<Weights> rawText = List.of();
+            if (ref.unetOnly()) {
+                SafeTensors file = open(ref.checkpoint(), open);
+                weights = Checkpoint.unetWeights(file); // original or diffusers layout, under LDM names
+                family = unetFamily(weights);
+                prediction = detectPrediction(file);
+            } else {
+                Checkpoint ckpt = Checkpoint.open(ref.checkpoint());
+                open.add(ckpt);
+                weights = ckpt.unet();
+                family = ckpt.family().name();
+                prediction = ckpt.config().prediction() == ModelConfig.Prediction.V ? PredictionType.V
+                        : detectPrediction(ckpt.file());
+                rawText = rawTextEncoders(ckpt.textEncoders());
+            }
+            if (!ref.loras().isEmpty()) {
                 List<LoraSpec> specs = new ArrayList<>();
-                for (LoraUse l : loras) {
+                for (LoraUse l : ref.loras()) {
                     specs.add(new LoraSpec(l.file(), (float) l.strength(), 0f));
                 }
-                LoraStack stack = LoraStack.load(base, specs);
-                open.add(stack);
-                weights = stack.weights().unet();
+                weights = applyLoras(new ModelComponents(weights, rawText.isEmpty() ? null : rawText.get(0),
+                        rawText.size() > 1 ? rawText.get(1) : null), specs, open).unet();
             }
             UNet unet = UNet.load(weights);
-            return new ModelCache.Entry<>(new LoadedUnet(unet, family, detectPrediction(file)),
-                    floatBytes(file, ref.unetOnly() ? "" : UNET_PREFIX), open);
+            return new ModelCache.Entry<>(new LoadedUnet(unet, family, prediction), floatBytes(weights), open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.checkpoint(), e);
@@ -103,24 +111,30 @@ final class ModelLoading {
     private static ModelCache.Entry<TextConditioner> loadClip(ClipRef ref) {
         List<AutoCloseable> open = new ArrayList<>();
         try {
-            SafeTensors file = open(ref.checkpoint(), open);
-            TextConditioner.Family family = TextConditioner.detect(file);
-            List<Weights> te = TextConditioner.textEncoderWeights(file, family);
+            Checkpoint ckpt = Checkpoint.open(ref.checkpoint());
+            open.add(ckpt);
+            TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
+            List<Weights> te = ckpt.textEncoders();
             if (!ref.loras().isEmpty()) {
-                ModelComponents base = new ModelComponents(Weights.prefixed(file, UNET_PREFIX), te.get(0),
-                        te.size() > 1 ? te.get(1) : null);
+                List<Weights> raw = rawTextEncoders(te);
                 List<LoraSpec> specs = new ArrayList<>();
                 for (LoraUse l : ref.loras()) {
                     specs.add(new LoraSpec(l.file(), 0f, (float) l.strength()));
                 }
-                LoraStack stack = LoraStack.load(base, specs);
-                open.add(stack);
-                ModelComponents patched = stack.weights();
-                te = te.size() == 1 ? List.of(patched.te1()) : List.of(patched.te1(), patched.te2());
+                ModelComponents patched = applyLoras(new ModelComponents(ckpt.unet(), raw.get(0),
+                        raw.size() > 1 ? raw.get(1) : null), specs, open);
+                List<Weights> out = new ArrayList<>();
+                for (int i = 0; i < te.size(); i++) {
+                    Weights w = i == 0 ? patched.te1() : patched.te2();
+                    out.add(te.get(i) instanceof OpenClipWeights ? OpenClipWeights.of(w) : w);
+                }
+                te = out;
             }
-            TextConditioner text = TextConditioner.of(family, te);
-            long bytes = floatBytes(file, "cond_stage_model.") + floatBytes(file, "conditioner.");
-            return new ModelCache.Entry<>(text, bytes, open);
+            long bytes = 0;
+            for (Weights w : te) {
+                bytes += floatBytes(w);
+            }
+            return new ModelCache.Entry<>(TextConditioner.of(family, te), bytes, open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.checkpoint(), e);
@@ -131,34 +145,27 @@ final class ModelLoading {
         List<AutoCloseable> open = new ArrayList<>();
         try {
             SafeTensors file = open(ref.file(), open);
-            boolean prefixed = file.names().stream().anyMatch(n -> n.startsWith(VAE_PREFIX));
-            Weights w = Weights.prefixed(file, prefixed ? VAE_PREFIX : "");
-            if (!w.has("post_quant_conv.weight") || w.names().stream().noneMatch(n -> n.startsWith("decoder.up."))) {
-                throw new ModelFormatException(ref.file().getFileName() + ": not a VAE in the original (LDM) layout"
-                        + " (expected post_quant_conv.* and decoder.up.*)");
-            }
-            return new ModelCache.Entry<>(Vae.load(w), floatBytes(file, prefixed ? VAE_PREFIX : ""), open);
+            Weights w = Checkpoint.vaeWeights(file); // checkpoint, standalone LDM or diffusers layout
+            return new ModelCache.Entry<>(Vae.load(w), floatBytes(w), open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.file(), e);
         }
     }
 
-    private static Weights unetWeights(SafeTensors file, ModelRef ref) throws ModelFormatException {
-        boolean prefixed = file.names().stream().anyMatch(n -> n.startsWith(UNET_PREFIX));
-        if (!ref.unetOnly() && !prefixed) {
-            throw new ModelFormatException(file.path().getFileName() + ": no UNet tensors (" + UNET_PREFIX + "*)");
-        }
-        Weights w = Weights.prefixed(file, prefixed ? UNET_PREFIX : "");
-        if (!w.has("input_blocks.0.0.weight")) {
-            throw new ModelFormatException(file.path().getFileName() + ": UNet in diffusers layout; this build reads"
-                    + " only the original (LDM) layout");
-        }
-        return w;
+    /**
+     * LoRAs patch OpenCLIP towers in their raw (fused in_proj) layout; the patched tower is presented as OpenCLIP
+     * again afterwards (which also tells the encoder to use exact GELU).
+     */
+    private static List<Weights> rawTextEncoders(List<Weights> te) {
+        return te.stream().map(w -> w instanceof OpenClipWeights o ? o.raw() : w).toList();
     }
 
-    private static List<Weights> textEncoders(SafeTensors file) throws ModelFormatException {
-        return TextConditioner.textEncoderWeights(file, TextConditioner.detect(file));
+    private static ModelComponents applyLoras(ModelComponents base, List<LoraSpec> specs, List<AutoCloseable> open)
+            throws ModelFormatException {
+        LoraStack stack = LoraStack.load(base, specs);
+        open.add(stack);
+        return stack.weights();
     }
 
     /** Family of a UNet-only file: SDXL has the adm label embedding, SD2 linear projections, SD1 1x1 convolutions. */
@@ -195,12 +202,14 @@ final class ModelLoading {
     }
 
     /** Resident size once unpacked to float32: what the LRU budget counts. */
-    private static long floatBytes(SafeTensors file, String prefix) {
+    private static long floatBytes(Weights w) {
         long n = 0;
-        for (TensorInfo t : file.tensors().values()) {
-            if (t.name().startsWith(prefix)) {
-                n += t.numel() * 4;
+        for (String name : w.names()) {
+            long numel = 1;
+            for (int d : w.shape(name)) {
+                numel *= d;
             }
+            n += numel * 4;
         }
         return n;
     }

@@ -41,8 +41,7 @@ public record NodeContext(String nodeId, String promptId, ModelPaths paths, Mode
     }
 
     /** Reports sampler progress: step value of max, with the current denoised latent (model space) for previews. */
-    public void progress(int value, int max, float[] latent, int[] shape, boolean sdxl) {
-        listener.progress(promptId, nodeId, value, max,
-                new LatentPreview(latent.clone(), shape[0], shape[1], shape[2], shape[3], sdxl));
+    public void progress(int value, int max, float[] latent, int[] shape) {
+        listener.progress(promptId, nodeId, value, max, latent, shape);
     }
 }

@@ -75,7 +75,7 @@ final class SamplerNodes {
         int total = Math.max(1, sigmas.length - 1);
         int[] shape = {latent.batch(), latent.channels(), latent.height(), latent.width()};
         StepCallback callback = (i, x, denoised) -> {
-            ctx.progress(Math.min(i + 1, total), total, denoised, shape, unet.isSdxl());
+            ctx.progress(Math.min(i + 1, total), total, denoised, shape);
             ctx.interrupt().check();
         };
         float[] out = KSampler.sample(model, ms, info, job.cfg(), latent.samples(), unet.latentScale(), noise, sigmas,

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,6 +18,7 @@ import jdiffusion.text.WeightedChunks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * ComfyUI's token weighting, z = (z - z_empty) * w + z_empty per weighted token, checked against the formula
@@ -173,6 +175,25 @@ class TextConditionerWeightsTest {
         // pooled: the first chunk's, as if unweighted
         Conditioning first = sdxl.encodeTokens(ids(new int[][] {t.get("clip_l").ids()[0]}, new int[][] {t.get("clip_g").ids()[0]}));
         Golden.assertClose("two-chunk SDXL pooled", first.pooled(), c.pooled(), RUN_TO_RUN);
+    }
+
+    /** SD2 (OpenCLIP tower, penultimate + final LayerNorm, pad 0): the weights act on the normed states. */
+    @Test
+    void sd2WeightsTheFinalNormedPenultimateStates(@TempDir Path tmp) throws Exception {
+        Path sd2File = tmp.resolve("fake-sd2-te.safetensors");
+        try (SafeTensors f = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"))) {
+            F32Copy.write(f, "conditioner.embedders.1.model.", "cond_stage_model.model.", sd2File);
+        }
+        try (SafeTensors f = SafeTensors.open(sd2File)) {
+            TextConditioner sd2 = TextConditioner.load(f);
+            assertEquals(TextConditioner.Family.SD2, sd2.family());
+            String prompt = "a (cozy:1.5) cabin in ((snowy)) mountains";
+            // the empty row pads with 0, as the OpenCLIP tokenizer does
+            assertEquals(0, sd2.tokenize("").get("clip_h")[0][2]);
+            Conditioning c = sd2.encode(prompt);
+            Golden.assertClose("weighted SD2 context", expected(sd2, prompt), c.context(), RUN_TO_RUN);
+            assertNull(c.pooled());
+        }
     }
 
     private static Map<String, int[][]> ids(int[][] l, int[][] g) {

@@ -96,4 +96,35 @@ class PipelineApiTest {
         assertEquals("normal", d.settings().scheduler());
         assertTrue(d.files().isEmpty());
     }
+
+    @Test
+    void vaeFromAnotherFileAndABadOne() {
+        Path ckpt = Golden.model("tiny-sd1-fp16.safetensors");
+        GenerateResult own = Pipeline.generate(tiny().steps(1).build(), ProgressListener.NONE, CancellationToken.none());
+        GenerateResult other = Pipeline.generate(tiny().steps(1).vae(ckpt).build(), ProgressListener.NONE,
+                CancellationToken.none());
+        assertArrayEquals(own.images().get(0).rgb(), other.images().get(0).rgb());
+        assertEquals("tiny-sd1-fp16.safetensors", other.settings().vaeName());
+        GenerateException e = assertThrows(GenerateException.class, () -> Pipeline.generate(
+                tiny().vae(Golden.model("tiny-sd1-lora-kohya.safetensors")).build(), ProgressListener.NONE,
+                CancellationToken.none()));
+        assertTrue(e.getMessage().contains("tiny-sd1-lora-kohya.safetensors") && e.getMessage().contains("VAE"),
+                e.getMessage());
+    }
+
+    @Test
+    void modelsLoadedOnceServeSeveralRequests() {
+        GenerateRequest first = tiny().steps(1).build();
+        try (PipelineModels models = Pipeline.load(first)) {
+            GenerateResult a = Pipeline.generate(models, first, ProgressListener.NONE, CancellationToken.none());
+            GenerateResult b = Pipeline.generate(models, tiny().steps(1).seed(8L).build(), ProgressListener.NONE,
+                    CancellationToken.none());
+            GenerateResult again = Pipeline.generate(GenerateRequest.builder(first.model()).prompt("a red apple")
+                    .negativePrompt("blurry").size(64, 64).steps(1).cfg(4.0).seed(7L).build(), ProgressListener.NONE,
+                    CancellationToken.none());
+            assertEquals(8L, b.seed());
+            assertTrue(!java.util.Arrays.equals(a.latent(), b.latent()), "another seed, another latent");
+            Golden.assertClose("reused models", again.latent(), a.latent(), 1e-4);
+        }
+    }
 }

@@ -251,9 +251,11 @@ class PipelineGoldenTest {
                 .scheduler(p.path("scheduler").asText())
                 .denoise(p.path("denoise").asDouble(1.0))
                 .prediction(prediction(p.path("model_sampling").path("prediction").asText("EPS")));
-        for (String key : List.of("input_image_png", "input_image", "image")) {
-            if (p.hasNonNull(key)) {
-                b.initImage(manifestPath.resolveSibling(p.get(key).asText())).width(null).height(null);
+        // img2img (LoadImage + VAEEncode): the input image is the top-level parameter naming a .png file
+        for (var it = p.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (e.getValue().isTextual() && e.getValue().asText().endsWith(".png")) {
+                b.initImage(manifestPath.resolveSibling(e.getValue().asText())).width(null).height(null);
             }
         }
         GenerateRequest request = b.build();

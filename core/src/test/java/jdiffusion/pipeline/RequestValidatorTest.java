@@ -52,6 +52,7 @@ class RequestValidatorTest {
         rejects(b -> b.denoise(0), "denoise", "(0, 1]");
         rejects(b -> b.denoise(1.5), "denoise", "1.5");
         rejects(b -> b.batch(0), "batch");
+        rejects(b -> b.denoise(0.5).scheduler("trailing"), "denoise", "init image", "trailing");
     }
 
     @Test

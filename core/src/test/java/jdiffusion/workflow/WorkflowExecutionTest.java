@@ -60,7 +60,7 @@ class WorkflowExecutionTest {
             assertEquals(List.of("execution_start", "execution_cached", "executing 3", "progress 3", "executing 8",
                     "executing 9", "executed 9", "execution_success", "executing null"), log.events);
             assertEquals(List.of("1/3", "2/3", "3/3"), log.steps);
-            assertEquals(8, log.lastPreview.rgb().width(), "the preview has the latent's size");
+            assertEquals("[1, 4, 8, 8]", java.util.Arrays.toString(log.lastShape), "the latent for previews");
             Path f1 = Workflows.savedFiles(paths, first.outputs().get("9")).getFirst();
             Path f2 = Workflows.savedFiles(paths, second.outputs().get("9")).getFirst();
             assertEquals("ComfyUI_00001_.png", f1.getFileName().toString());
@@ -80,14 +80,31 @@ class WorkflowExecutionTest {
     }
 
     @Test
+    void modelsBeyondTheBudgetAreUnloadedAndReloadedWhenNeeded() throws IOException {
+        Workflows.place(base, "checkpoints", SD1);
+        ModelPaths paths = ModelPaths.of(base);
+        try (WorkflowEngine engine = new WorkflowEngine(paths, 1)) { // room for one model at a time
+            ExecutionResult first = engine.execute(Workflows.txt2img(settings(1)), null, null, ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, first.status(), first.message());
+            assertEquals(1, engine.models().size(), "only the last model used (the VAE) stays loaded");
+            long loads = engine.models().loads();
+            ExecutionResult second = engine.execute(Workflows.txt2img(settings(2)), null, null,
+                    ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, second.status(), second.message());
+            assertEquals(List.of("3", "8", "9"), second.executed(), "node outputs stay cached regardless");
+            assertEquals(loads + 2, engine.models().loads(), "the UNet is loaded again, then the VAE");
+        }
+    }
+
+    @Test
     void interruptStopsBetweenSamplerSteps() throws IOException {
         Workflows.place(base, "checkpoints", SD1);
         ModelPaths paths = ModelPaths.of(base);
         try (WorkflowEngine engine = new WorkflowEngine(paths, 1L << 30)) {
             Workflows.EventLog log = new Workflows.EventLog() {
                 @Override
-                public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
-                    super.progress(promptId, nodeId, value, max, preview);
+                public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
+                    super.progress(promptId, nodeId, value, max, latent, shape);
                     engine.interrupt(); // as /interrupt from another thread would, during step 1 of 3
                 }
             };

@@ -162,25 +162,42 @@ class WorkflowNodesTest {
     }
 
     @Test
-    void diffusersLayoutUnetIsRefusedWithItsName() throws IOException {
-        Workflows.place(base, "diffusion_models", "tiny-sdxl-unet-diffusers-fp16.safetensors");
-        Workflows.place(base, "checkpoints", "tiny-sdxl-fp16.safetensors");
+    void sdxlDiffusersUnetAndSdxlLoraEqualThePipeline() throws IOException {
+        String sdxl = "tiny-sdxl-fp16.safetensors";
+        String unetName = "tiny-sdxl-unet-diffusers-fp16.safetensors";
+        String loraName = "tiny-sdxl-lora-kohya.safetensors";
+        Path unet = Workflows.place(base, "diffusion_models", unetName);
+        Path ckpt = Workflows.place(base, "checkpoints", sdxl);
+        Path lora = Workflows.place(base, "loras", loraName);
         try (WorkflowEngine engine = new WorkflowEngine(ModelPaths.of(base), 1L << 30)) {
-            ExecutionResult r = engine.execute(new Workflows.Builder()
-                    .node("1", "UNETLoader", "unet_name", "tiny-sdxl-unet-diffusers-fp16.safetensors",
-                            "weight_dtype", "default")
-                    .node("4", "CheckpointLoaderSimple", "ckpt_name", "tiny-sdxl-fp16.safetensors")
-                    .node("6", "CLIPTextEncode", "text", "x", "clip", link("4", 1))
+            // UNETLoader on a diffusers-layout UNet (the Lightning way) with the checkpoint's CLIP and VAE
+            ExecutionResult r = run(engine, new Workflows.Builder()
+                    .node("1", "UNETLoader", "unet_name", unetName, "weight_dtype", "default")
+                    .node("4", "CheckpointLoaderSimple", "ckpt_name", sdxl)
+                    .node("6", "CLIPTextEncode", "text", "a fox", "clip", link("4", 1))
                     .node("5", "EmptyLatentImage", "width", 64, "height", 64, "batch_size", 1)
-                    .node("3", "KSampler", "model", link("1", 0), "seed", 1L, "steps", 1, "cfg", 1.0,
-                            "sampler_name", "euler", "scheduler", "normal", "positive", link("6", 0), "negative",
-                            link("6", 0), "latent_image", link("5", 0), "denoise", 1.0)
+                    .node("3", "KSampler", "model", link("1", 0), "seed", 1L, "steps", 2, "cfg", 1.0,
+                            "sampler_name", "euler", "scheduler", "sgm_uniform", "positive", link("6", 0),
+                            "negative", link("6", 0), "latent_image", link("5", 0), "denoise", 1.0)
                     .node("8", "VAEDecode", "samples", link("3", 0), "vae", link("4", 2))
-                    .node("9", "PreviewImage", "images", link("8", 0)).build(), null, null, ExecutionListener.NONE);
-            assertEquals(Status.ERROR, r.status());
-            assertEquals("3", r.errorNode());
-            assertTrue(r.message().contains("tiny-sdxl-unet-diffusers-fp16.safetensors")
-                    && r.message().contains("diffusers layout"), r.message());
+                    .node("9", "PreviewImage", "images", link("8", 0)));
+            GenerateResult expected = Pipeline.generate(GenerateRequest.builder(ckpt).unet(unet).prompt("a fox")
+                    .size(64, 64).seed(1L).steps(2).cfg(1.0).sampler("euler").scheduler("sgm_uniform").build(),
+                    ProgressListener.NONE, CancellationToken.none());
+            Golden.assertClose("UNETLoader (diffusers layout) vs generate --unet", expected.image01(),
+                    ((Image) r.values().get("8").getFirst()).pixels(), 1e-5);
+
+            // LoraLoader on SDXL: UNet and both text encoders (bigG's fused in_proj) as the pipeline's --lora
+            Workflows.Settings s = new Workflows.Settings(sdxl, "a fox in snow", "", 64, 64, 1, 4, 2, 5.0, "euler",
+                    "normal", 1.0, null, List.<String[]>of(new String[] {loraName, "0.8", "0.8"}), null);
+            ExecutionResult withLora = engine.execute(Workflows.txt2img(s), null, null, ExecutionListener.NONE);
+            assertEquals(Status.SUCCESS, withLora.status(), withLora.message());
+            GenerateResult lorad = Pipeline.generate(GenerateRequest.builder(ckpt).prompt(s.prompt())
+                    .negativePrompt("").size(64, 64).seed(4L).steps(2).cfg(5.0).sampler("euler").scheduler("normal")
+                    .loras(List.of(new GenerateRequest.LoraSpec(lora, 0.8))).build(), ProgressListener.NONE,
+                    CancellationToken.none());
+            Golden.assertClose("SDXL LoraLoader vs generate --lora", lorad.image01(),
+                    ((Image) withLora.values().get("8").getFirst()).pixels(), 1e-5);
         }
     }
 

@@ -128,7 +128,7 @@ final class Workflows {
         final List<String> cached = new ArrayList<>();
         int progressCalls;
         final List<String> steps = new ArrayList<>();
-        LatentPreview lastPreview;
+        int[] lastShape;
 
         @Override
         public void executionStart(String promptId) {
@@ -147,10 +147,10 @@ final class Workflows {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
             progressCalls++;
             steps.add(value + "/" + max);
-            lastPreview = preview;
+            lastShape = shape.clone();
             if (events.isEmpty() || !events.getLast().startsWith("progress")) {
                 events.add("progress " + nodeId);
             }

@@ -16,8 +16,8 @@ import jdiffusion.workflow.WorkflowEngine.Status;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** SaveImage's ComfyUI naming (never overwriting, no way out of the output folder) and the latent RGB preview. */
-class SaveAndPreviewTest {
+/** SaveImage's ComfyUI naming: after the highest counter, never overwriting, no way out of the output folder. */
+class SaveImageTest {
     @TempDir
     Path base;
 
@@ -61,18 +61,5 @@ class SaveAndPreviewTest {
             assertEquals(Status.ERROR, abs.status());
             assertTrue(Files.notExists(base.resolve("escape_00001_.png")));
         }
-    }
-
-    @Test
-    void latentPreviewUsesComfyFactors() {
-        // one latent pixel (1, 0, 0, 0): SD1.5 gives the first factor row, SDXL adds its bias
-        float[] latent = {1f, 0f, 0f, 0f};
-        PngImage sd = new LatentPreview(latent, 1, 4, 1, 1, false).rgb();
-        assertEquals((int) ((0.3512f + 1f) / 2f * 255f), sd.value(0, 0, 0));
-        assertEquals((int) ((0.2297f + 1f) / 2f * 255f), sd.value(0, 0, 1));
-        PngImage xl = new LatentPreview(latent, 1, 4, 1, 1, true).rgb();
-        assertEquals((int) ((0.3651f + 0.1084f + 1f) / 2f * 255f), xl.value(0, 0, 0));
-        PngImage clamped = new LatentPreview(new float[] {0f, 0f, 0f, 10f}, 1, 4, 1, 1, false).rgb();
-        assertEquals(0, clamped.value(0, 0, 2), "clamped at 0");
     }
 }
