@@ -10,7 +10,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import jdiffusion.workflow.ExecutionListener;
-import jdiffusion.workflow.LatentPreview;
 import jdiffusion.workflow.Prompt;
 import jdiffusion.workflow.WorkflowEngine;
 
@@ -24,6 +23,7 @@ final class PromptRunner implements Runnable {
     private final PromptStore store;
     private final WorkflowEngine engine;
     private final Hub hub;
+    private final PreviewFormats previews;
     private final Map<String, CompletableFuture<PromptStore.Entry>> waiters = new ConcurrentHashMap<>();
     private final Object signal = new Object();
     private volatile boolean stopping;
@@ -35,6 +35,7 @@ final class PromptRunner implements Runnable {
         this.store = store;
         this.engine = engine;
         this.hub = hub;
+        this.previews = new PreviewFormats(engine.paths());
     }
 
     void start() {
@@ -239,16 +240,18 @@ final class PromptRunner implements Runnable {
         }
 
         @Override
-        public void progress(String promptId, String nodeId, int value, int max, LatentPreview preview) {
+        public void progress(String promptId, String nodeId, int value, int max, float[] latent, int[] shape) {
             ObjectNode d = JSON.createObjectNode();
             d.put("value", value);
             d.put("max", max);
             d.put("prompt_id", entry.promptId());
             d.put("node", nodeId);
             hub.send("progress", d, sid);
-            if (preview != null) {
+            if (latent != null && shape != null && shape.length == 4) {
                 try {
-                    hub.sendBinary(PreviewFrames.frame(PreviewFrames.JPEG, PreviewFrames.jpeg(preview.rgb())), sid);
+                    LatentPreview.Format f = previews.forNode(entry.prompt(), nodeId);
+                    hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, LatentPreview.jpeg(f, latent, shape)),
+                            sid);
                 } catch (RuntimeException e) {
                     // a preview is a courtesy: never fail the prompt for it
                 }

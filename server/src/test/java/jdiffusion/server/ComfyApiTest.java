@@ -376,8 +376,8 @@ class ComfyApiTest {
         for (Object o : events) {
             if (o instanceof byte[] b) {
                 ByteBuffer buf = ByteBuffer.wrap(b);
-                assertEquals(PreviewFrames.PREVIEW_IMAGE, buf.getInt());
-                assertEquals(PreviewFrames.JPEG, buf.getInt());
+                assertEquals(LatentPreview.PREVIEW_IMAGE, buf.getInt());
+                assertEquals(LatentPreview.JPEG, buf.getInt());
                 BufferedImage img = ImageIO.read(new ByteArrayInputStream(b, 8, b.length - 8));
                 assertNotNull(img, "preview frame is not a JPEG");
                 assertTrue(img.getWidth() >= 4);
