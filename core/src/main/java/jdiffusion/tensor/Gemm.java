@@ -7,12 +7,13 @@ import jdk.incubator.vector.VectorSpecies;
  * The packed, register-blocked, cache-blocked GEMM every linear layer, convolution and attention product runs on:
  * C (m x n) (+)= A (m x k) B (k x n).
  *
- * <p>B is packed into column panels of {@link #NR} floats ([panel][k][NR], zero padded), once at load for weights
- * ({@link Linear}, {@link Conv2d}) or on the fly for activation products. A is read in place through an
- * {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at most {@link #MC}
- * rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors: 12 accumulators,
- * enough independent FMA chains to cover the FMA latency on both pipes) while a B micro-panel (KC x NR) sits in L1
- * and the A block in L2.
+ * <p>B is packed into column panels of {@link #NR} floats (see {@link PackedB}), once at load for weights
+ * ({@link Linear}, {@link Conv2d}, optionally in 16 bits) or on the fly for activation products. A is read in
+ * place through an {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at
+ * most {@link #MC} rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors:
+ * 12 accumulators, enough independent FMA chains to cover the FMA latency on both pipes; measured against 4 x 3 and
+ * 8 x 3 it was as fast or faster) while a B micro-panel (KC x NR) sits in L1 and the A block in L2. Threads split
+ * the rows (and, when there are few row blocks, the panels) of C; see {@link #multiply}.
  */
 public final class Gemm {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -29,9 +30,9 @@ public final class Gemm {
      * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
      * or an L3 shared with other work).
      */
-    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
-    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
-    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    static final int MC = 432;
+    /** Up to this many panels, a product runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = 4;
     /** Bounds the search for the parallel split (tasks per thread considered). */
     static final int TASKS_PER_THREAD = 4;
 

@@ -196,6 +196,17 @@ class GemmOracleTest {
     }
 
     @Test
+    void parallelSplitBalancesWholeRounds() {
+        // 3 row blocks x 20 panels on 2 threads: 2 column blocks give 6 equal tasks, 3 rounds of 10 panels
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(3, 20, 2));
+        // enough row blocks already: no column split (A would be read again per column block)
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(10, 10, 2));
+        // one row block (77 text tokens): half the panels per thread
+        org.junit.jupiter.api.Assertions.assertEquals(12, Gemm.panelsPerTask(1, 24, 2));
+        org.junit.jupiter.api.Assertions.assertEquals(40, Gemm.panelsPerTask(1, 40, 1));
+    }
+
+    @Test
     void badShapesAreRejected() {
         assertThrows(IllegalArgumentException.class, () -> Linear.of(new float[5], null, 2, 3));
         assertThrows(IllegalArgumentException.class, () -> Linear.of(new float[6], new float[3], 2, 3));
