@@ -33,6 +33,24 @@ class GemmOracleTest {
     }
 
     @Test
+    void matmulTransposedMatchesOracle() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        int m = 37;
+        int n = 45;
+        int k = 300;
+        float[] a = random(rnd, m * k);
+        float[] b = random(rnd, n * k);
+        float[] bt = new float[k * n];
+        for (int j = 0; j < n; j++) {
+            for (int p = 0; p < k; p++) {
+                bt[p * n + j] = b[j * k + p];
+            }
+        }
+        assertClose("a b^T", Reference.matmul(a, bt, m, n, k), Ops.matmulTransposed(a, b, m, n, k),
+                Reference.matmul(abs(a), abs(bt), m, n, k), REL, 1e-30);
+    }
+
+    @Test
     void matmulOnOneAndTwoThreads() {
         int saved = Parallel.threads();
         try {
