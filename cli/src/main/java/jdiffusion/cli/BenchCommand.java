@@ -65,7 +65,9 @@ public final class BenchCommand implements Runnable {
             }
             List<Case> cases = SD15_SHAPES.stream().map(Case::new).toList();
             System.out.printf("bench gemm: %d threads, %d-float vectors; warming up...%n", t, Gemm.L);
-            for (int round = 0; round < 3; round++) {
+            // Vector API code runs boxed, orders of magnitude slower, until C2 compiles it: warm up by time too
+            long warmEnd = System.nanoTime() + 6_000_000_000L;
+            for (int round = 0; round < 3 || System.nanoTime() < warmEnd; round++) {
                 cases.forEach(Case::run);
             }
             FmaPeak.measure(t, 200);

@@ -386,7 +386,7 @@ public final class Gemm {
                 int kc = b.blockStart(blk + 1) - k0;
                 boolean load = accumulate || blk > first;
                 float[] bias = blk == first ? paddedBias : null;
-                packTail(a, m0 + full, rows - full, k0, kc, tail);
+                copyTail(a, m0 + full, rows - full, k0, kc, tail);
                 for (int p = p0; p < p1; p++) {
                     tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc,
                             rows - full, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
@@ -407,7 +407,7 @@ public final class Gemm {
         float[] tail = null;
         if (full < mr) {
             tail = A_BLOCK.get();
-            packTail(a, m0 + full, mr - full, k0, kc, tail);
+            copyTail(a, m0 + full, mr - full, k0, kc, tail);
         }
         if (p1 - p0 <= FEW_PANELS) {
             // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1
@@ -458,15 +458,15 @@ public final class Gemm {
         return new Panels(wide, -first, b, blk);
     }
 
-    /** The last rows (fewer than MR) packed as [kc][MR] with zero rows below, for the packed kernel. */
-    private static void packTail(ASource a, int m0, int rows, int k0, int kc, float[] dst) {
+    /**
+     * The last rows (fewer than MR) copied as a small row-major block (row stride kc) with zero rows below, so the
+     * same in-place kernels run them (a separate kernel only the tails use would rarely get hot enough for the JIT).
+     */
+    private static void copyTail(ASource a, int m0, int rows, int k0, int kc, float[] dst) {
         float[] arr = a.array();
-        java.util.Arrays.fill(dst, 0, kc * MR, 0f);
+        java.util.Arrays.fill(dst, rows * kc, MR * kc, 0f);
         for (int r = 0; r < rows; r++) {
-            int src = a.index(m0 + r, k0);
-            for (int p = 0; p < kc; p++) {
-                dst[p * MR + r] = arr[src + p];
-            }
+            System.arraycopy(arr, a.index(m0 + r, k0), dst, r * kc, kc);
         }
     }
 
@@ -501,7 +501,7 @@ public final class Gemm {
         }
     }
 
-    /** A tile of fewer than MR rows (packed); it goes through a scratch tile so C is never overrun. */
+    /** A tile of fewer than MR rows (copied by copyTail); it goes through a scratch tile so C is never overrun. */
     private static void tile(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, int rows,
                              int cols, boolean load, float[] bias, int bi) {
         float[] e = EDGE.get();
@@ -511,11 +511,7 @@ public final class Gemm {
                 System.arraycopy(c, co + i * ldc, e, i * NR, cols);
             }
         }
-        switch ((cols + L - 1) / L) {
-            case 1 -> micro1(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
-            case 2 -> micro2(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
-            default -> micro3(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
-        }
+        direct((cols + L - 1) / L, a, ao, kc, b, bo, kc, e, 0, NR, load, bias, bi);
         for (int i = 0; i < rows; i++) {
             System.arraycopy(e, i * NR, c, co + i * ldc, cols);
         }
@@ -755,228 +751,6 @@ public final class Gemm {
             s = FloatVector.broadcast(S, a[a6 + p]);
             x60 = s.fma(b0, x60);
             s = FloatVector.broadcast(S, a[a7 + p]);
-            x70 = s.fma(b0, x70);
-        }
-        x00.intoArray(c, co);
-        x10.intoArray(c, c1);
-        x20.intoArray(c, c2);
-        x30.intoArray(c, c3);
-        x40.intoArray(c, c4);
-        x50.intoArray(c, c5);
-        x60.intoArray(c, c6);
-        x70.intoArray(c, c7);
-    }
-
-    /** C tile (8 rows x 3 vectors) += A micro-panel packed as [kc][MR] times B micro-panel (kc x NR, first 3 vectors). */
-    static void micro3(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
-        int c1 = co + ldc;
-        int c2 = c1 + ldc;
-        int c3 = c2 + ldc;
-        int c4 = c3 + ldc;
-        int c5 = c4 + ldc;
-        int c6 = c5 + ldc;
-        int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x02 = start(c, co + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x12 = start(c, c1 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x22 = start(c, c2 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x32 = start(c, c3 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x42 = start(c, c4 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x52 = start(c, c5 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x62 = start(c, c6 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x70 = start(c, c7, load, bias, bi);
-        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x72 = start(c, c7 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        for (int p = 0; p < kc; p++) {
-            int bx = bo + p * NR;
-            int ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, b, bx);
-            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
-            FloatVector b2 = FloatVector.fromArray(S, b, bx + 2 * L);
-            FloatVector s = FloatVector.broadcast(S, a[ai]);
-            x00 = s.fma(b0, x00);
-            x01 = s.fma(b1, x01);
-            x02 = s.fma(b2, x02);
-            s = FloatVector.broadcast(S, a[ai + 1]);
-            x10 = s.fma(b0, x10);
-            x11 = s.fma(b1, x11);
-            x12 = s.fma(b2, x12);
-            s = FloatVector.broadcast(S, a[ai + 2]);
-            x20 = s.fma(b0, x20);
-            x21 = s.fma(b1, x21);
-            x22 = s.fma(b2, x22);
-            s = FloatVector.broadcast(S, a[ai + 3]);
-            x30 = s.fma(b0, x30);
-            x31 = s.fma(b1, x31);
-            x32 = s.fma(b2, x32);
-            s = FloatVector.broadcast(S, a[ai + 4]);
-            x40 = s.fma(b0, x40);
-            x41 = s.fma(b1, x41);
-            x42 = s.fma(b2, x42);
-            s = FloatVector.broadcast(S, a[ai + 5]);
-            x50 = s.fma(b0, x50);
-            x51 = s.fma(b1, x51);
-            x52 = s.fma(b2, x52);
-            s = FloatVector.broadcast(S, a[ai + 6]);
-            x60 = s.fma(b0, x60);
-            x61 = s.fma(b1, x61);
-            x62 = s.fma(b2, x62);
-            s = FloatVector.broadcast(S, a[ai + 7]);
-            x70 = s.fma(b0, x70);
-            x71 = s.fma(b1, x71);
-            x72 = s.fma(b2, x72);
-        }
-        x00.intoArray(c, co);
-        x01.intoArray(c, co + L);
-        x02.intoArray(c, co + 2 * L);
-        x10.intoArray(c, c1);
-        x11.intoArray(c, c1 + L);
-        x12.intoArray(c, c1 + 2 * L);
-        x20.intoArray(c, c2);
-        x21.intoArray(c, c2 + L);
-        x22.intoArray(c, c2 + 2 * L);
-        x30.intoArray(c, c3);
-        x31.intoArray(c, c3 + L);
-        x32.intoArray(c, c3 + 2 * L);
-        x40.intoArray(c, c4);
-        x41.intoArray(c, c4 + L);
-        x42.intoArray(c, c4 + 2 * L);
-        x50.intoArray(c, c5);
-        x51.intoArray(c, c5 + L);
-        x52.intoArray(c, c5 + 2 * L);
-        x60.intoArray(c, c6);
-        x61.intoArray(c, c6 + L);
-        x62.intoArray(c, c6 + 2 * L);
-        x70.intoArray(c, c7);
-        x71.intoArray(c, c7 + L);
-        x72.intoArray(c, c7 + 2 * L);
-    }
-
-    /** C tile (8 rows x 2 vectors) += A micro-panel packed as [kc][MR] times B micro-panel (kc x NR, first 2 vectors). */
-    static void micro2(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
-        int c1 = co + ldc;
-        int c2 = c1 + ldc;
-        int c3 = c2 + ldc;
-        int c4 = c3 + ldc;
-        int c5 = c4 + ldc;
-        int c6 = c5 + ldc;
-        int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x70 = start(c, c7, load, bias, bi);
-        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
-        for (int p = 0; p < kc; p++) {
-            int bx = bo + p * NR;
-            int ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, b, bx);
-            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
-            FloatVector s = FloatVector.broadcast(S, a[ai]);
-            x00 = s.fma(b0, x00);
-            x01 = s.fma(b1, x01);
-            s = FloatVector.broadcast(S, a[ai + 1]);
-            x10 = s.fma(b0, x10);
-            x11 = s.fma(b1, x11);
-            s = FloatVector.broadcast(S, a[ai + 2]);
-            x20 = s.fma(b0, x20);
-            x21 = s.fma(b1, x21);
-            s = FloatVector.broadcast(S, a[ai + 3]);
-            x30 = s.fma(b0, x30);
-            x31 = s.fma(b1, x31);
-            s = FloatVector.broadcast(S, a[ai + 4]);
-            x40 = s.fma(b0, x40);
-            x41 = s.fma(b1, x41);
-            s = FloatVector.broadcast(S, a[ai + 5]);
-            x50 = s.fma(b0, x50);
-            x51 = s.fma(b1, x51);
-            s = FloatVector.broadcast(S, a[ai + 6]);
-            x60 = s.fma(b0, x60);
-            x61 = s.fma(b1, x61);
-            s = FloatVector.broadcast(S, a[ai + 7]);
-            x70 = s.fma(b0, x70);
-            x71 = s.fma(b1, x71);
-        }
-        x00.intoArray(c, co);
-        x01.intoArray(c, co + L);
-        x10.intoArray(c, c1);
-        x11.intoArray(c, c1 + L);
-        x20.intoArray(c, c2);
-        x21.intoArray(c, c2 + L);
-        x30.intoArray(c, c3);
-        x31.intoArray(c, c3 + L);
-        x40.intoArray(c, c4);
-        x41.intoArray(c, c4 + L);
-        x50.intoArray(c, c5);
-        x51.intoArray(c, c5 + L);
-        x60.intoArray(c, c6);
-        x61.intoArray(c, c6 + L);
-        x70.intoArray(c, c7);
-        x71.intoArray(c, c7 + L);
-    }
-
-    /** C tile (8 rows x 1 vector) += A micro-panel packed as [kc][MR] times B micro-panel (kc x NR, first 1 vector). */
-    static void micro1(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
-        int c1 = co + ldc;
-        int c2 = c1 + ldc;
-        int c3 = c2 + ldc;
-        int c4 = c3 + ldc;
-        int c5 = c4 + ldc;
-        int c6 = c5 + ldc;
-        int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x70 = start(c, c7, load, bias, bi);
-        for (int p = 0; p < kc; p++) {
-            int bx = bo + p * NR;
-            int ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, b, bx);
-            FloatVector s = FloatVector.broadcast(S, a[ai]);
-            x00 = s.fma(b0, x00);
-            s = FloatVector.broadcast(S, a[ai + 1]);
-            x10 = s.fma(b0, x10);
-            s = FloatVector.broadcast(S, a[ai + 2]);
-            x20 = s.fma(b0, x20);
-            s = FloatVector.broadcast(S, a[ai + 3]);
-            x30 = s.fma(b0, x30);
-            s = FloatVector.broadcast(S, a[ai + 4]);
-            x40 = s.fma(b0, x40);
-            s = FloatVector.broadcast(S, a[ai + 5]);
-            x50 = s.fma(b0, x50);
-            s = FloatVector.broadcast(S, a[ai + 6]);
-            x60 = s.fma(b0, x60);
-            s = FloatVector.broadcast(S, a[ai + 7]);
             x70 = s.fma(b0, x70);
         }
         x00.intoArray(c, co);
