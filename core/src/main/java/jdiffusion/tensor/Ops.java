@@ -15,6 +15,8 @@ public final class Ops {
     private static final int PARALLEL_MIN = 1 << 15;
     /** Pixels per float partial sum in the norms: short runs keep float rounding small before a double total. */
     private static final int NORM_RUN = 64;
+    /** Most pixel chunks a group norm's statistics are split into (enough to keep 16 threads busy). */
+    private static final int NORM_CHUNKS = 64;
 
     /** Group norm over [B][HW][C] (consecutive channel groups), optionally fused with SiLU; returns a new array. */
     public static float[] groupNorm(float[] x, int batch, int hw, int c, int groups, float[] gamma, float[] beta,
@@ -26,7 +28,8 @@ public final class Ops {
             throw new IllegalArgumentException("group norm: input " + x.length + ", gamma " + gamma.length + ", beta "
                     + beta.length + " do not fit " + batch + "x" + hw + "x" + c);
         }
-        int chunks = Math.max(1, Math.min((hw + NORM_RUN - 1) / NORM_RUN, 8 * Parallel.threads()));
+        // a fixed chunking (not one per thread) keeps the summation order, and so the bits, the same for any -t
+        int chunks = Math.max(1, Math.min((hw + NORM_RUN - 1) / NORM_RUN, NORM_CHUNKS));
         int per = (hw + chunks - 1) / chunks;
         float[] y = new float[x.length];
         double[][] partial = new double[batch * chunks][];

@@ -68,6 +68,30 @@ class GemmOracleTest {
     }
 
     @Test
+    void resultsAreBitIdenticalForAnyThreadCount() {
+        int saved = Parallel.threads();
+        SplittableRandom rnd = new SplittableRandom(8);
+        // 600 pixels: more statistics chunks than 8 per thread on one thread, so a per-thread chunking would show
+        float[] x = random(rnd, 2 * 600 * 64);
+        float[] w = random(rnd, 64 * 64 * 9);
+        float[] gamma = random(rnd, 64);
+        float[] beta = random(rnd, 64);
+        float[][] results = new float[3][];
+        try {
+            for (int threads = 1; threads <= 3; threads++) {
+                Parallel.setThreads(threads);
+                float[] y = Conv2d.of(w, null, 64, 64, 3, 1, 1).forward(x, 2, 20, 30);
+                float[] g = Ops.groupNorm(y, 2, 600, 64, 32, gamma, beta, 1e-5f, true);
+                results[threads - 1] = Ops.attention(g, g, g, 2, 600, 600, 2, 32, false);
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+        org.junit.jupiter.api.Assertions.assertArrayEquals(results[0], results[1], "1 vs 2 threads");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(results[0], results[2], "1 vs 3 threads");
+    }
+
+    @Test
     void linearMatchesOracleWithAndWithoutBias() {
         SplittableRandom rnd = new SplittableRandom(3);
         int[][] shapes = {{1, 3, 5}, {77, 768, 64}, {10, 40, 33}, {37, 100, 320}, {6, 17, 1}};
