@@ -69,20 +69,22 @@ class GemmOracleTest {
 
     @Test
     void resultsAreBitIdenticalForAnyThreadCount() {
+        // the GEMM splits work by thread count but never an output's summation order; the group norm's statistics
+        // chunks are fixed too (600 pixels: more chunks than a per-thread split of 8 per thread would make)
         int saved = Parallel.threads();
         SplittableRandom rnd = new SplittableRandom(8);
-        // 600 pixels: more statistics chunks than 8 per thread on one thread, so a per-thread chunking would show
-        float[] x = random(rnd, 2 * 600 * 64);
-        float[] w = random(rnd, 64 * 64 * 9);
+        float[] x = random(rnd, 2 * 600 * 16);
+        float[] w = random(rnd, 64 * 16 * 9);
         float[] gamma = random(rnd, 64);
         float[] beta = random(rnd, 64);
+        float[] lw = random(rnd, 130 * 64);
         float[][] results = new float[3][];
         try {
             for (int threads = 1; threads <= 3; threads++) {
                 Parallel.setThreads(threads);
-                float[] y = Conv2d.of(w, null, 64, 64, 3, 1, 1).forward(x, 2, 20, 30);
-                float[] g = Ops.groupNorm(y, 2, 600, 64, 32, gamma, beta, 1e-5f, true);
-                results[threads - 1] = Ops.attention(g, g, g, 2, 600, 600, 2, 32, false);
+                float[] y = Conv2d.of(w, null, 64, 16, 3, 1, 1).forward(x, 2, 20, 30);
+                float[] g = Ops.groupNorm(y, 2, 600, 64, 32, gamma, beta, 1e-5f, false);
+                results[threads - 1] = Linear.of(lw, null, 130, 64).forward(g, 1200);
             }
         } finally {
             Parallel.setThreads(saved);
