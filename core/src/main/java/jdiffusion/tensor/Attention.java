@@ -8,9 +8,12 @@ package jdiffusion.tensor;
  */
 final class Attention {
     /** Queries per block: a multiple of the micro-tile height. */
-    static final int QB = 16 * Gemm.MR;
-    /** Keys per block: a multiple of the panel width, so a key block is a range of whole panels of K^T. */
-    static final int KB = 8 * Gemm.NR;
+    static final int QB = 12 * Gemm.MR;
+    /**
+     * Keys per block: a multiple of the panel width, so a key block is a range of whole panels of K^T; at most
+     * {@link Gemm#KC}, so it is one k block of the packed V.
+     */
+    static final int KB = Gemm.KC / Gemm.NR * Gemm.NR;
 
     private Attention() {
     }

@@ -7,31 +7,38 @@ import jdk.incubator.vector.VectorSpecies;
  * The packed, register-blocked, cache-blocked GEMM every linear layer, convolution and attention product runs on:
  * C (m x n) (+)= A (m x k) B (k x n).
  *
- * <p>B is packed into column panels of {@link #NR} floats ([panel][k][NR], zero padded), once at load for weights
- * ({@link Linear}, {@link Conv2d}) or on the fly for activation products. A is read in place through an
- * {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at most {@link #MC}
- * rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors: 12 accumulators,
- * enough independent FMA chains to cover the FMA latency on both pipes) while a B micro-panel (KC x NR) sits in L1
- * and the A block in L2.
+ * <p>B is packed into column panels of {@link #NR} floats (see {@link PackedB}), once at load for weights
+ * ({@link Linear}, {@link Conv2d}, optionally in 16 bits) or on the fly for activation products. A is read in
+ * place through an {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at
+ * most {@link #MC} rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (8 x 3 vectors:
+ * 24 accumulators, 3 FMAs per broadcast A element; measured about 10% faster than 6 x 2 and 4 x 3 here), with
+ * 1- and 2-vector variants for a last panel that is narrower (n = 320 ends in 32 columns), while a B micro-panel
+ * (KC x NR) sits in L1 and the A block in L2. Threads split
+ * the rows (and, when there are few row blocks, the panels) of C; see {@link #multiply}.
  */
 public final class Gemm {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Vector width in floats. */
     public static final int L = S.length();
     /** Rows of C per micro-tile. */
-    public static final int MR = 6;
-    /** Columns of C per packed B panel (two vectors). */
-    public static final int NR = 2 * L;
-    /** k per cache block: a B micro-panel KC x NR (32 KB at 512 bits) stays in L1. */
+    public static final int MR = 8;
+    /** Columns of C per packed B panel (three vectors). */
+    public static final int NR = 3 * L;
+    /** k per cache block: a B micro-panel KC x NR (48 KB at 512 bits) stays in L1 or close by in L2. */
     static final int KC = 256;
     /**
      * Rows per block: the A block, MC x KC (about 450 KB), stays in L2 while the panels of B stream past it; each
      * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
      * or an L3 shared with other work).
      */
-    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
-    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
-    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    static final int MC = 432;
+    static {
+        if (MC % MR != 0) {
+            throw new AssertionError("MC must be a multiple of MR");
+        }
+    }
+    /** Up to this many panels, a product runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = 4;
     /** Bounds the search for the parallel split (tasks per thread considered). */
     static final int TASKS_PER_THREAD = 4;
 
@@ -325,17 +332,65 @@ public final class Gemm {
         int seg = a.segment();
         int first = b.blockAt(kStart);
         int last = b.blockAt(kEnd);
+        for (int blk = first; blk < last; blk++) {
+            int k0 = b.blockStart(blk);
+            if (seg != Integer.MAX_VALUE && k0 / seg != (b.blockStart(blk + 1) - 1) / seg) {
+                throw new IllegalArgumentException("k block at " + k0 + " crosses an A segment of " + seg);
+            }
+        }
+        if (p1 - p0 <= FEW_PANELS && b.half == null && last - first > 1) {
+            rowStreams(a, m0, rows, b, p0, p1, first, last, c, cOff, ldc, paddedBias, accumulate, paddedC);
+            return;
+        }
         for (int r0 = 0; r0 < rows; r0 += MC) {
             int mr = Math.min(MC, rows - r0);
             for (int blk = first; blk < last; blk++) {
-                int k0 = b.blockStart(blk);
-                int kc = b.blockStart(blk + 1) - k0;
-                if (seg != Integer.MAX_VALUE && k0 / seg != (k0 + kc - 1) / seg) {
-                    throw new IllegalArgumentException("k block " + k0 + "+" + kc + " crosses an A segment of " + seg);
-                }
                 boolean load = accumulate || blk > first;
                 float[] bias = blk == first ? paddedBias : null;
                 kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias, paddedC);
+            }
+        }
+    }
+
+    /**
+     * Few panels (n up to FEW_PANELS * NR, as attention's P V or a layer with few outputs): each micro-tile of rows
+     * runs through all of k before the next, so every A row is read as one long sequential stream (which the
+     * hardware prefetcher follows; k blocks of 1 KB per row would restart it every block) and used for all panels
+     * while in L1. A is then read exactly once, from wherever it is; the few B panels stay in L2. (A whole A block
+     * kept in L2 instead also fails when A's row stride is a multiple of 4 KB, as the 4096-key rows of P: its rows
+     * fall into the same cache sets and evict each other.)
+     */
+    private static void rowStreams(ASource a, int m0, int rows, PackedB b, int p0, int p1, int first, int last,
+                                   float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate,
+                                   boolean paddedC) {
+        float[] arr = a.array();
+        int lda = a.rowStride();
+        int full = rows / MR * MR;
+        for (int i = 0; i < full; i += MR) {
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                int ao = a.index(m0 + i, k0);
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao, lda, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + i * ldc, ldc,
+                            Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+                }
+            }
+        }
+        if (full < rows) {
+            float[] tail = A_BLOCK.get();
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                copyTail(a, m0 + full, rows - full, k0, kc, tail);
+                for (int p = p0; p < p1; p++) {
+                    tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc,
+                            rows - full, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+                }
             }
         }
     }
@@ -352,13 +407,10 @@ public final class Gemm {
         float[] tail = null;
         if (full < mr) {
             tail = A_BLOCK.get();
-            packTail(a, m0 + full, mr - full, k0, kc, tail);
+            copyTail(a, m0 + full, mr - full, k0, kc, tail);
         }
         if (p1 - p0 <= FEW_PANELS) {
-            // few panels (attention's P V, n = head size): each A micro-panel is used for all of them while it is
-            // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
-            // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
-            // fall into the same cache sets and evict each other.
+            // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1
             Panels bp = panels(b, blk, p0, p1);
             for (int i = 0; i < full; i += MR) {
                 for (int p = p0; p < p1; p++) {
@@ -406,27 +458,24 @@ public final class Gemm {
         return new Panels(wide, -first, b, blk);
     }
 
-    /** The last rows (fewer than MR) packed as [kc][MR] with zero rows below, for the packed kernel. */
-    private static void packTail(ASource a, int m0, int rows, int k0, int kc, float[] dst) {
+    /**
+     * The last rows (fewer than MR) copied as a small row-major block (row stride kc) with zero rows below, so the
+     * same in-place kernels run them (a separate kernel only the tails use would rarely get hot enough for the JIT).
+     */
+    private static void copyTail(ASource a, int m0, int rows, int k0, int kc, float[] dst) {
         float[] arr = a.array();
-        java.util.Arrays.fill(dst, 0, kc * MR, 0f);
+        java.util.Arrays.fill(dst, rows * kc, MR * kc, 0f);
         for (int r = 0; r < rows; r++) {
-            int src = a.index(m0 + r, k0);
-            for (int p = 0; p < kc; p++) {
-                dst[p * MR + r] = arr[src + p];
-            }
+            System.arraycopy(arr, a.index(m0 + r, k0), dst, r * kc, kc);
         }
     }
 
     /** A full-height tile with A read in place (rows lda apart). */
     private static void tileDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                    int ldc, int cols, boolean load, float[] bias, int bi, boolean paddedC) {
-        if (cols == NR || (paddedC && cols > L)) {
-            microDirect(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
-            return;
-        }
-        if (paddedC) {
-            microDirectNarrow(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+        int vectors = (cols + L - 1) / L;
+        if (paddedC || cols == vectors * L) {
+            direct(vectors, a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
             return;
         }
         float[] e = EDGE.get();
@@ -436,17 +485,23 @@ public final class Gemm {
                 System.arraycopy(c, co + i * ldc, e, i * NR, cols);
             }
         }
-        if (cols <= L) {
-            microDirectNarrow(a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
-        } else {
-            microDirect(a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
-        }
+        direct(vectors, a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
         for (int i = 0; i < MR; i++) {
             System.arraycopy(e, i * NR, c, co + i * ldc, cols);
         }
     }
 
-    /** A tile of fewer than MR rows (packed); it goes through a scratch tile so C is never overrun. */
+    /** The kernel as wide as the panel's real columns (a 320-wide layer's last panel needs two vectors of three). */
+    private static void direct(int vectors, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+                               int ldc, boolean load, float[] bias, int bi) {
+        switch (vectors) {
+            case 1 -> microDirect1(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            case 2 -> microDirect2(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            default -> microDirect3(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+        }
+    }
+
+    /** A tile of fewer than MR rows (copied by copyTail); it goes through a scratch tile so C is never overrun. */
     private static void tile(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, int rows,
                              int cols, boolean load, float[] bias, int bi) {
         float[] e = EDGE.get();
@@ -456,11 +511,7 @@ public final class Gemm {
                 System.arraycopy(c, co + i * ldc, e, i * NR, cols);
             }
         }
-        if (cols <= L) {
-            microNarrow(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
-        } else {
-            micro(a, ao, b, bo, kc, e, 0, NR, load, bias, bi);
-        }
+        direct((cols + L - 1) / L, a, ao, kc, b, bo, kc, e, 0, NR, load, bias, bi);
         for (int i = 0; i < rows; i++) {
             System.arraycopy(e, i * NR, c, co + i * ldc, cols);
         }
@@ -472,116 +523,144 @@ public final class Gemm {
         return bi < 0 ? v : v.add(FloatVector.fromArray(S, bias, bi));
     }
 
-    /** C tile (6 x 2 vectors) += A micro-panel (kc x 6) times B micro-panel (kc x 2 vectors). */
-    static void micro(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load,
-                      float[] bias, int bi) {
+    /** C tile (8 rows x 3 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
+    static void microDirect3(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+            int ldc, boolean load, float[] bias, int bi) {
         int c1 = co + ldc;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
         int c4 = c3 + ldc;
         int c5 = c4 + ldc;
+        int c6 = c5 + ldc;
+        int c7 = c6 + ldc;
         FloatVector x00 = start(c, co, load, bias, bi);
         FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x02 = start(c, co + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         FloatVector x10 = start(c, c1, load, bias, bi);
         FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x12 = start(c, c1 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         FloatVector x20 = start(c, c2, load, bias, bi);
         FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x22 = start(c, c2 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         FloatVector x30 = start(c, c3, load, bias, bi);
         FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x32 = start(c, c3 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         FloatVector x40 = start(c, c4, load, bias, bi);
         FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x42 = start(c, c4 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         FloatVector x50 = start(c, c5, load, bias, bi);
         FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
-        for (int p = 0; p < kc; p++) {
-            int bx = bo + p * NR;
-            int ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, b, bx);
-            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
-            FloatVector s = FloatVector.broadcast(S, a[ai]);
-            x00 = s.fma(b0, x00);
-            x01 = s.fma(b1, x01);
-            s = FloatVector.broadcast(S, a[ai + 1]);
-            x10 = s.fma(b0, x10);
-            x11 = s.fma(b1, x11);
-            s = FloatVector.broadcast(S, a[ai + 2]);
-            x20 = s.fma(b0, x20);
-            x21 = s.fma(b1, x21);
-            s = FloatVector.broadcast(S, a[ai + 3]);
-            x30 = s.fma(b0, x30);
-            x31 = s.fma(b1, x31);
-            s = FloatVector.broadcast(S, a[ai + 4]);
-            x40 = s.fma(b0, x40);
-            x41 = s.fma(b1, x41);
-            s = FloatVector.broadcast(S, a[ai + 5]);
-            x50 = s.fma(b0, x50);
-            x51 = s.fma(b1, x51);
-        }
-        x00.intoArray(c, co);
-        x01.intoArray(c, co + L);
-        x10.intoArray(c, c1);
-        x11.intoArray(c, c1 + L);
-        x20.intoArray(c, c2);
-        x21.intoArray(c, c2 + L);
-        x30.intoArray(c, c3);
-        x31.intoArray(c, c3 + L);
-        x40.intoArray(c, c4);
-        x41.intoArray(c, c4 + L);
-        x50.intoArray(c, c5);
-        x51.intoArray(c, c5 + L);
-    }
-
-    /** The same for a panel whose real columns fit in one vector (n = 40 leaves 8 of the last 32): half the work. */
-    static void microNarrow(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, boolean load,
-                            float[] bias, int bi) {
-        FloatVector x0 = start(c, co, load, bias, bi);
-        FloatVector x1 = start(c, co + ldc, load, bias, bi);
-        FloatVector x2 = start(c, co + 2 * ldc, load, bias, bi);
-        FloatVector x3 = start(c, co + 3 * ldc, load, bias, bi);
-        FloatVector x4 = start(c, co + 4 * ldc, load, bias, bi);
-        FloatVector x5 = start(c, co + 5 * ldc, load, bias, bi);
-        for (int p = 0; p < kc; p++) {
-            int ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
-            x0 = FloatVector.broadcast(S, a[ai]).fma(b0, x0);
-            x1 = FloatVector.broadcast(S, a[ai + 1]).fma(b0, x1);
-            x2 = FloatVector.broadcast(S, a[ai + 2]).fma(b0, x2);
-            x3 = FloatVector.broadcast(S, a[ai + 3]).fma(b0, x3);
-            x4 = FloatVector.broadcast(S, a[ai + 4]).fma(b0, x4);
-            x5 = FloatVector.broadcast(S, a[ai + 5]).fma(b0, x5);
-        }
-        x0.intoArray(c, co);
-        x1.intoArray(c, co + ldc);
-        x2.intoArray(c, co + 2 * ldc);
-        x3.intoArray(c, co + 3 * ldc);
-        x4.intoArray(c, co + 4 * ldc);
-        x5.intoArray(c, co + 5 * ldc);
-    }
-
-    /** As {@link #micro}, A read in place: row r of the tile at a[ao + r*lda + p]. */
-    static void microDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co, int ldc,
-                            boolean load, float[] bias, int bi) {
-        int c1 = co + ldc;
-        int c2 = c1 + ldc;
-        int c3 = c2 + ldc;
-        int c4 = c3 + ldc;
-        int c5 = c4 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x52 = start(c, c5 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
+        FloatVector x60 = start(c, c6, load, bias, bi);
+        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x62 = start(c, c6 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
+        FloatVector x70 = start(c, c7, load, bias, bi);
+        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x72 = start(c, c7 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
         int a4 = a3 + lda;
         int a5 = a4 + lda;
+        int a6 = a5 + lda;
+        int a7 = a6 + lda;
+        for (int p = 0; p < kc; p++) {
+            int bx = bo + p * NR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bx);
+            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
+            FloatVector b2 = FloatVector.fromArray(S, b, bx + 2 * L);
+            FloatVector s = FloatVector.broadcast(S, a[ao + p]);
+            x00 = s.fma(b0, x00);
+            x01 = s.fma(b1, x01);
+            x02 = s.fma(b2, x02);
+            s = FloatVector.broadcast(S, a[a1 + p]);
+            x10 = s.fma(b0, x10);
+            x11 = s.fma(b1, x11);
+            x12 = s.fma(b2, x12);
+            s = FloatVector.broadcast(S, a[a2 + p]);
+            x20 = s.fma(b0, x20);
+            x21 = s.fma(b1, x21);
+            x22 = s.fma(b2, x22);
+            s = FloatVector.broadcast(S, a[a3 + p]);
+            x30 = s.fma(b0, x30);
+            x31 = s.fma(b1, x31);
+            x32 = s.fma(b2, x32);
+            s = FloatVector.broadcast(S, a[a4 + p]);
+            x40 = s.fma(b0, x40);
+            x41 = s.fma(b1, x41);
+            x42 = s.fma(b2, x42);
+            s = FloatVector.broadcast(S, a[a5 + p]);
+            x50 = s.fma(b0, x50);
+            x51 = s.fma(b1, x51);
+            x52 = s.fma(b2, x52);
+            s = FloatVector.broadcast(S, a[a6 + p]);
+            x60 = s.fma(b0, x60);
+            x61 = s.fma(b1, x61);
+            x62 = s.fma(b2, x62);
+            s = FloatVector.broadcast(S, a[a7 + p]);
+            x70 = s.fma(b0, x70);
+            x71 = s.fma(b1, x71);
+            x72 = s.fma(b2, x72);
+        }
+        x00.intoArray(c, co);
+        x01.intoArray(c, co + L);
+        x02.intoArray(c, co + 2 * L);
+        x10.intoArray(c, c1);
+        x11.intoArray(c, c1 + L);
+        x12.intoArray(c, c1 + 2 * L);
+        x20.intoArray(c, c2);
+        x21.intoArray(c, c2 + L);
+        x22.intoArray(c, c2 + 2 * L);
+        x30.intoArray(c, c3);
+        x31.intoArray(c, c3 + L);
+        x32.intoArray(c, c3 + 2 * L);
+        x40.intoArray(c, c4);
+        x41.intoArray(c, c4 + L);
+        x42.intoArray(c, c4 + 2 * L);
+        x50.intoArray(c, c5);
+        x51.intoArray(c, c5 + L);
+        x52.intoArray(c, c5 + 2 * L);
+        x60.intoArray(c, c6);
+        x61.intoArray(c, c6 + L);
+        x62.intoArray(c, c6 + 2 * L);
+        x70.intoArray(c, c7);
+        x71.intoArray(c, c7 + L);
+        x72.intoArray(c, c7 + 2 * L);
+    }
+
+    /** C tile (8 rows x 2 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 2 vectors). */
+    static void microDirect2(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+            int ldc, boolean load, float[] bias, int bi) {
+        int c1 = co + ldc;
+        int c2 = c1 + ldc;
+        int c3 = c2 + ldc;
+        int c4 = c3 + ldc;
+        int c5 = c4 + ldc;
+        int c6 = c5 + ldc;
+        int c7 = c6 + ldc;
+        FloatVector x00 = start(c, co, load, bias, bi);
+        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x10 = start(c, c1, load, bias, bi);
+        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x20 = start(c, c2, load, bias, bi);
+        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x30 = start(c, c3, load, bias, bi);
+        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x40 = start(c, c4, load, bias, bi);
+        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x50 = start(c, c5, load, bias, bi);
+        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x60 = start(c, c6, load, bias, bi);
+        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x70 = start(c, c7, load, bias, bi);
+        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
+        int a1 = ao + lda;
+        int a2 = a1 + lda;
+        int a3 = a2 + lda;
+        int a4 = a3 + lda;
+        int a5 = a4 + lda;
+        int a6 = a5 + lda;
+        int a7 = a6 + lda;
         for (int p = 0; p < kc; p++) {
             int bx = bo + p * NR;
             FloatVector b0 = FloatVector.fromArray(S, b, bx);
@@ -604,6 +683,12 @@ public final class Gemm {
             s = FloatVector.broadcast(S, a[a5 + p]);
             x50 = s.fma(b0, x50);
             x51 = s.fma(b1, x51);
+            s = FloatVector.broadcast(S, a[a6 + p]);
+            x60 = s.fma(b0, x60);
+            x61 = s.fma(b1, x61);
+            s = FloatVector.broadcast(S, a[a7 + p]);
+            x70 = s.fma(b0, x70);
+            x71 = s.fma(b1, x71);
         }
         x00.intoArray(c, co);
         x01.intoArray(c, co + L);
@@ -617,37 +702,65 @@ public final class Gemm {
         x41.intoArray(c, c4 + L);
         x50.intoArray(c, c5);
         x51.intoArray(c, c5 + L);
+        x60.intoArray(c, c6);
+        x61.intoArray(c, c6 + L);
+        x70.intoArray(c, c7);
+        x71.intoArray(c, c7 + L);
     }
 
-    /** As {@link #microNarrow}, A read in place. */
-    static void microDirectNarrow(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-                                  int ldc, boolean load, float[] bias, int bi) {
-        FloatVector x0 = start(c, co, load, bias, bi);
-        FloatVector x1 = start(c, co + ldc, load, bias, bi);
-        FloatVector x2 = start(c, co + 2 * ldc, load, bias, bi);
-        FloatVector x3 = start(c, co + 3 * ldc, load, bias, bi);
-        FloatVector x4 = start(c, co + 4 * ldc, load, bias, bi);
-        FloatVector x5 = start(c, co + 5 * ldc, load, bias, bi);
+    /** C tile (8 rows x 1 vector) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 1 vector). */
+    static void microDirect1(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+            int ldc, boolean load, float[] bias, int bi) {
+        int c1 = co + ldc;
+        int c2 = c1 + ldc;
+        int c3 = c2 + ldc;
+        int c4 = c3 + ldc;
+        int c5 = c4 + ldc;
+        int c6 = c5 + ldc;
+        int c7 = c6 + ldc;
+        FloatVector x00 = start(c, co, load, bias, bi);
+        FloatVector x10 = start(c, c1, load, bias, bi);
+        FloatVector x20 = start(c, c2, load, bias, bi);
+        FloatVector x30 = start(c, c3, load, bias, bi);
+        FloatVector x40 = start(c, c4, load, bias, bi);
+        FloatVector x50 = start(c, c5, load, bias, bi);
+        FloatVector x60 = start(c, c6, load, bias, bi);
+        FloatVector x70 = start(c, c7, load, bias, bi);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
         int a4 = a3 + lda;
         int a5 = a4 + lda;
+        int a6 = a5 + lda;
+        int a7 = a6 + lda;
         for (int p = 0; p < kc; p++) {
-            FloatVector b0 = FloatVector.fromArray(S, b, bo + p * NR);
-            x0 = FloatVector.broadcast(S, a[ao + p]).fma(b0, x0);
-            x1 = FloatVector.broadcast(S, a[a1 + p]).fma(b0, x1);
-            x2 = FloatVector.broadcast(S, a[a2 + p]).fma(b0, x2);
-            x3 = FloatVector.broadcast(S, a[a3 + p]).fma(b0, x3);
-            x4 = FloatVector.broadcast(S, a[a4 + p]).fma(b0, x4);
-            x5 = FloatVector.broadcast(S, a[a5 + p]).fma(b0, x5);
+            int bx = bo + p * NR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bx);
+            FloatVector s = FloatVector.broadcast(S, a[ao + p]);
+            x00 = s.fma(b0, x00);
+            s = FloatVector.broadcast(S, a[a1 + p]);
+            x10 = s.fma(b0, x10);
+            s = FloatVector.broadcast(S, a[a2 + p]);
+            x20 = s.fma(b0, x20);
+            s = FloatVector.broadcast(S, a[a3 + p]);
+            x30 = s.fma(b0, x30);
+            s = FloatVector.broadcast(S, a[a4 + p]);
+            x40 = s.fma(b0, x40);
+            s = FloatVector.broadcast(S, a[a5 + p]);
+            x50 = s.fma(b0, x50);
+            s = FloatVector.broadcast(S, a[a6 + p]);
+            x60 = s.fma(b0, x60);
+            s = FloatVector.broadcast(S, a[a7 + p]);
+            x70 = s.fma(b0, x70);
         }
-        x0.intoArray(c, co);
-        x1.intoArray(c, co + ldc);
-        x2.intoArray(c, co + 2 * ldc);
-        x3.intoArray(c, co + 3 * ldc);
-        x4.intoArray(c, co + 4 * ldc);
-        x5.intoArray(c, co + 5 * ldc);
+        x00.intoArray(c, co);
+        x10.intoArray(c, c1);
+        x20.intoArray(c, c2);
+        x30.intoArray(c, c3);
+        x40.intoArray(c, c4);
+        x50.intoArray(c, c5);
+        x60.intoArray(c, c6);
+        x70.intoArray(c, c7);
     }
 
     /** C = A (m x k) B (k x n), all row-major activations; B is packed on the fly. */

@@ -15,6 +15,8 @@ public final class Ops {
     private static final int PARALLEL_MIN = 1 << 15;
     /** Pixels per float partial sum in the norms: short runs keep float rounding small before a double total. */
     private static final int NORM_RUN = 64;
+    /** Most pixel chunks a group norm's statistics are split into (enough to keep 16 threads busy). */
+    private static final int NORM_CHUNKS = 64;
 
     /** Group norm over [B][HW][C] (consecutive channel groups), optionally fused with SiLU; returns a new array. */
     public static float[] groupNorm(float[] x, int batch, int hw, int c, int groups, float[] gamma, float[] beta,
@@ -26,7 +28,8 @@ public final class Ops {
             throw new IllegalArgumentException("group norm: input " + x.length + ", gamma " + gamma.length + ", beta "
                     + beta.length + " do not fit " + batch + "x" + hw + "x" + c);
         }
-        int chunks = Math.max(1, Math.min((hw + NORM_RUN - 1) / NORM_RUN, 8 * Parallel.threads()));
+        // a fixed chunking (not one per thread) keeps the summation order, and so the bits, the same for any -t
+        int chunks = Math.max(1, Math.min((hw + NORM_RUN - 1) / NORM_RUN, NORM_CHUNKS));
         int per = (hw + chunks - 1) / chunks;
         float[] y = new float[x.length];
         double[][] partial = new double[batch * chunks][];
@@ -300,6 +303,17 @@ public final class Ops {
                     + m + "x" + k + " times " + k + "x" + n);
         }
         return Gemm.matmul(a, b, m, n, k);
+    }
+
+    /** C = A (m x k) times B^T, where B is n x k row-major (scores q k^T without transposing k). */
+    public static float[] matmulTransposed(float[] a, float[] b, int m, int n, int k) {
+        if (a.length < m * k || b.length < n * k) {
+            throw new IllegalArgumentException("matmulTransposed: operands " + a.length + ", " + b.length
+                    + " do not fit " + m + "x" + k + " times (" + n + "x" + k + ")^T");
+        }
+        float[] c = new float[m * n];
+        Gemm.multiply(new Gemm.Dense(a, 0, k), m, Gemm.pack(b, 0, 1, k, k, n), c, 0, n, null, false);
+        return c;
     }
 
     public static void geluInPlace(float[] x) {

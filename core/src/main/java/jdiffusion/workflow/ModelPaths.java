@@ -108,18 +108,22 @@ public final class ModelPaths {
 
     /** Model file names of a kind (relative, '/'-separated, sorted), as a combo input lists them. */
     public List<String> list(String kind) {
-        return listFiles(folders(kind), MODEL_EXTENSIONS);
+        return listFiles(folders(kind), MODEL_EXTENSIONS, false);
     }
 
     /** Image files in {@code input/} (LoadImage's list). */
     public List<String> inputImages() {
-        return listFiles(List.of(inputDir()), IMAGE_EXTENSIONS);
+        return listFiles(List.of(inputDir()), IMAGE_EXTENSIONS, true);
     }
 
-    /** The file a model name refers to; a one-line error when the name is unsafe or the file is not there. */
+    /**
+     * The file a model name refers to; a one-line error when the name is unsafe or the file is not there. Unlike
+     * input and output files, model files may be symbolic links: whoever set up the model folders put them there (a
+     * shared model store is usually linked in), and a request can still name only what is listed in these folders.
+     */
     public Path resolve(String kind, String name) {
         for (Path folder : folders(kind)) {
-            Path p = within(folder, name);
+            Path p = nameWithin(folder, name);
             if (Files.isRegularFile(p)) {
                 return p;
             }
@@ -141,6 +145,13 @@ public final class ModelPaths {
      * folder. The file itself need not exist (SaveImage targets).
      */
     public static Path within(Path folder, String name) {
+        Path p = nameWithin(folder, name);
+        checkNoLinkOut(folder.toAbsolutePath().normalize(), p, name);
+        return p;
+    }
+
+    /** folder/name after checking the name alone: relative, no {@code ..}, no NUL; links are not followed. */
+    private static Path nameWithin(Path folder, String name) {
         if (name == null || name.isEmpty()) {
             throw new WorkflowException("empty file name");
         }
@@ -161,7 +172,6 @@ public final class ModelPaths {
         if (!p.startsWith(root)) {
             throw new WorkflowException("file name '" + name + "' leads out of " + folder);
         }
-        checkNoLinkOut(root, p, name);
         return p;
     }
 
@@ -187,7 +197,7 @@ public final class ModelPaths {
         }
     }
 
-    private static List<String> listFiles(List<Path> roots, List<String> extensions) {
+    private static List<String> listFiles(List<Path> roots, List<String> extensions, boolean refuseLinksOut) {
         TreeSet<String> names = new TreeSet<>();
         for (Path root : roots) {
             if (!Files.isDirectory(root)) {
@@ -197,7 +207,7 @@ public final class ModelPaths {
                 s.filter(Files::isRegularFile)
                         .filter(p -> hasExtension(p, extensions))
                         .map(p -> root.relativize(p).toString().replace('\\', '/'))
-                        .filter(n -> isSafe(root, n))
+                        .filter(n -> isSafe(root, n, refuseLinksOut))
                         .forEach(names::add);
             } catch (IOException | java.io.UncheckedIOException e) {
                 // an unreadable folder lists nothing; resolve() reports the file when a node asks for it
@@ -206,9 +216,13 @@ public final class ModelPaths {
         return List.copyOf(names);
     }
 
-    private static boolean isSafe(Path root, String name) {
+    private static boolean isSafe(Path root, String name, boolean refuseLinksOut) {
         try {
-            within(root, name);
+            if (refuseLinksOut) {
+                within(root, name);
+            } else {
+                nameWithin(root, name);
+            }
             return true;
         } catch (WorkflowException e) {
             return false;

@@ -33,6 +33,24 @@ class GemmOracleTest {
     }
 
     @Test
+    void matmulTransposedMatchesOracle() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        int m = 37;
+        int n = 45;
+        int k = 300;
+        float[] a = random(rnd, m * k);
+        float[] b = random(rnd, n * k);
+        float[] bt = new float[k * n];
+        for (int j = 0; j < n; j++) {
+            for (int p = 0; p < k; p++) {
+                bt[p * n + j] = b[j * k + p];
+            }
+        }
+        assertClose("a b^T", Reference.matmul(a, bt, m, n, k), Ops.matmulTransposed(a, b, m, n, k),
+                Reference.matmul(abs(a), abs(bt), m, n, k), REL, 1e-30);
+    }
+
+    @Test
     void matmulOnOneAndTwoThreads() {
         int saved = Parallel.threads();
         try {
@@ -47,6 +65,32 @@ class GemmOracleTest {
         } finally {
             Parallel.setThreads(saved);
         }
+    }
+
+    @Test
+    void resultsAreBitIdenticalForAnyThreadCount() {
+        // the GEMM splits work by thread count but never an output's summation order; the group norm's statistics
+        // chunks are fixed too (600 pixels: more chunks than a per-thread split of 8 per thread would make)
+        int saved = Parallel.threads();
+        SplittableRandom rnd = new SplittableRandom(8);
+        float[] x = random(rnd, 2 * 600 * 16);
+        float[] w = random(rnd, 64 * 16 * 9);
+        float[] gamma = random(rnd, 64);
+        float[] beta = random(rnd, 64);
+        float[] lw = random(rnd, 130 * 64);
+        float[][] results = new float[3][];
+        try {
+            for (int threads = 1; threads <= 3; threads++) {
+                Parallel.setThreads(threads);
+                float[] y = Conv2d.of(w, null, 64, 16, 3, 1, 1).forward(x, 2, 20, 30);
+                float[] g = Ops.groupNorm(y, 2, 600, 64, 32, gamma, beta, 1e-5f, false);
+                results[threads - 1] = Linear.of(lw, null, 130, 64).forward(g, 1200);
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+        org.junit.jupiter.api.Assertions.assertArrayEquals(results[0], results[1], "1 vs 2 threads");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(results[0], results[2], "1 vs 3 threads");
     }
 
     @Test
@@ -193,6 +237,17 @@ class GemmOracleTest {
         org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F80, WeightFormat.BF16.encode(1f + 0x1p-8f));
         org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F81, WeightFormat.BF16.encode(1f + 0x1.8p-8f));
         org.junit.jupiter.api.Assertions.assertEquals((short) 0xBF80, WeightFormat.BF16.encode(-1f));
+    }
+
+    @Test
+    void parallelSplitBalancesWholeRounds() {
+        // 3 row blocks x 20 panels on 2 threads: 2 column blocks give 6 equal tasks, 3 rounds of 10 panels
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(3, 20, 2));
+        // enough row blocks already: no column split (A would be read again per column block)
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(10, 10, 2));
+        // one row block (77 text tokens): half the panels per thread
+        org.junit.jupiter.api.Assertions.assertEquals(12, Gemm.panelsPerTask(1, 24, 2));
+        org.junit.jupiter.api.Assertions.assertEquals(40, Gemm.panelsPerTask(1, 40, 1));
     }
 
     @Test

@@ -46,15 +46,23 @@ class ModelPathsTest {
         assertThrows(WorkflowException.class,
                 () -> p.resolve("checkpoints", elsewhere.resolve("secret.safetensors").toString()));
         assertThrows(WorkflowException.class, () -> p.resolveInput("..\\..\\secret.png"));
+        // model folders may hold links to a shared model store (set up by whoever owns the folders) ...
         Files.createSymbolicLink(base.resolve("models/checkpoints/link.safetensors"),
                 elsewhere.resolve("secret.safetensors"));
         Files.createSymbolicLink(base.resolve("models/checkpoints/dir"), elsewhere);
-        WorkflowException link = assertThrows(WorkflowException.class,
-                () -> p.resolve("checkpoints", "link.safetensors"));
+        assertEquals(base.resolve("models/checkpoints/link.safetensors"), p.resolve("checkpoints", "link.safetensors"));
+        assertEquals(List.of("link.safetensors"), p.list("checkpoints"));
+        // ... but input and output names never follow a link out of their folder
+        Files.createDirectories(p.inputDir());
+        Files.writeString(elsewhere.resolve("secret.png"), "");
+        Files.createSymbolicLink(p.inputDir().resolve("leak.png"), elsewhere.resolve("secret.png"));
+        WorkflowException link = assertThrows(WorkflowException.class, () -> p.resolveInput("leak.png"));
         assertTrue(link.getMessage().contains("link"), link.getMessage());
-        assertThrows(WorkflowException.class, () -> p.resolve("checkpoints", "dir/secret.safetensors"));
+        assertEquals(List.of(), p.inputImages(), "links out are not listed either");
+        Files.createDirectories(p.outputDir());
+        Files.createSymbolicLink(p.outputDir().resolve("out"), elsewhere);
+        assertThrows(WorkflowException.class, () -> ModelPaths.within(p.outputDir(), "out/x.png"));
         assertThrows(WorkflowException.class, () -> ModelPaths.within(p.outputDir(), "../x.png"));
-        assertEquals(List.of(), p.list("checkpoints"), "links out are not listed either");
         // a link that stays inside the folder is fine
         Files.writeString(base.resolve("models/checkpoints/real.safetensors"), "");
         Files.createSymbolicLink(base.resolve("models/checkpoints/alias.safetensors"),

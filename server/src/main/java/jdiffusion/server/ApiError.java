@@ -29,9 +29,14 @@ final class ApiError extends RuntimeException {
 
     /** ComfyUI's invalid_prompt: {error: {type, message, details, extra_info}, node_errors: {}}. */
     static ApiError invalidPrompt(String message, String details) {
+        return promptError("invalid_prompt", message, details);
+    }
+
+    /** ComfyUI's {error: {type, message, details, extra_info}, node_errors: {}} with the given type. */
+    static ApiError promptError(String type, String message, String details) {
         ObjectNode o = PromptStore.JSON.createObjectNode();
         ObjectNode e = o.putObject("error");
-        e.put("type", "invalid_prompt");
+        e.put("type", type);
         e.put("message", message);
         e.put("details", details);
         e.putObject("extra_info");

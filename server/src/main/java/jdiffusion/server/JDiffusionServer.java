@@ -81,8 +81,15 @@ public final class JDiffusionServer implements AutoCloseable {
         if (!again.isEmpty()) {
             System.err.println("jdiffusion: " + again.size() + " prompt(s) interrupted by the last stop will run again");
         }
-        s.runner.start();
-        s.app.start(config.listen(), config.port());
+        try {
+            s.app.start(config.listen(), config.port());
+        } catch (RuntimeException e) {
+            s.store.close();
+            s.engine.close();
+            throw new IllegalStateException("cannot listen on " + config.listen() + ":" + config.port() + ": "
+                    + (e.getMessage() == null ? e.toString() : e.getMessage()), e);
+        }
+        s.runner.start(); // after the bind: a server that cannot listen runs nothing from the queue
         return s;
     }
 
@@ -182,7 +189,8 @@ public final class JDiffusionServer implements AutoCloseable {
      */
     Accepted submit(JsonNode promptJson, String clientId, JsonNode extraData, boolean front, String promptId) {
         if (promptJson == null || !promptJson.isObject()) {
-            throw ApiError.invalidPrompt("no prompt", "the body needs a \"prompt\" object (API format)");
+            throw ApiError.promptError("no_prompt", "No prompt provided",
+                    "the body needs a \"prompt\" object (a workflow in API format)");
         }
         Prompt prompt;
         try {

@@ -111,7 +111,19 @@ final class PromptRunner implements Runnable {
                 }
                 continue;
             }
-            runOne(next);
+            try {
+                runOne(next);
+            } catch (Throwable t) {
+                // the worker must outlive any one prompt: record the failure and go on with the queue
+                String m = t.getMessage() == null ? t.toString() : t.getMessage();
+                store.finish(next.promptId(), JSON.createObjectNode(), PromptStore.status("error", false,
+                        List.of(PromptStore.message("execution_error", next.promptId(), m))));
+                runningId = null;
+                CompletableFuture<PromptStore.Entry> f = waiters.remove(next.promptId());
+                if (f != null) {
+                    f.complete(store.get(next.promptId()));
+                }
+            }
         }
     }
 
@@ -140,6 +152,9 @@ final class PromptRunner implements Runnable {
             status = PromptStore.status("error", false, withError(events, entry, m));
         }
         store.finish(entry.promptId(), outputs, status);
+        // as ComfyUI: "executing null" (the prompt is done) only once the history has it, so a client that
+        // fetches /history on that message finds the outputs
+        events.done();
         runningId = null;
         CompletableFuture<PromptStore.Entry> f = waiters.remove(entry.promptId());
         if (f != null) {
@@ -207,6 +222,16 @@ final class PromptRunner implements Runnable {
 
         @Override
         public void executing(String promptId, String nodeId) {
+            if (nodeId != null) {
+                sendExecuting(nodeId);
+            }
+        }
+
+        void done() {
+            sendExecuting(null);
+        }
+
+        private void sendExecuting(String nodeId) {
             ObjectNode d = JSON.createObjectNode();
             d.put("node", nodeId);
             d.put("display_node", nodeId);

@@ -156,7 +156,7 @@ public final class PromptStore implements AutoCloseable {
     }
 
     public synchronized Entry get(String promptId) {
-        List<Entry> l = select("prompt_id = '" + promptId.replace("'", "''") + "'", "number");
+        List<Entry> l = select("prompt_id = ?", "number", promptId);
         return l.isEmpty() ? null : l.getFirst();
     }
 
@@ -213,11 +213,16 @@ public final class PromptStore implements AutoCloseable {
         }
     }
 
-    private List<Entry> select(String where, String order) {
+    /** Rows matching a fixed where clause, with its ? parameters bound (never concatenated). */
+    private List<Entry> select(String where, String order, String... args) {
         List<Entry> out = new ArrayList<>();
         String sql = "SELECT prompt_id, number, prompt, extra_data, good_outputs, client_id, state, restarts, outputs,"
                 + " status FROM prompts WHERE " + where + " ORDER BY " + order;
-        try (Statement s = db.createStatement(); ResultSet r = s.executeQuery(sql)) {
+        try (PreparedStatement s = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) {
+                s.setString(i + 1, args[i]);
+            }
+            ResultSet r = s.executeQuery();
             while (r.next()) {
                 out.add(new Entry(r.getString(1), r.getLong(2), tree(r.getString(3)), tree(r.getString(4)),
                         tree(r.getString(5)), r.getString(6), r.getString(7), r.getInt(8), tree(r.getString(9)),

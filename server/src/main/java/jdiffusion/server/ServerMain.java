@@ -18,16 +18,16 @@ public final class ServerMain {
         Path base = Path.of(".");
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : null;
+            if (v == null) {
+                fail("option " + args[i] + " needs a value");
+            }
             switch (args[i]) {
-                case "--port" -> config = config.withPort(Integer.parseInt(v));
+                case "--port" -> config = config.withPort(port(v));
                 case "--listen" -> config = config.withListen(v);
                 case "--base-dir" -> base = Path.of(v);
                 case "--auth-token" -> token = v;
                 case "--extra-model-paths" -> config = config.withExtraModelPaths(Path.of(v));
-                default -> {
-                    System.err.println("jdiffusion: error: unknown option " + args[i]);
-                    System.exit(2);
-                }
+                default -> fail("unknown option " + args[i]);
             }
             i++;
         }
@@ -45,6 +45,20 @@ public final class ServerMain {
         announce(config, server);
         Runtime.getRuntime().addShutdownHook(new Thread(server::close));
         new CountDownLatch(1).await();
+    }
+
+    private static int port(String v) {
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            fail("--port must be a number, not '" + v + "'");
+            return 0;
+        }
+    }
+
+    private static void fail(String message) {
+        System.err.println("jdiffusion: error: " + message);
+        System.exit(2);
     }
 
     public static void announce(ServerConfig config, JDiffusionServer server) {

@@ -216,8 +216,22 @@ class ComfyApiTest {
         assertEquals(2, client.get("/prompt").json().path("exec_info").path("queue_remaining").asInt());
         assertEquals(200, client.post("/queue", "{\"delete\": [\"" + pending + "\"]}").status());
         assertEquals(0, client.get("/queue").json().path("queue_pending").size());
+        String back = client.queue(ServerFixture.txt2img(23, 2, 32), CLIENT);
+        ObjectNode frontBody = JSON.createObjectNode();
+        frontBody.set("prompt", ServerFixture.txt2img(24, 2, 32));
+        frontBody.put("front", true);
+        frontBody.put("prompt_id", "my-own-id");
+        ServerFixture.Response front = client.post("/prompt", frontBody);
+        assertEquals("my-own-id", front.json().path("prompt_id").asText(), front.body());
+        assertTrue(front.json().path("number").asLong() < 0, "front of the queue: " + front.body());
+        JsonNode order = client.get("/queue").json().path("queue_pending");
+        assertEquals(List.of("my-own-id", back), List.of(order.get(0).get(1).asText(), order.get(1).get(1).asText()));
+        assertEquals(400, client.post("/prompt", frontBody).status(), "a prompt_id is used once");
+        assertEquals(200, client.post("/queue", "{\"clear\": true}").status());
+        assertEquals(0, client.get("/queue").json().path("queue_pending").size());
+        assertEquals(1, client.get("/queue").json().path("queue_running").size(), "clear leaves the running one");
 
-        assertEquals(200, client.post("/interrupt", "{}").status());
+        assertEquals(200, client.post("/interrupt", "{\"prompt_id\": \"" + longId + "\"}").status());
         List<Object> events = ws.until(longId, WAIT);
         JsonNode interrupted = ofType(events, "execution_interrupted").getFirst().get("data");
         assertEquals("3", interrupted.get("node_id").asText());

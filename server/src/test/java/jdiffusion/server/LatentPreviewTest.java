@@ -71,6 +71,21 @@ class LatentPreviewTest {
     }
 
     @Test
+    void previewFormatFollowsTheSamplersModelToItsFile(@org.junit.jupiter.api.io.TempDir Path tmp)
+            throws IOException {
+        Path base = ServerFixture.baseDir(tmp);
+        java.nio.file.Files.copy(ServerFixture.golden().resolve("models/tiny-sdxl-fp16.safetensors"),
+                base.resolve("models/checkpoints/tiny-sdxl-fp16.safetensors"));
+        PreviewFormats formats = new PreviewFormats(jdiffusion.workflow.ModelPaths.of(base));
+        var sd1 = ServerFixture.lora(1, 2, 32, 0.5);
+        assertEquals(LatentPreview.SD15, formats.forNode(sd1, "3"), "through the LoraLoader to the SD1 checkpoint");
+        var sdxl = ServerFixture.txt2img(1, 2, 32);
+        ((com.fasterxml.jackson.databind.node.ObjectNode) sdxl.get("4").get("inputs"))
+                .put("ckpt_name", "tiny-sdxl-fp16.safetensors");
+        assertEquals(LatentPreview.SDXL, formats.forNode(sdxl, "3"));
+    }
+
+    @Test
     void frameHasComfyUisHeader() {
         byte[] f = LatentPreview.frame(LatentPreview.PNG, new byte[] {9, 8});
         ByteBuffer b = ByteBuffer.wrap(f);

@@ -1,0 +1,60 @@
+package jdiffusion.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code jdiffusion serve} refuses unsafe or broken settings with one line, before listening anywhere. */
+class ServeCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void refusesToListenBeyondLoopbackWithoutAToken() {
+        assumeTrue(System.getenv("JDIFFUSION_AUTH_TOKEN") == null, "a token in the environment would allow it");
+        Result r = run("serve", "--listen", "0.0.0.0", "--port", "0", "--base-dir", tmp.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("beyond loopback") && r.err().contains("--auth-token"), r.err());
+        assertEquals(1, r.err().strip().lines().count(), "one line, no stack trace: " + r.err());
+        assertTrue(Files.notExists(tmp.resolve("jdiffusion-queue.sqlite")), "nothing created before the check");
+    }
+
+    @Test
+    void refusesAMissingExtraModelPathsFile() {
+        Result r = run("serve", "--port", "0", "--base-dir", tmp.toString(), "--extra-model-paths",
+                tmp.resolve("nope.yaml").toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("nope.yaml") && r.err().contains("not found"), r.err());
+    }
+
+    @Test
+    void refusesABadPort() {
+        Result r = run("serve", "--port", "70000", "--base-dir", tmp.toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--port"), r.err());
+    }
+
+    private record Result(int code, String err) {
+    }
+
+    private static Result run(String... args) {
+        PrintStream oldErr = System.err;
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code;
+        try {
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            code = Main.run(args);
+        } finally {
+            System.setErr(oldErr);
+        }
+        return new Result(code, err.toString(StandardCharsets.UTF_8));
+    }
+}

@@ -1,0 +1,343 @@
+// jdiffusion web page: builds ComfyUI API-format prompts from the form and talks only to the public API
+// (/object_info, /prompt, /queue, /interrupt, /history, /view, /upload/image, /ws).
+'use strict';
+
+const params = new URLSearchParams(location.search);
+const token = params.get('token') || sessionStorage.getItem('jdiffusion-token') || '';
+if (token) sessionStorage.setItem('jdiffusion-token', token);
+const clientId = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/-/g, '');
+const $ = (id) => document.getElementById(id);
+const shown = new Set();          // prompt ids already in the gallery
+let objectInfo = null;
+
+function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (token) headers['Authorization'] = 'Bearer ' + token;
+  return fetch(path, Object.assign({}, options, { headers }));
+}
+
+async function json(path, options) {
+  const r = await api(path, options);
+  const text = await r.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (e) { body = { error: text }; }
+  if (!r.ok) { const err = new Error(describeError(body) || ('HTTP ' + r.status)); err.body = body; throw err; }
+  return body;
+}
+
+function describeError(body) {
+  if (!body) return '';
+  const lines = [];
+  const e = body.error;
+  if (typeof e === 'string') lines.push(e);
+  else if (e && e.message) lines.push(e.message + (e.details && !body.node_errors ? ': ' + e.details : ''));
+  for (const [node, ne] of Object.entries(body.node_errors || {})) {
+    for (const err of ne.errors || []) lines.push(`node ${node} (${ne.class_type}): ${err.message}: ${err.details}`);
+  }
+  return lines.join('\n');
+}
+
+function viewUrl(img) {
+  const q = new URLSearchParams({ filename: img.filename, subfolder: img.subfolder || '', type: img.type || 'output' });
+  if (token) q.set('token', token);
+  return '/view?' + q.toString();
+}
+
+function setMessage(text, isError) {
+  $('message').textContent = text;
+  $('message').className = isError ? 'error' : '';
+}
+
+// ---- widgets from /object_info ----
+
+function fill(select, values, keep) {
+  const old = keep ? select.value : null;
+  select.innerHTML = '';
+  for (const v of values) {
+    const o = document.createElement('option');
+    o.value = v; o.textContent = v === '' ? '(from checkpoint)' : v;
+    select.appendChild(o);
+  }
+  if (old !== null && values.includes(old)) select.value = old;
+}
+
+function combo(node, input) {
+  const spec = objectInfo?.[node]?.input?.required?.[input];
+  return spec && Array.isArray(spec[0]) ? spec[0] : [];
+}
+
+async function loadObjectInfo() {
+  objectInfo = await json('/object_info');
+  fill($('checkpoint'), combo('CheckpointLoaderSimple', 'ckpt_name'), true);
+  fill($('vae'), [''].concat(combo('VAELoader', 'vae_name')), true);
+  fill($('sampler'), combo('KSampler', 'sampler_name'), true);
+  fill($('scheduler'), combo('KSampler', 'scheduler'), true);
+  for (const sel of document.querySelectorAll('.lora-name')) fill(sel, combo('LoraLoader', 'lora_name'), true);
+  if (!$('sampler').dataset.init) { $('sampler').value = 'euler'; $('sampler').dataset.init = '1'; }
+  if (!$('checkpoint').options.length) setMessage('No checkpoint in models/checkpoints: add one and reload.', true);
+}
+
+function addLora(name, strength) {
+  const row = $('lora-row').content.firstElementChild.cloneNode(true);
+  fill(row.querySelector('.lora-name'), combo('LoraLoader', 'lora_name'));
+  if (name) row.querySelector('.lora-name').value = name;
+  if (strength !== undefined) row.querySelector('.lora-strength').value = strength;
+  row.querySelector('.lora-remove').onclick = () => row.remove();
+  $('loras').appendChild(row);
+}
+
+// ---- the form as settings, settings as an API-format prompt ----
+
+function settings() {
+  const num = (id) => Number($(id).value);
+  return {
+    checkpoint: $('checkpoint').value, vae: $('vae').value,
+    loras: [...document.querySelectorAll('.lora')].map(r => ({
+      name: r.querySelector('.lora-name').value, strength: Number(r.querySelector('.lora-strength').value) })),
+    prompt: $('prompt').value, negative: $('negative').value,
+    width: num('width'), height: num('height'), steps: num('steps'), cfg: num('cfg'),
+    sampler: $('sampler').value, scheduler: $('scheduler').value, seed: num('seed'), batch: num('batch'),
+    denoise: num('denoise'), image: null,
+  };
+}
+
+function buildPrompt(s) {
+  const p = {};
+  p['4'] = { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: s.checkpoint } };
+  let model = ['4', 0], clip = ['4', 1], vae = ['4', 2];
+  s.loras.forEach((l, i) => {
+    const id = String(20 + i);
+    p[id] = { class_type: 'LoraLoader', inputs: { model, clip, lora_name: l.name,
+      strength_model: l.strength, strength_clip: l.strength } };
+    model = [id, 0]; clip = [id, 1];
+  });
+  if (s.vae) { p['13'] = { class_type: 'VAELoader', inputs: { vae_name: s.vae } }; vae = ['13', 0]; }
+  p['6'] = { class_type: 'CLIPTextEncode', inputs: { text: s.prompt, clip } };
+  p['7'] = { class_type: 'CLIPTextEncode', inputs: { text: s.negative, clip } };
+  let latent;
+  if (s.image) {
+    p['10'] = { class_type: 'LoadImage', inputs: { image: s.image } };
+    p['12'] = { class_type: 'ImageScale', inputs: { image: ['10', 0], upscale_method: 'bilinear',
+      width: s.width, height: s.height, crop: 'center' } };
+    p['11'] = { class_type: 'VAEEncode', inputs: { pixels: ['12', 0], vae } };
+    latent = ['11', 0];
+  } else {
+    p['5'] = { class_type: 'EmptyLatentImage', inputs: { width: s.width, height: s.height, batch_size: s.batch } };
+    latent = ['5', 0];
+  }
+  p['3'] = { class_type: 'KSampler', inputs: { model, seed: s.seed, steps: s.steps, cfg: s.cfg,
+    sampler_name: s.sampler, scheduler: s.scheduler, positive: ['6', 0], negative: ['7', 0],
+    latent_image: latent, denoise: s.image ? s.denoise : 1.0 } };
+  p['8'] = { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae } };
+  p['9'] = { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'jdiffusion' } };
+  return p;
+}
+
+/** The settings back from a stored prompt (so the gallery can reuse them after a reload). */
+function settingsOf(prompt) {
+  const s = { loras: [], vae: '', image: null };
+  const ks = Object.values(prompt).find(n => n.class_type === 'KSampler');
+  if (!ks) return null;
+  const k = ks.inputs;
+  Object.assign(s, { seed: k.seed, steps: k.steps, cfg: k.cfg, sampler: k.sampler_name, scheduler: k.scheduler,
+    denoise: k.denoise });
+  const textOf = (link) => Array.isArray(link) ? prompt[link[0]]?.inputs?.text ?? '' : '';
+  s.prompt = textOf(k.positive); s.negative = textOf(k.negative);
+  for (const n of Object.values(prompt)) {
+    const i = n.inputs || {};
+    if (n.class_type === 'CheckpointLoaderSimple') s.checkpoint = i.ckpt_name;
+    if (n.class_type === 'VAELoader') s.vae = i.vae_name;
+    if (n.class_type === 'LoraLoader') s.loras.push({ name: i.lora_name, strength: i.strength_model });
+    if (n.class_type === 'EmptyLatentImage') Object.assign(s, { width: i.width, height: i.height, batch: i.batch_size });
+    if (n.class_type === 'ImageScale') Object.assign(s, { width: i.width, height: i.height, batch: 1 });
+    if (n.class_type === 'LoadImage') s.image = i.image;
+  }
+  return s;
+}
+
+function reuse(s) {
+  for (const k of ['prompt', 'negative', 'width', 'height', 'steps', 'cfg', 'seed', 'batch', 'denoise']) {
+    if (s[k] !== undefined) $(k).value = s[k];
+  }
+  for (const [id, v] of [['checkpoint', s.checkpoint], ['vae', s.vae || ''], ['sampler', s.sampler],
+    ['scheduler', s.scheduler]]) if (v !== undefined) $(id).value = v;
+  $('loras').innerHTML = '';
+  s.loras.forEach(l => addLora(l.name, l.strength));
+  setMessage('Settings loaded from the gallery' + (s.image ? ' (init image: ' + s.image + ', pick it again)' : '') + '.');
+  window.scrollTo(0, 0);
+}
+
+// ---- generate ----
+
+async function uploadInitImage() {
+  const file = $('init-image').files[0];
+  if (!file) return null;
+  const form = new FormData();
+  form.append('image', file, file.name);
+  form.append('overwrite', 'true');
+  const r = await json('/upload/image', { method: 'POST', body: form });
+  return (r.subfolder ? r.subfolder + '/' : '') + r.name;
+}
+
+async function generate(ev) {
+  ev.preventDefault();
+  $('generate').disabled = true;
+  try {
+    const s = settings();
+    s.image = await uploadInitImage();
+    const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ prompt: buildPrompt(s), client_id: clientId }) });
+    setMessage('Queued ' + r.prompt_id + ' (#' + r.number + ')');
+    refreshQueue();
+  } catch (e) {
+    setMessage(e.message, true);
+  } finally {
+    $('generate').disabled = false;
+  }
+}
+
+// ---- queue ----
+
+async function refreshQueue() {
+  let q;
+  try { q = await json('/queue'); } catch (e) { return; }
+  const ul = $('queue');
+  ul.innerHTML = '';
+  const item = (entry, running) => {
+    const li = document.createElement('li');
+    const s = settingsOf(entry[2]) || {};
+    li.textContent = (running ? '▶ ' : '⏳ ') + (s.prompt || entry[1]).slice(0, 40);
+    const b = document.createElement('button');
+    b.textContent = 'cancel';
+    b.className = 'cancel';
+    b.onclick = async () => {
+      if (running) await api('/interrupt', { method: 'POST', body: JSON.stringify({ prompt_id: entry[1] }) });
+      else await api('/queue', { method: 'POST', body: JSON.stringify({ delete: [entry[1]] }) });
+      refreshQueue();
+    };
+    li.appendChild(b);
+    ul.appendChild(li);
+  };
+  q.queue_running.forEach(e => item(e, true));
+  q.queue_pending.forEach(e => item(e, false));
+}
+
+// ---- gallery ----
+
+function addResult(promptId, entry) {
+  if (shown.has(promptId)) return;
+  shown.add(promptId);
+  const s = settingsOf(entry.prompt[2]);
+  const ok = entry.status?.status_str === 'success';
+  const card = document.createElement('div');
+  card.className = 'result' + (ok ? '' : ' failed');
+  card.dataset.promptId = promptId;
+  for (const out of Object.values(entry.outputs || {})) {
+    for (const img of out.images || []) {
+      const el = document.createElement('img');
+      el.src = viewUrl(img);
+      el.alt = img.filename;
+      card.appendChild(el);
+    }
+  }
+  const p = document.createElement('div');
+  p.className = 'params';
+  if (s) {
+    p.textContent = `${s.prompt} | neg: ${s.negative} | ${s.width}x${s.height} ×${s.batch} | ${s.steps} steps, ` +
+      `cfg ${s.cfg}, ${s.sampler}/${s.scheduler}, seed ${s.seed}` + (s.loras.length ? ' | LoRA ' +
+      s.loras.map(l => l.name + ':' + l.strength).join(', ') : '') + (s.image ? ` | img2img ${s.denoise}` : '') +
+      ` | ${s.checkpoint}`;
+  }
+  if (!ok) {
+    const msgs = (entry.status?.messages || []).filter(m => m[0] !== 'execution_start' && m[0] !== 'execution_cached');
+    p.textContent += ' | ' + (msgs.map(m => m[0] + (m[1].exception_message ? ': ' + m[1].exception_message : ''))
+      .join('; ') || 'failed');
+  }
+  card.appendChild(p);
+  if (s) {
+    const b = document.createElement('button');
+    b.textContent = 'reuse these settings';
+    b.className = 'reuse';
+    b.onclick = () => reuse(s);
+    card.appendChild(b);
+  }
+  $('gallery').prepend(card);
+}
+
+async function loadHistory(promptId) {
+  const h = await json(promptId ? '/history/' + encodeURIComponent(promptId) : '/history?max_items=50');
+  for (const [id, entry] of Object.entries(h)) addResult(id, entry);
+}
+
+// ---- live progress over /ws ----
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const q = new URLSearchParams({ clientId });
+  if (token) q.set('token', token);
+  const ws = new WebSocket(`${proto}//${location.host}/ws?${q}`);
+  ws.binaryType = 'arraybuffer';
+  ws.onopen = () => { $('connection').textContent = 'connected'; $('connection').className = 'pill ok'; };
+  ws.onclose = () => {
+    $('connection').textContent = 'disconnected'; $('connection').className = 'pill';
+    setTimeout(connect, 2000);
+  };
+  ws.onmessage = (ev) => {
+    if (typeof ev.data !== 'string') { showPreview(ev.data); return; }
+    const msg = JSON.parse(ev.data);
+    const d = msg.data || {};
+    switch (msg.type) {
+      case 'status':
+        $('queue-remaining').textContent = 'queue: ' + d.status.exec_info.queue_remaining;
+        refreshQueue();
+        break;
+      case 'execution_start':
+        $('progress').value = 0; $('progress-text').textContent = 'starting';
+        break;
+      case 'executing':
+        if (d.node === null) { $('progress-text').textContent = 'done'; loadHistory(d.prompt_id); refreshQueue(); }
+        else $('progress-text').textContent = 'node ' + d.node + ' (' + (window.lastPrompt?.[d.node] || '') + ')';
+        break;
+      case 'progress':
+        $('progress').max = d.max; $('progress').value = d.value;
+        $('progress').dataset.seen = String(Math.max(Number($('progress').dataset.seen), d.value));
+        $('progress-text').textContent = `step ${d.value} / ${d.max}`;
+        break;
+      case 'execution_error':
+        setMessage(`node ${d.node_id} (${d.node_type}): ${d.exception_message}`, true);
+        break;
+      case 'execution_interrupted':
+        setMessage('interrupted');
+        break;
+    }
+  };
+}
+
+function showPreview(buffer) {
+  const view = new DataView(buffer);
+  if (view.getUint32(0) !== 1) return;                       // 1 = preview image
+  const type = view.getUint32(4) === 2 ? 'image/png' : 'image/jpeg';
+  const url = URL.createObjectURL(new Blob([buffer.slice(8)], { type }));
+  const img = $('preview');
+  const old = img.src;
+  img.src = url;
+  img.dataset.frames = String(Number(img.dataset.frames) + 1);
+  if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+}
+
+// ---- start ----
+
+$('settings').addEventListener('submit', generate);
+$('random-seed').onclick = () => { $('seed').value = Math.floor(Math.random() * 2 ** 32); };
+$('add-lora').onclick = () => addLora();
+$('clear-image').onclick = () => { $('init-image').value = ''; };
+(async () => {
+  try {
+    await loadObjectInfo();
+    await loadHistory();
+  } catch (e) {
+    setMessage(e.message, true);
+  }
+  connect();
+  refreshQueue();
+})();
