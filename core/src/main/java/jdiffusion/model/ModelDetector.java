@@ -34,6 +34,22 @@ public final class ModelDetector {
     private ModelDetector() {
     }
 
+    /** The LayerNorm bias whose spread tells an SD2 v-prediction UNet from an eps one (as ComfyUI decides). */
+    static final String SD2_V_PROBE = "output_blocks.11.1.transformer_blocks.0.norm1.bias";
+
+    static double populationStd(float[] v) {
+        double mean = 0;
+        for (float f : v) {
+            mean += f;
+        }
+        mean /= v.length;
+        double var = 0;
+        for (float f : v) {
+            var += (f - mean) * (f - mean);
+        }
+        return Math.sqrt(var / v.length);
+    }
+
     /** The whole checkpoint: family (from its layout), every component, prediction hint and stats. */
     public static ModelConfig detect(Checkpoint ckpt) throws ModelFormatException {
         String where = ckpt.path().toString();
@@ -54,6 +70,15 @@ public final class ModelDetector {
             String p = meta.get("modelspec.prediction_type").trim().toLowerCase(java.util.Locale.ROOT);
             prediction = p.startsWith("v") ? Prediction.V : Prediction.EPS;
             source = "metadata modelspec.prediction_type=" + p;
+        } else if (ckpt.family() == Family.SD2 && unet.inChannels() == 4 && ckpt.unet().has(SD2_V_PROBE)) {
+            // Real SD2.x 768-v files carry no marker. ComfyUI tells them from the 512 eps models by the spread of one
+            // trained LayerNorm bias (population std above 0.09 means v-prediction); do the same so both agree.
+            double std = populationStd(ckpt.unet().get(SD2_V_PROBE));
+            if (std > 0.09) {
+                prediction = Prediction.V;
+            }
+            source = String.format(java.util.Locale.ROOT, "ComfyUI's SD2 rule: std of %s = %.4f %s 0.09",
+                    SD2_V_PROBE, std, std > 0.09 ? ">" : "<=");
         }
         return new ModelConfig(ckpt.family(), unet, vae, tes, prediction, source, stats(ckpt));
     }

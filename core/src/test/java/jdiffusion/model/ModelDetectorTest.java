@@ -124,6 +124,41 @@ class ModelDetectorTest {
     }
 
     @Test
+    void sd2VPredictionByComfyUisLayerNormRule() throws Exception {
+        for (double std : new double[] {0.2, 0.05}) {
+            Path f = TinyConfigs.sparseCheckpoint(dir.resolve("sd21-" + std + ".safetensors"),
+                    CheckpointKeys.of(ModelConfig.preset("sd21")));
+            String probe = "model.diffusion_model." + ModelDetector.SD2_V_PROBE;
+            long at;
+            int n;
+            try (SafeTensors st = SafeTensors.open(f)) {
+                long dataStart = java.nio.file.Files.size(f)
+                        - st.tensors().values().stream().mapToLong(TensorInfo::end).max().orElseThrow();
+                at = dataStart + st.info(probe).begin();
+                n = (int) st.info(probe).numel();
+            }
+            java.util.Random rnd = new java.util.Random(3);
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(2 * n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            float[] v = new float[n];
+            for (int i = 0; i < n; i++) {
+                v[i] = Float.float16ToFloat(Float.floatToFloat16((float) (rnd.nextGaussian() * std)));
+                b.putShort(Float.floatToFloat16(v[i]));
+            }
+            try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(f.toFile(), "rw")) {
+                raf.seek(at);
+                raf.write(b.array());
+            }
+            try (Checkpoint ckpt = Checkpoint.open(f)) {
+                assertEquals(Family.SD2, ckpt.family());
+                assertEquals(ModelDetector.populationStd(v), ModelDetector.populationStd(ckpt.unet().get(ModelDetector.SD2_V_PROBE)), 0);
+                assertEquals(std > 0.09 ? ModelConfig.Prediction.V : ModelConfig.Prediction.EPS, ckpt.config().prediction(),
+                        ckpt.config().predictionSource());
+                assertTrue(ckpt.config().predictionSource().contains("SD2 rule"), ckpt.config().predictionSource());
+            }
+        }
+    }
+
+    @Test
     void inpaintingUnetTakesNineInputChannels() throws Exception {
         ModelConfig sd15 = ModelConfig.preset("sd15");
         ModelConfig.UNetSpec u = sd15.unet();
