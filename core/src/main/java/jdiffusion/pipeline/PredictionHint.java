@@ -12,8 +12,8 @@ import jdiffusion.sampling.PredictionType;
 /**
  * What a model file says about its UNet's prediction beyond the checkpoint layout: the 1-step SDXL-Lightning files
  * predict x0 and say so only in their name ({@code sdxl_lightning_1step_unet_x0.safetensors}); other files carry
- * {@code modelspec.prediction_type} metadata. A UNet file given with {@code --unet} speaks for the UNet first, then
- * the checkpoint's name and metadata.
+ * {@code modelspec.prediction_type} metadata. A UNet file given with {@code --unet} speaks for the UNet first (eps,
+ * v or x0), then the checkpoint's name and metadata (x0 only: its eps / v are {@code ModelDetector}'s).
  *
  * @param source human-readable origin, e.g. "UNet file name sdxl_lightning_1step_unet_x0.safetensors"
  */
@@ -22,7 +22,7 @@ public record PredictionHint(PredictionType prediction, String source) {
     private static final Pattern X0_NAME = Pattern.compile("(?i)(?:^|[^a-z0-9])x0(?:[^a-z0-9]|$)");
     private static final String META_KEY = "modelspec.prediction_type";
 
-    /** The hint of the UNet file (when given), else of the checkpoint; empty when neither says anything. */
+    /** The hint of the UNet file (when given), else the checkpoint's x0 hint; empty when neither says anything. */
     public static Optional<PredictionHint> of(Path model, Map<String, String> modelMeta, Path unet,
             Map<String, String> unetMeta) {
         if (unet != null) {
@@ -31,7 +31,8 @@ public record PredictionHint(PredictionType prediction, String source) {
                 return h;
             }
         }
-        return ofFile("checkpoint", model, modelMeta);
+        // eps and v of a checkpoint are ModelDetector's to decide (v_pred key, metadata, SD2's trained-bias probe)
+        return ofFile("checkpoint", model, modelMeta).filter(h -> h.prediction() == PredictionType.X0);
     }
 
     /** Reads only the headers of the files (for a message before loading); unreadable files give no hint. */

@@ -132,12 +132,15 @@ class PresetsTest {
         PredictionHint fromUnet = PredictionHint.of(BASE, Map.of(), Path.of("unet.safetensors"), x0).orElseThrow();
         assertEquals(PredictionType.X0, fromUnet.prediction());
         assertEquals("UNet file metadata modelspec.prediction_type=x0", fromUnet.source());
-        // the UNet file says nothing: the checkpoint speaks
-        PredictionHint fromCkpt = PredictionHint.of(BASE, Map.of("modelspec.prediction_type", "v_prediction"),
+        assertEquals(PredictionType.V, PredictionHint.of(BASE, Map.of(), Path.of("unet.safetensors"),
+                Map.of("modelspec.prediction_type", "v_prediction")).orElseThrow().prediction());
+        // the UNet file says nothing: the checkpoint's x0 speaks; its eps / v stay ModelDetector's
+        PredictionHint fromCkpt = PredictionHint.of(BASE, Map.of("modelspec.prediction_type", "sample"),
                 Path.of("unet.safetensors"), Map.of()).orElseThrow();
-        assertEquals(PredictionType.V, fromCkpt.prediction());
-        assertEquals(PredictionType.EPS, PredictionHint.of(BASE, Map.of("modelspec.prediction_type", "epsilon"),
-                null, null).orElseThrow().prediction());
+        assertEquals(PredictionType.X0, fromCkpt.prediction());
+        assertEquals("checkpoint metadata modelspec.prediction_type=sample", fromCkpt.source());
+        assertEquals(Optional.empty(), PredictionHint.of(BASE, Map.of("modelspec.prediction_type", "v_prediction"),
+                null, null));
         assertEquals(Optional.empty(), PredictionHint.of(BASE, Map.of("modelspec.prediction_type", "flow"), null, null));
     }
 }
