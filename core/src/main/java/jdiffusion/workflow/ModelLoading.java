@@ -13,6 +13,7 @@ import jdiffusion.lora.LoraSpec;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
 import jdiffusion.model.ModelConfig;
+import jdiffusion.model.Family;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.model.Vae;
@@ -113,7 +114,7 @@ final class ModelLoading {
         try {
             Checkpoint ckpt = Checkpoint.open(ref.checkpoint());
             open.add(ckpt);
-            TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
+            Family family = ckpt.family();
             List<Weights> te = ckpt.textEncoders();
             if (!ref.loras().isEmpty()) {
                 List<Weights> raw = rawTextEncoders(te);

@@ -15,6 +15,7 @@ import jdiffusion.Golden;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.model.Conditioning;
+import jdiffusion.model.Family;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.text.ClipTokenizer;
@@ -60,7 +61,7 @@ class LoraPipelineGoldenTest {
         if (sdxl) {
             encoders.add(patched.te2());
         }
-        TextConditioner tc = TextConditioner.of(sdxl ? TextConditioner.Family.SDXL : TextConditioner.Family.SD1, encoders);
+        TextConditioner tc = TextConditioner.of(sdxl ? Family.SDXL : Family.SD1, encoders);
         Conditioning cond = tc.encodeTokens(tokens(tc, call.get("prompt").asText()));
         List<Conditioning> rows = new ArrayList<>();
         if (call.path("guidance_scale").asDouble(7.5) > 1) {
