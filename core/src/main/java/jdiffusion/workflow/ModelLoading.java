@@ -169,17 +169,9 @@ final class ModelLoading {
         return stack.weights();
     }
 
-    /** Family of a UNet-only file: SDXL has the adm label embedding, SD2 linear projections, SD1 1x1 convolutions. */
+    /** Family of a UNet-only file by its own weights (SD1 when they do not say). */
     private static String unetFamily(Weights w) {
-        if (w.has("label_emb.0.0.weight")) {
-            return "SDXL";
-        }
-        for (String n : w.names()) {
-            if (n.endsWith(".proj_in.weight")) {
-                return w.shape(n).length == 4 ? "SD1" : "SD2";
-            }
-        }
-        return "SD1";
+        return Family.ofUnet(w).map(Family::name).orElse("SD1");
     }
 
     /** v-prediction when the file says so (a {@code v_pred} key, prediction metadata), x0 likewise, else eps. */
