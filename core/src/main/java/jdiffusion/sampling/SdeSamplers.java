@@ -1,8 +1,10 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
@@ -28,10 +30,6 @@ final class SdeSamplers {
                 SamplerInfo.withNoise("dpmpp_3m_sde", SdeSamplers::dpmpp3mSde, BrownianTreeNoise.FACTORY));
     }
 
-    private static double lambda(double sigma) {
-        return -Math.log(sigma);
-    }
-
     /** DPM-Solver++ (stochastic): an ancestral half step to the log-SNR midpoint, then a full step. */
     static float[] dpmppSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
         final double r = 0.5;
@@ -43,8 +41,8 @@ final class SdeSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = lambda(sigmas[i]);
-            double lambdaT = lambda(sigmas[i + 1]);
+            double lambdaS = t(sigmas[i]);
+            double lambdaT = t(sigmas[i + 1]);
             double h = lambdaT - lambdaS;
             double lambdaS1 = lambdaS + r * h;
             double fac = 1 / (2 * r);
@@ -61,10 +59,7 @@ final class SdeSamplers {
             float[] xi = x;
             float[] x2 = map(x.length, k -> keep1 * xi[k] - mix1 * denoised[k]);
             if (ETA > 0 && S_NOISE > 0) {
-                float[] eps = noise.next(sigmas[i], sigmaS1);
-                double amp = alphaS1 * S_NOISE * du[1];
-                float[] x2n = x2;
-                x2 = map(x.length, k -> x2n[k] + eps[k] * amp);
+                x2 = addScaled(x2, noise.next(sigmas[i], sigmaS1), alphaS1 * S_NOISE * du[1]);
             }
             float[] denoised2 = model.denoise(x2, sigmaS1);
 
@@ -75,10 +70,7 @@ final class SdeSamplers {
             double mix2 = alphaT * Math.expm1(-h2);
             x = map(x.length, k -> keep2 * xi[k] - mix2 * ((1 - fac) * denoised[k] + fac * denoised2[k]));
             if (ETA > 0 && S_NOISE > 0) {
-                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
-                double amp = alphaT * S_NOISE * du2[1];
-                float[] xs = x;
-                x = map(x.length, k -> xs[k] + eps[k] * amp);
+                x = addScaled(x, noise.next(sigmas[i], sigmas[i + 1]), alphaT * S_NOISE * du2[1]);
             }
         }
         return x;
@@ -97,9 +89,9 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
+                h = t(sigmas[i + 1]) - t(sigmas[i]);
                 double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
+                double alphaT = sigmas[i + 1] * Math.exp(t(sigmas[i + 1]));
                 double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
                 double mix = alphaT * -Math.expm1(-hEta);
                 double corr;
@@ -138,9 +130,9 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
+                h = t(sigmas[i + 1]) - t(sigmas[i]);
                 double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
+                double alphaT = sigmas[i + 1] * Math.exp(t(sigmas[i + 1]));
                 double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
                 double mix = alphaT * -Math.expm1(-hEta);
                 double phi2 = Math.expm1(-hEta) / hEta + 1;
@@ -181,7 +173,6 @@ final class SdeSamplers {
             return x;
         }
         float[] eps = noise.next(sigma, sigmaNext);
-        double amp = sigmaNext * Math.sqrt(-Math.expm1(-2 * h * ETA)) * S_NOISE;
-        return map(x.length, k -> x[k] + eps[k] * amp);
+        return addScaled(x, eps, sigmaNext * Math.sqrt(-Math.expm1(-2 * h * ETA)) * S_NOISE);
     }
 }
