@@ -89,23 +89,20 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = t(sigmas[i + 1]) - t(sigmas[i]);
-                double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(t(sigmas[i + 1]));
-                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
-                double mix = alphaT * -Math.expm1(-hEta);
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                h = c.h();
                 double corr;
                 if (oldDenoised == null) {
                     corr = 0;
                 } else {
                     double r = hLast / h;
-                    corr = heun ? alphaT * (-Math.expm1(-hEta) / -hEta + 1) * (1 / r)
-                            : 0.5 * alphaT * -Math.expm1(-hEta) * (1 / r);
+                    corr = heun ? c.alphaT() * (-Math.expm1(-c.hEta()) / -c.hEta() + 1) * (1 / r)
+                            : 0.5 * c.alphaT() * -Math.expm1(-c.hEta()) * (1 / r);
                 }
                 float[] xi = x;
                 float[] old = oldDenoised;
                 x = map(x.length, k -> {
-                    double v = keep * xi[k] + mix * denoised[k];
+                    double v = c.keep() * xi[k] + c.mix() * denoised[k];
                     return old == null ? v : v + corr * ((double) denoised[k] - old[k]);
                 });
                 x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
@@ -130,13 +127,10 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = t(sigmas[i + 1]) - t(sigmas[i]);
-                double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(t(sigmas[i + 1]));
-                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
-                double mix = alphaT * -Math.expm1(-hEta);
-                double phi2 = Math.expm1(-hEta) / hEta + 1;
-                double phi3 = phi2 / hEta - 0.5;
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                h = c.h();
+                double phi2 = Math.expm1(-c.hEta()) / c.hEta() + 1;
+                double phi3 = phi2 / c.hEta() - 0.5;
                 float[] xi = x;
                 float[] d1p = denoised1;
                 float[] d2p = denoised2;
@@ -148,14 +142,15 @@ final class SdeSamplers {
                         double d11 = (d1p[k] - (double) d2p[k]) / r1;
                         double d1 = d10 + (d10 - d11) * r0 / (r0 + r1);
                         double d2 = (d10 - d11) / (r0 + r1);
-                        return keep * xi[k] + mix * denoised[k] + alphaT * phi2 * d1 - alphaT * phi3 * d2;
+                        return c.keep() * xi[k] + c.mix() * denoised[k] + c.alphaT() * phi2 * d1
+                                - c.alphaT() * phi3 * d2;
                     });
                 } else if (!Double.isNaN(h1)) {
                     double r = h1 / h;
-                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]
-                            + alphaT * phi2 * ((denoised[k] - (double) d1p[k]) / r));
+                    x = map(x.length, k -> c.keep() * xi[k] + c.mix() * denoised[k]
+                            + c.alphaT() * phi2 * ((denoised[k] - (double) d1p[k]) / r));
                 } else {
-                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]);
+                    x = map(x.length, k -> c.keep() * xi[k] + c.mix() * denoised[k]);
                 }
                 x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
             }
@@ -165,6 +160,20 @@ final class SdeSamplers {
             h1 = h;
         }
         return x;
+    }
+
+    /**
+     * What a multistep SDE step from sigma to sigmaNext starts from: h in lambda, h (eta + 1), alpha_t, the decay of
+     * x (sigma_next / sigma e^(-h eta)) and the weight of the newest prediction (alpha_t (1 - e^(-h (eta + 1)))).
+     */
+    private record MultistepCoefficients(double h, double hEta, double alphaT, double keep, double mix) {
+        static MultistepCoefficients of(double sigma, double sigmaNext) {
+            double h = t(sigmaNext) - t(sigma);
+            double hEta = h * (ETA + 1);
+            double alphaT = sigmaNext * Math.exp(t(sigmaNext));
+            double keep = sigmaNext / sigma * Math.exp(-h * ETA);
+            return new MultistepCoefficients(h, hEta, alphaT, keep, alphaT * -Math.expm1(-hEta));
+        }
     }
 
     /** The SDE noise of the multistep samplers: sigma_next * sqrt(1 - exp(-2 h eta)) * s_noise * z. */
