@@ -5,6 +5,9 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import jdiffusion.io.CheckpointLayouts;
+import jdiffusion.io.CheckpointLayouts.TextEncoderSlot;
+import jdiffusion.io.CheckpointLayouts.TextLayout;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
@@ -51,15 +54,15 @@ public final class TextConditioner {
     private record Encoder(String name, ClipTokenizer tokenizer, ClipTextEncoder model) {
     }
 
-    /** The text encoders of each family in a single-file checkpoint: key prefix, name, OpenCLIP layout. */
-    private record Slot(String prefix, String name, boolean openClip) {
+    /** The text encoders of each family in a single-file checkpoint: the checkpoint layout's slots. */
+    private static List<TextEncoderSlot> slots(jdiffusion.model.Family family) {
+        return CheckpointLayouts.layout(family).textEncoders();
     }
 
-    private static final Map<jdiffusion.model.Family, List<Slot>> SLOTS = Map.of(
-            jdiffusion.model.Family.SD1, List.of(new Slot("cond_stage_model.transformer.", "clip_l", false)),
-            jdiffusion.model.Family.SD2, List.of(new Slot("cond_stage_model.model.", "clip_h", true)),
-            jdiffusion.model.Family.SDXL, List.of(new Slot("conditioner.embedders.0.transformer.", "clip_l", false),
-                    new Slot("conditioner.embedders.1.model.", "clip_g", true)));
+    /** SD2's tower and SDXL's second are OpenCLIP: exact GELU and the OpenCLIP tokenizer. */
+    private static boolean openClip(TextEncoderSlot s) {
+        return s.layout() == TextLayout.OPEN_CLIP;
+    }
 
     private final jdiffusion.model.Family family;
     private final List<Encoder> encoders;
@@ -78,15 +81,15 @@ public final class TextConditioner {
      * and SDXL's second are OpenCLIP, exact GELU), so decorated weights (LoRA) need no layout marker.
      */
     public static TextConditioner of(jdiffusion.model.Family family, List<Weights> textEncoders) {
-        List<Slot> slots = SLOTS.get(family);
+        List<TextEncoderSlot> slots = slots(family);
         if (textEncoders.size() != slots.size()) {
             throw new IllegalArgumentException(family + " needs " + slots.size() + " text encoder(s), got " + textEncoders.size());
         }
         List<Encoder> encoders = new ArrayList<>();
         for (int i = 0; i < slots.size(); i++) {
-            Slot s = slots.get(i);
+            TextEncoderSlot s = slots.get(i);
             // the slot, not the wrapper, says OpenCLIP: a LoRA or other decorator over the weights hides the layout
-            ClipTextEncoder.Activation act = s.openClip() ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
+            ClipTextEncoder.Activation act = openClip(s) ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
             encoders.add(new Encoder(s.name(), tokenizer(s), ClipTextEncoder.load(textEncoders.get(i), act)));
         }
         return new TextConditioner(family, List.copyOf(encoders), family == jdiffusion.model.Family.SD1 ? -1 : -2);
@@ -104,7 +107,7 @@ public final class TextConditioner {
      */
     public static jdiffusion.model.Family detect(SafeTensors checkpoint) throws ModelFormatException {
         for (var f : List.of(jdiffusion.model.Family.SDXL, jdiffusion.model.Family.SD2, jdiffusion.model.Family.SD1)) {
-            if (SLOTS.get(f).stream().allMatch(s -> hasPrefix(checkpoint, s.prefix()))) {
+            if (slots(f).stream().allMatch(s -> hasPrefix(checkpoint, s.prefix()))) {
                 return f;
             }
         }
@@ -124,9 +127,9 @@ public final class TextConditioner {
     /** The HF-named text-encoder weights of a single-file checkpoint, in the order {@link #of} takes them. */
     public static List<Weights> textEncoderWeights(SafeTensors checkpoint, jdiffusion.model.Family family) {
         List<Weights> out = new ArrayList<>();
-        for (Slot s : SLOTS.get(family)) {
+        for (TextEncoderSlot s : slots(family)) {
             Weights w = Weights.prefixed(checkpoint, s.prefix());
-            out.add(s.openClip() ? OpenClipWeights.of(w) : w);
+            out.add(openClip(s) ? OpenClipWeights.of(w) : w);
         }
         return out;
     }
@@ -142,7 +145,7 @@ public final class TextConditioner {
     /** The weighted token rows each text encoder of a family gets for a prompt, by encoder name. */
     public static Map<String, WeightedChunks> tokenizeWeighted(jdiffusion.model.Family family, String prompt) {
         Map<String, WeightedChunks> out = new LinkedHashMap<>();
-        for (Slot s : SLOTS.get(family)) {
+        for (TextEncoderSlot s : slots(family)) {
             out.put(s.name(), tokenizer(s).encodeWeighted(prompt));
         }
         return out;
@@ -154,8 +157,8 @@ public final class TextConditioner {
         return out;
     }
 
-    private static ClipTokenizer tokenizer(Slot s) {
-        return s.openClip() ? ClipTokenizer.openClip() : ClipTokenizer.clipL();
+    private static ClipTokenizer tokenizer(TextEncoderSlot s) {
+        return openClip(s) ? ClipTokenizer.openClip() : ClipTokenizer.clipL();
     }
 
     public jdiffusion.model.Family family() {
