@@ -8,8 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
+import jdiffusion.io.DType;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.SafeTensors;
+import jdiffusion.io.SafeTensorsWriter;
 
 /**
  * Access to the golden folder: JDIFFUSION_GOLDEN, else ../shared/golden beside the repository root. Golden tests
@@ -79,6 +81,39 @@ public final class Golden {
     /** A model from the golden models folder. */
     public static Path model(String fileName) {
         return dir().resolve("models").resolve(fileName);
+    }
+
+    /** tiny-sdxl/diffusers/unet (a diffusers config's _name_or_path) -> models/tiny-sdxl-fp16.safetensors. */
+    public static Path fp16Model(JsonNode diffusersConfig) {
+        String name = diffusersConfig.get("_name_or_path").asText();
+        return model(name.substring(0, name.indexOf('/')) + "-fp16.safetensors");
+    }
+
+    /** Writes (once per model) the F32 copy of an fp16 golden checkpoint into dir: the F32 loading path's input. */
+    public static Path fp32Twin(Path fp16, Path dir) throws Exception {
+        Path twin = dir.resolve(fp16.getFileName().toString().replace("-fp16.", "-fp32."));
+        if (!Files.exists(twin)) {
+            try (SafeTensors src = SafeTensors.open(fp16)) {
+                SafeTensorsWriter.convert(src, twin, DType.F32, false);
+            }
+            try (SafeTensors check = SafeTensors.open(twin)) {
+                DType written = check.info("model.diffusion_model.input_blocks.0.0.weight").dtype();
+                if (written != DType.F32) {
+                    throw new AssertionError(twin + ": expected F32 weights, got " + written);
+                }
+            }
+        }
+        return twin;
+    }
+
+    /** The "shape" of a manifest's input or output entry. */
+    public static int[] shape(JsonNode entry) {
+        JsonNode s = entry.get("shape");
+        int[] r = new int[s.size()];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = s.get(i).asInt();
+        }
+        return r;
     }
 
     /** Max |a - b|. */

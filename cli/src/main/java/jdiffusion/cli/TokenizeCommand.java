@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.SafeTensors;
+import jdiffusion.model.Family;
 import jdiffusion.model.TextConditioner;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -27,7 +28,7 @@ public final class TokenizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        TextConditioner.Family family;
+        Family family;
         try (SafeTensors file = SafeTensors.open(model)) {
             family = TextConditioner.detect(file);
         } catch (ModelFormatException e) {

@@ -1,5 +1,6 @@
 package jdiffusion.cli;
 
+import static jdiffusion.cli.CliTests.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -7,13 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
+import jdiffusion.cli.CliTests.Result;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.TensorInfo;
 import org.junit.jupiter.api.Test;
@@ -24,30 +23,8 @@ class InfoCommandTest {
     @TempDir
     Path dir;
 
-    private record Result(int code, String out, String err) {
-    }
-
     private static Path model(String name) {
-        String env = System.getenv("JDIFFUSION_GOLDEN");
-        Path golden = env != null && !env.isBlank() ? Path.of(env)
-                : Path.of(System.getProperty("user.dir"), "..", "..", "shared", "golden").normalize();
-        return golden.resolve("models").resolve(name);
-    }
-
-    private static Result run(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+        return CliTests.golden().resolve("models").resolve(name);
     }
 
     /** Fails unless the command failed with exactly one line on stderr containing expected. */

@@ -36,17 +36,17 @@ class RunCommandTest {
     void runsAComfyWorkflowAndReproducesTheGoldenImage() throws Exception {
         Path base = dir.resolve("base");
         Files.createDirectories(base.resolve("models/checkpoints"));
-        Files.copy(GenerateCommandTest.golden().resolve("models/tiny-sd1-fp16.safetensors"),
+        Files.copy(CliTests.golden().resolve("models/tiny-sd1-fp16.safetensors"),
                 base.resolve("models/checkpoints/tiny-sd1-fp16.safetensors"));
         Path wf = dir.resolve("wf.json");
         Files.writeString(wf, WORKFLOW);
-        GenerateCommandTest.Run r = GenerateCommandTest.cli("run", wf.toString(), "--base-dir", base.toString());
-        assertEquals(0, r.exit(), r.err());
+        CliTests.Result r = CliTests.run("run", wf.toString(), "--base-dir", base.toString());
+        assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("step 6/6"), r.out());
         Path saved = base.resolve("output/cat/ComfyUI_00001_.png");
         assertTrue(r.out().contains("saved " + saved), r.out());
         PngImage ours = PngReader.read(saved);
-        PngImage golden = PngReader.read(GenerateCommandTest.golden()
+        PngImage golden = PngReader.read(CliTests.golden()
                 .resolve("pipe_comfy_sd1_euler_ancestral_normal.png"));
         int worst = 0;
         for (int i = 0; i < golden.rgb().length; i++) {
@@ -61,29 +61,29 @@ class RunCommandTest {
         Path base = dir.resolve("empty");
         Path wf = dir.resolve("wf.json");
         Files.writeString(wf, WORKFLOW);
-        GenerateCommandTest.Run missingModel = GenerateCommandTest.cli("run", wf.toString(), "--base-dir",
+        CliTests.Result missingModel = CliTests.run("run", wf.toString(), "--base-dir",
                 base.toString());
-        assertEquals(2, missingModel.exit());
+        assertEquals(2, missingModel.code());
         assertOneLine(missingModel.err());
         assertTrue(missingModel.err().contains("ckpt_name: 'tiny-sd1-fp16.safetensors' not in []"),
                 missingModel.err());
 
         Files.writeString(wf, "{\"1\": {\"class_type\": \"KSampler\", ");
-        GenerateCommandTest.Run badJson = GenerateCommandTest.cli("run", wf.toString(), "--base-dir",
+        CliTests.Result badJson = CliTests.run("run", wf.toString(), "--base-dir",
                 base.toString());
-        assertEquals(2, badJson.exit());
+        assertEquals(2, badJson.code());
         assertOneLine(badJson.err());
         assertTrue(badJson.err().contains("not valid JSON"), badJson.err());
 
         Files.writeString(wf, "{\"1\": {\"class_type\": \"EmptyLatentImage\", \"inputs\": {\"width\": 64,"
                 + " \"height\": 64, \"batch_size\": 1}}}");
-        GenerateCommandTest.Run noOutputs = GenerateCommandTest.cli("run", wf.toString(), "--base-dir",
+        CliTests.Result noOutputs = CliTests.run("run", wf.toString(), "--base-dir",
                 base.toString());
-        assertEquals(2, noOutputs.exit());
+        assertEquals(2, noOutputs.code());
         assertTrue(noOutputs.err().contains("Prompt has no outputs"), noOutputs.err());
 
-        GenerateCommandTest.Run noFile = GenerateCommandTest.cli("run", dir.resolve("nope.json").toString());
-        assertEquals(2, noFile.exit());
+        CliTests.Result noFile = CliTests.run("run", dir.resolve("nope.json").toString());
+        assertEquals(2, noFile.code());
         assertTrue(noFile.err().contains("workflow file not found"), noFile.err());
     }
 

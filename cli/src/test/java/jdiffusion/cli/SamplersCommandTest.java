@@ -3,9 +3,6 @@ package jdiffusion.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import jdiffusion.sampling.Samplers;
 import jdiffusion.sampling.Schedulers;
@@ -16,17 +13,9 @@ class SamplersCommandTest {
 
     @Test
     void listsEverySamplerAndScheduler() {
-        PrintStream oldOut = System.out;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        int code;
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            code = Main.run(new String[] {"samplers"});
-        } finally {
-            System.setOut(oldOut);
-        }
-        assertEquals(0, code);
-        List<String> lines = out.toString(StandardCharsets.UTF_8).lines().map(String::strip).toList();
+        CliTests.Result r = CliTests.run("samplers");
+        assertEquals(0, r.code());
+        List<String> lines = r.out().lines().map(String::strip).toList();
         for (String name : Samplers.NAMES) {
             assertTrue(lines.stream().anyMatch(l -> l.equals(name) || l.startsWith(name + " ")), name);
         }

@@ -1,14 +1,13 @@
 package jdiffusion.cli;
 
+import static jdiffusion.cli.CliTests.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import jdiffusion.cli.CliTests.Result;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,21 +39,5 @@ class ServeCommandTest {
         Result r = run("serve", "--port", "70000", "--base-dir", tmp.toString());
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--port"), r.err());
-    }
-
-    private record Result(int code, String err) {
-    }
-
-    private static Result run(String... args) {
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code;
-        try {
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            code = Main.run(args);
-        } finally {
-            System.setErr(oldErr);
-        }
-        return new Result(code, err.toString(StandardCharsets.UTF_8));
     }
 }

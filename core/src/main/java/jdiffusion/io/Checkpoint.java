@@ -148,17 +148,8 @@ public final class Checkpoint implements AutoCloseable {
      * close it (closing this one as well is harmless).
      */
     public Checkpoint withUnet(Path unetFile) throws ModelFormatException {
-        SafeTensors u = SafeTensors.open(unetFile);
-        try {
-            MappedWeights replacement = unetWeights(u);
-            checkFits("UNet", unet, replacement, unetFile);
-            List<SafeTensors> files = new ArrayList<>(owned);
-            files.add(u);
-            return new Checkpoint(path, file, layout, replacement, vae, textEncoders, unetFile, vaePath, files);
-        } catch (ModelFormatException | RuntimeException e) {
-            u.close();
-            throw e;
-        }
+        return replacing("UNet", unetFile, unet, Checkpoint::unetWeights,
+                (u, files) -> new Checkpoint(path, file, layout, u, vae, textEncoders, unetFile, vaePath, files));
     }
 
     /**
@@ -168,15 +159,35 @@ public final class Checkpoint implements AutoCloseable {
      * replaces. The returned checkpoint owns both files.
      */
     public Checkpoint withVae(Path vaeFile) throws ModelFormatException {
-        SafeTensors v = SafeTensors.open(vaeFile);
+        return replacing("VAE", vaeFile, vae, Checkpoint::vaeWeights,
+                (v, files) -> new Checkpoint(path, file, layout, unet, v, textEncoders, unetPath, vaeFile, files));
+    }
+
+    /** Reads one part (UNet, VAE) of a file under canonical names. */
+    private interface PartReader {
+        MappedWeights read(SafeTensors file) throws ModelFormatException;
+    }
+
+    /** A checkpoint like this one with the replaced part and the files it then owns. */
+    private interface Rebuild {
+        Checkpoint with(MappedWeights replacement, List<SafeTensors> files) throws ModelFormatException;
+    }
+
+    /**
+     * Opens partFile, reads its part, checks it fits the current one exactly and rebuilds the checkpoint owning the
+     * file too; on any error the new file is closed again.
+     */
+    private Checkpoint replacing(String part, Path partFile, MappedWeights current, PartReader reader, Rebuild rebuild)
+            throws ModelFormatException {
+        SafeTensors f = SafeTensors.open(partFile);
         try {
-            MappedWeights replacement = vaeWeights(v);
-            checkFits("VAE", vae, replacement, vaeFile);
+            MappedWeights replacement = reader.read(f);
+            checkFits(part, current, replacement, partFile);
             List<SafeTensors> files = new ArrayList<>(owned);
-            files.add(v);
-            return new Checkpoint(path, file, layout, unet, replacement, textEncoders, unetPath, vaeFile, files);
+            files.add(f);
+            return rebuild.with(replacement, files);
         } catch (ModelFormatException | RuntimeException e) {
-            v.close();
+            f.close();
             throw e;
         }
     }

@@ -30,17 +30,12 @@ public record ModelComponents(Weights unet, Weights te1, Weights te2) {
      * SD1 has conv 1x1 proj_in, SD2 linear proj_in.
      */
     public Family family() {
-        if (te2 != null || (unet != null && unet.has("label_emb.0.0.weight"))) {
+        if (te2 != null) {
             return Family.SDXL;
         }
         if (unet == null) {
             return Family.UNKNOWN;
         }
-        for (String n : unet.names()) {
-            if (n.endsWith(".proj_in.weight")) {
-                return unet.shape(n).length == 4 ? Family.SD1 : Family.SD2;
-            }
-        }
-        return Family.UNKNOWN;
+        return jdiffusion.model.Family.ofUnet(unet).map(f -> Family.valueOf(f.name())).orElse(Family.UNKNOWN);
     }
 }

@@ -1,5 +1,8 @@
 package jdiffusion.model;
 
+import java.util.Optional;
+import jdiffusion.io.Weights;
+
 /** The Stable Diffusion model families jdiffusion reads, with the numbers that follow from the family alone. */
 public enum Family {
     /** SD 1.x: CLIP-L text encoder, conv proj_in, 8 attention heads per transformer. */
@@ -18,5 +21,21 @@ public enum Family {
     /** The VAE latent scaling factor the family was trained with (not stored in checkpoints). */
     public double latentScale() {
         return latentScale;
+    }
+
+    /**
+     * The family a UNet's own weights (LDM names) say: SDXL has the ADM label embedding, SD1 conv 1x1 proj_in, SD2
+     * linear proj_in; empty when no proj_in says either.
+     */
+    public static Optional<Family> ofUnet(Weights unet) {
+        if (unet.has("label_emb.0.0.weight")) {
+            return Optional.of(SDXL);
+        }
+        for (String n : unet.names()) {
+            if (n.endsWith(".proj_in.weight")) {
+                return Optional.of(unet.shape(n).length == 4 ? SD1 : SD2);
+            }
+        }
+        return Optional.empty();
     }
 }

@@ -5,6 +5,9 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import jdiffusion.io.CheckpointLayouts;
+import jdiffusion.io.CheckpointLayouts.TextEncoderSlot;
+import jdiffusion.io.CheckpointLayouts.TextLayout;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.OpenClipWeights;
 import jdiffusion.io.SafeTensors;
@@ -31,31 +34,42 @@ import jdiffusion.text.WeightedChunks;
  * (start, end, padding), never as zeros ({@link Conditioning#zerosLike()} gives diffusers' zero uncond).
  */
 public final class TextConditioner {
-    /** Model families, as far as the text side is concerned. */
+    /**
+     * The text side's old copy of {@link jdiffusion.model.Family}, kept only so that
+     * {@code jdiffusion.pipeline.CheckpointModels} (being edited elsewhere) compiles until it moves to the model family.
+     * @deprecated use {@link jdiffusion.model.Family} and {@link #of(jdiffusion.model.Family, List)}
+     */
+    @Deprecated(forRemoval = true)
     public enum Family {
         SD1, SD2, SDXL
+    }
+
+    /** @deprecated use {@link #of(jdiffusion.model.Family, List)}. */
+    @Deprecated(forRemoval = true)
+    public static TextConditioner of(Family family, List<Weights> textEncoders) {
+        return of(jdiffusion.model.Family.valueOf(family.name()), textEncoders);
     }
 
     /** One text encoder with its tokenizer, named as ComfyUI names them: clip_l, clip_h (SD2), clip_g (SDXL). */
     private record Encoder(String name, ClipTokenizer tokenizer, ClipTextEncoder model) {
     }
 
-    /** The text encoders of each family in a single-file checkpoint: key prefix, name, OpenCLIP layout. */
-    private record Slot(String prefix, String name, boolean openClip) {
+    /** The text encoders of each family in a single-file checkpoint: the checkpoint layout's slots. */
+    private static List<TextEncoderSlot> slots(jdiffusion.model.Family family) {
+        return CheckpointLayouts.layout(family).textEncoders();
     }
 
-    private static final Map<Family, List<Slot>> SLOTS = Map.of(
-            Family.SD1, List.of(new Slot("cond_stage_model.transformer.", "clip_l", false)),
-            Family.SD2, List.of(new Slot("cond_stage_model.model.", "clip_h", true)),
-            Family.SDXL, List.of(new Slot("conditioner.embedders.0.transformer.", "clip_l", false),
-                    new Slot("conditioner.embedders.1.model.", "clip_g", true)));
+    /** SD2's tower and SDXL's second are OpenCLIP: exact GELU and the OpenCLIP tokenizer. */
+    private static boolean openClip(TextEncoderSlot s) {
+        return s.layout() == TextLayout.OPEN_CLIP;
+    }
 
-    private final Family family;
+    private final jdiffusion.model.Family family;
     private final List<Encoder> encoders;
     /** Which hidden state feeds the context, Python style (-1 last layer, -2 penultimate). */
     private final int layer;
 
-    private TextConditioner(Family family, List<Encoder> encoders, int layer) {
+    private TextConditioner(jdiffusion.model.Family family, List<Encoder> encoders, int layer) {
         this.family = family;
         this.encoders = encoders;
         this.layer = layer;
@@ -66,24 +80,24 @@ public final class TextConditioner {
      * one for SD1 and SD2, two for SDXL (CLIP-L, then bigG). The activation follows the family's slot (SD2's tower
      * and SDXL's second are OpenCLIP, exact GELU), so decorated weights (LoRA) need no layout marker.
      */
-    public static TextConditioner of(Family family, List<Weights> textEncoders) {
-        List<Slot> slots = SLOTS.get(family);
+    public static TextConditioner of(jdiffusion.model.Family family, List<Weights> textEncoders) {
+        List<TextEncoderSlot> slots = slots(family);
         if (textEncoders.size() != slots.size()) {
             throw new IllegalArgumentException(family + " needs " + slots.size() + " text encoder(s), got " + textEncoders.size());
         }
         List<Encoder> encoders = new ArrayList<>();
         for (int i = 0; i < slots.size(); i++) {
-            Slot s = slots.get(i);
+            TextEncoderSlot s = slots.get(i);
             // the slot, not the wrapper, says OpenCLIP: a LoRA or other decorator over the weights hides the layout
-            ClipTextEncoder.Activation act = s.openClip() ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
+            ClipTextEncoder.Activation act = openClip(s) ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
             encoders.add(new Encoder(s.name(), tokenizer(s), ClipTextEncoder.load(textEncoders.get(i), act)));
         }
-        return new TextConditioner(family, List.copyOf(encoders), family == Family.SD1 ? -1 : -2);
+        return new TextConditioner(family, List.copyOf(encoders), family == jdiffusion.model.Family.SD1 ? -1 : -2);
     }
 
     /** The conditioner of a single-file checkpoint, family read from its text-encoder key prefixes. */
     public static TextConditioner load(SafeTensors checkpoint) throws ModelFormatException {
-        Family family = detect(checkpoint);
+        jdiffusion.model.Family family = detect(checkpoint);
         return of(family, textEncoderWeights(checkpoint, family));
     }
 
@@ -91,9 +105,9 @@ public final class TextConditioner {
      * The family a single-file checkpoint's text encoders say: SDXL has {@code conditioner.embedders.*}, SD2
      * {@code cond_stage_model.model.*} (OpenCLIP), SD1 {@code cond_stage_model.transformer.*}.
      */
-    public static Family detect(SafeTensors checkpoint) throws ModelFormatException {
-        for (Family f : List.of(Family.SDXL, Family.SD2, Family.SD1)) {
-            if (SLOTS.get(f).stream().allMatch(s -> hasPrefix(checkpoint, s.prefix()))) {
+    public static jdiffusion.model.Family detect(SafeTensors checkpoint) throws ModelFormatException {
+        for (var f : List.of(jdiffusion.model.Family.SDXL, jdiffusion.model.Family.SD2, jdiffusion.model.Family.SD1)) {
+            if (slots(f).stream().allMatch(s -> hasPrefix(checkpoint, s.prefix()))) {
                 return f;
             }
         }
@@ -111,27 +125,27 @@ public final class TextConditioner {
     }
 
     /** The HF-named text-encoder weights of a single-file checkpoint, in the order {@link #of} takes them. */
-    public static List<Weights> textEncoderWeights(SafeTensors checkpoint, Family family) {
+    public static List<Weights> textEncoderWeights(SafeTensors checkpoint, jdiffusion.model.Family family) {
         List<Weights> out = new ArrayList<>();
-        for (Slot s : SLOTS.get(family)) {
+        for (TextEncoderSlot s : slots(family)) {
             Weights w = Weights.prefixed(checkpoint, s.prefix());
-            out.add(s.openClip() ? OpenClipWeights.of(w) : w);
+            out.add(openClip(s) ? OpenClipWeights.of(w) : w);
         }
         return out;
     }
 
     /**
      * The token rows each text encoder of a family gets for a prompt, by encoder name (clip_l, clip_h, clip_g): the
-     * ids of {@link #tokenizeWeighted(Family, String)}, weights left out.
+     * ids of {@link #tokenizeWeighted(jdiffusion.model.Family, String)}, weights left out.
      */
-    public static Map<String, int[][]> tokenize(Family family, String prompt) {
+    public static Map<String, int[][]> tokenize(jdiffusion.model.Family family, String prompt) {
         return ids(tokenizeWeighted(family, prompt));
     }
 
     /** The weighted token rows each text encoder of a family gets for a prompt, by encoder name. */
-    public static Map<String, WeightedChunks> tokenizeWeighted(Family family, String prompt) {
+    public static Map<String, WeightedChunks> tokenizeWeighted(jdiffusion.model.Family family, String prompt) {
         Map<String, WeightedChunks> out = new LinkedHashMap<>();
-        for (Slot s : SLOTS.get(family)) {
+        for (TextEncoderSlot s : slots(family)) {
             out.put(s.name(), tokenizer(s).encodeWeighted(prompt));
         }
         return out;
@@ -143,11 +157,11 @@ public final class TextConditioner {
         return out;
     }
 
-    private static ClipTokenizer tokenizer(Slot s) {
-        return s.openClip() ? ClipTokenizer.openClip() : ClipTokenizer.clipL();
+    private static ClipTokenizer tokenizer(TextEncoderSlot s) {
+        return openClip(s) ? ClipTokenizer.openClip() : ClipTokenizer.clipL();
     }
 
-    public Family family() {
+    public jdiffusion.model.Family family() {
         return family;
     }
 
@@ -229,12 +243,12 @@ public final class TextConditioner {
                 tokens = n;
             }
             dim += width;
-            if (family == Family.SDXL && e.name().equals("clip_g") && out.textEmbeds() != null) {
+            if (family == jdiffusion.model.Family.SDXL && e.name().equals("clip_g") && out.textEmbeds() != null) {
                 // pooled from the first chunk only (ComfyUI)
                 pooled = Arrays.copyOf(out.textEmbeds(), e.model().config().projectionDim());
             }
         }
-        if (family == Family.SDXL && pooled == null) {
+        if (family == jdiffusion.model.Family.SDXL && pooled == null) {
             throw new IllegalArgumentException("SDXL's second text encoder has no text_projection, so there is no pooled output");
         }
         return new Conditioning(context, tokens, dim, pooled);
@@ -243,7 +257,7 @@ public final class TextConditioner {
     /** The states the context is built from: the chosen layer, final-normed except for SDXL. */
     private float[] contextPart(Encoder e, ClipTextEncoder.Output out) {
         float[] part = out.hidden(layer);
-        return family == Family.SDXL ? part : e.model().finalLayerNorm(part, out.batch() * out.tokens());
+        return family == jdiffusion.model.Family.SDXL ? part : e.model().finalLayerNorm(part, out.batch() * out.tokens());
     }
 
     /**

@@ -2,6 +2,7 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.toD;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -37,7 +38,7 @@ final class DeisSampler {
             float[] xCur = xNext;
             float[] denoised = model.denoise(xCur, tCur);
             callback.onStep(i, x0, denoised);
-            float[] d = map(xCur.length, k -> (xCur[k] - (double) denoised[k]) / tCur);
+            float[] d = toD(xCur, tCur, denoised);
             int order = tNext <= 0 ? 1 : Math.min(MAX_ORDER, i + 1);
             if (order == 1) {
                 xNext = map(xCur.length, k -> xCur[k] + (tNext - tCur) * d[k]);

@@ -1,6 +1,7 @@
 package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.toD;
 
 import java.util.List;
 
@@ -37,8 +38,7 @@ final class DpmSolverSamplers {
     /** The noise prediction at time t. */
     private static float[] eps(Denoiser model, float[] x, double t) {
         double sigma = sigmaOf(t);
-        float[] denoised = model.denoise(x, sigma);
-        return map(x.length, k -> (x[k] - (double) denoised[k]) / sigma);
+        return toD(x, sigma, model.denoise(x, sigma));
     }
 
     private record Step(float[] x, float[] epsR1) {

@@ -1,5 +1,6 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.sigmaOf;
@@ -30,29 +31,8 @@ final class DpmppSamplers {
             float[] denoised = model.denoise(x, sigmas[i]);
             double[] downUp = ancestralStep(sigmas[i], sigmas[i + 1], 1.0);
             callback.onStep(i, x, denoised);
-            float[] xi = x;
-            double sigma = sigmas[i];
-            if (downUp[0] == 0) {
-                double dt = downUp[0] - sigma;
-                x = map(x.length, k -> xi[k] + (xi[k] - (double) denoised[k]) / sigma * dt);
-            } else {
-                double t = t(sigma);
-                double tNext = t(downUp[0]);
-                double h = tNext - t;
-                double s = t + 0.5 * h;
-                double ratioS = sigmaOf(s) / sigmaOf(t);
-                double coefS = Math.expm1(-h * 0.5);
-                float[] x2 = map(x.length, k -> ratioS * xi[k] - coefS * denoised[k]);
-                float[] denoised2 = model.denoise(x2, sigmaOf(s));
-                double ratio = sigmaOf(tNext) / sigmaOf(t);
-                double coef = Math.expm1(-h);
-                x = map(x.length, k -> ratio * xi[k] - coef * denoised2[k]);
-            }
-            if (sigmas[i + 1] > 0) {
-                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
-                float[] xs = x;
-                x = map(x.length, k -> xs[k] + eps[k] * downUp[1]);
-            }
+            x = solver2sDown(x, denoised, sigmas[i], downUp[0], model::denoise);
+            x = ancestralNoise(x, noise, sigmas[i], sigmas[i + 1], downUp[1]);
         }
         return x;
     }
@@ -71,33 +51,44 @@ final class DpmppSamplers {
             float[] guidance = map(x.length, k -> denoised[k] - (double) uncond[k]);
             double[] downUp = ancestralStep(sigmas[i], sigmas[i + 1], 1.0);
             callback.onStep(i, x, denoised);
-            float[] xi = x;
-            double sigma = sigmas[i];
-            if (downUp[0] == 0) {
-                double dt = downUp[0] - sigma;
-                x = map(x.length, k -> xi[k] + (xi[k] - (double) uncond[k]) / sigma * dt);
-            } else {
-                double t = t(sigma);
-                double tNext = t(downUp[0]);
-                double h = tNext - t;
-                double s = t + 0.5 * h;
-                double ratioS = sigmaOf(s) / sigmaOf(t);
-                double coefS = Math.expm1(-h * 0.5);
-                float[] x2 = map(x.length, k -> ratioS * xi[k] - coefS * uncond[k]);
-                float[] uncond2 = model.predict(x2, sigmaOf(s)).requireUncond();
-                double ratio = sigmaOf(tNext) / sigmaOf(t);
-                double coef = Math.expm1(-h);
-                x = map(x.length, k -> ratio * xi[k] - coef * uncond2[k]);
-            }
-            if (sigmas[i + 1] > 0) {
-                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
-                float[] xs = x;
-                x = map(x.length, k -> xs[k] + eps[k] * downUp[1]);
-            }
+            x = solver2sDown(x, uncond, sigmas[i], downUp[0], (x2, s) -> model.predict(x2, s).requireUncond());
+            x = ancestralNoise(x, noise, sigmas[i], sigmas[i + 1], downUp[1]);
             float[] xs = x;
             x = map(x.length, k -> xs[k] + guidance[k]);
         }
         return x;
+    }
+
+    /** The prediction a step follows at a sigma: the guided one, or for CFG++ the uncond part. */
+    private interface Prediction {
+        float[] at(float[] x, double sigma);
+    }
+
+    /**
+     * One DPM-Solver++(2S) step from sigma to sigmaDown with the step's prediction, the midpoint (in log-sigma)
+     * prediction evaluated on the way; an Euler step when sigmaDown is 0.
+     */
+    private static float[] solver2sDown(float[] x, float[] pred, double sigma, double sigmaDown, Prediction midpoint) {
+        if (sigmaDown == 0) {
+            double dt = sigmaDown - sigma;
+            return map(x.length, k -> x[k] + (x[k] - (double) pred[k]) / sigma * dt);
+        }
+        double t = t(sigma);
+        double tNext = t(sigmaDown);
+        double h = tNext - t;
+        double s = t + 0.5 * h;
+        double ratioS = sigmaOf(s) / sigmaOf(t);
+        double coefS = Math.expm1(-h * 0.5);
+        float[] x2 = map(x.length, k -> ratioS * x[k] - coefS * pred[k]);
+        float[] pred2 = midpoint.at(x2, sigmaOf(s));
+        double ratio = sigmaOf(tNext) / sigmaOf(t);
+        double coef = Math.expm1(-h);
+        return map(x.length, k -> ratio * x[k] - coef * pred2[k]);
+    }
+
+    /** Fresh noise up to sigma_next, scaled by sigma_up; none on the last step to 0. */
+    private static float[] ancestralNoise(float[] x, NoiseSource noise, double sigma, double sigmaNext, double up) {
+        return sigmaNext > 0 ? addScaled(x, noise.next(sigma, sigmaNext), up) : x;
     }
 
     /** DPM-Solver++(2M): second-order multistep in log-sigma, first order on the first and the last step. */

@@ -1,5 +1,6 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
@@ -31,9 +32,7 @@ final class EulerSamplers {
             float[] denoised = model.denoise(x, sigmas[i]);
             float[] d = toD(x, sigmas[i], denoised);
             callback.onStep(i, x, denoised);
-            double dt = sigmas[i + 1] - sigmas[i];
-            float[] xi = x;
-            x = map(x.length, k -> xi[k] + d[k] * dt);
+            x = addScaled(x, d, sigmas[i + 1] - sigmas[i]);
         }
         return x;
     }

@@ -2,6 +2,7 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
@@ -27,8 +28,8 @@ final class ExpHeunSampler {
                 x = denoised;
                 continue;
             }
-            double lambdaS = -Math.log(sigmas[i]);
-            double lambdaT = -Math.log(sigmas[i + 1]);
+            double lambdaS = t(sigmas[i]);
+            double lambdaT = t(sigmas[i + 1]);
             double h = lambdaT - lambdaS;
             // The intermediate point of r = 1 is the end point itself.
             double sigmaS1 = Math.exp(-lambdaT);

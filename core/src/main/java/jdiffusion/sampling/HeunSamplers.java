@@ -1,5 +1,6 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
@@ -31,9 +32,9 @@ final class HeunSamplers {
             double dt = sigmas[i + 1] - sigmas[i];
             float[] xi = x;
             if (sigmas[i + 1] == 0) {
-                x = map(x.length, k -> xi[k] + d[k] * dt);
+                x = addScaled(x, d, dt);
             } else {
-                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] x2 = addScaled(x, d, dt);
                 float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
                 x = map(x.length, k -> xi[k] + ((d[k] + (double) d2[k]) / 2) * dt);
             }
@@ -55,18 +56,17 @@ final class HeunSamplers {
             double dt = sigmas[i + 1] - sigmas[i];
             float[] xi = x;
             if (sigmas[i + 1] == sEnd) {
-                x = map(x.length, k -> xi[k] + d[k] * dt);
+                x = addScaled(x, d, dt);
             } else if (sigmas[i + 2] == sEnd) {
-                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] x2 = addScaled(x, d, dt);
                 float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
                 double w2 = sigmas[i + 1] / (2 * sigmas[0]);
                 double w1 = 1 - w2;
                 x = map(x.length, k -> xi[k] + (d[k] * w1 + d2[k] * w2) * dt);
             } else {
-                float[] x2 = map(x.length, k -> xi[k] + d[k] * dt);
+                float[] x2 = addScaled(x, d, dt);
                 float[] d2 = toD(x2, sigmas[i + 1], model.denoise(x2, sigmas[i + 1]));
-                double dt2 = sigmas[i + 2] - sigmas[i + 1];
-                float[] x3 = map(x.length, k -> x2[k] + d2[k] * dt2);
+                float[] x3 = addScaled(x2, d2, sigmas[i + 2] - sigmas[i + 1]);
                 float[] d3 = toD(x3, sigmas[i + 2], model.denoise(x3, sigmas[i + 2]));
                 double w = 3 * sigmas[0];
                 double w2 = sigmas[i + 1] / w;
@@ -91,13 +91,11 @@ final class HeunSamplers {
             float[] denoised = model.denoise(x, sigmas[i]);
             float[] d = toD(x, sigmas[i], denoised);
             callback.onStep(i, x, denoised);
-            float[] xi = x;
             if (sigmas[i + 1] == 0) {
-                double dt = sigmas[i + 1] - sigmas[i];
-                x = map(x.length, k -> xi[k] + d[k] * dt);
+                x = addScaled(x, d, sigmas[i + 1] - sigmas[i]);
             } else {
                 double sigmaMid = logMidpoint(sigmas[i], sigmas[i + 1]);
-                x = midpointStep(model, xi, d, sigmas[i], sigmaMid, sigmas[i + 1]);
+                x = midpointStep(model, x, d, sigmas[i], sigmaMid, sigmas[i + 1]);
             }
         }
         return x;
@@ -105,11 +103,9 @@ final class HeunSamplers {
 
     private static float[] midpointStep(Denoiser model, float[] x, float[] d, double sigma, double sigmaMid,
             double sigmaTarget) {
-        double dt1 = sigmaMid - sigma;
-        double dt2 = sigmaTarget - sigma;
-        float[] x2 = map(x.length, k -> x[k] + d[k] * dt1);
+        float[] x2 = addScaled(x, d, sigmaMid - sigma);
         float[] d2 = toD(x2, sigmaMid, model.denoise(x2, sigmaMid));
-        return map(x.length, k -> x[k] + d2[k] * dt2);
+        return addScaled(x, d2, sigmaTarget - sigma);
     }
 
     /** dpm_2 down to sigma_down, then ancestral noise up to sigma_next. */
@@ -121,15 +117,12 @@ final class HeunSamplers {
             double[] downUp = ancestralStep(sigmas[i], sigmas[i + 1], 1.0);
             callback.onStep(i, x, denoised);
             float[] d = toD(x, sigmas[i], denoised);
-            float[] xi = x;
             if (downUp[0] == 0) {
-                double dt = downUp[0] - sigmas[i];
-                x = map(x.length, k -> xi[k] + d[k] * dt);
+                x = addScaled(x, d, downUp[0] - sigmas[i]);
             } else {
                 double sigmaMid = logMidpoint(sigmas[i], downUp[0]);
-                float[] stepped = midpointStep(model, xi, d, sigmas[i], sigmaMid, downUp[0]);
-                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
-                x = map(x.length, k -> stepped[k] + eps[k] * downUp[1]);
+                float[] stepped = midpointStep(model, x, d, sigmas[i], sigmaMid, downUp[0]);
+                x = addScaled(stepped, noise.next(sigmas[i], sigmas[i + 1]), downUp[1]);
             }
         }
         return x;

@@ -2,6 +2,7 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.toD;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -32,7 +33,7 @@ final class IpndmSamplers {
             float[] xCur = xNext;
             float[] denoised = model.denoise(xCur, tCur);
             callback.onStep(i, x0, denoised);
-            float[] d = map(xCur.length, k -> (xCur[k] - (double) denoised[k]) / tCur);
+            float[] d = toD(xCur, tCur, denoised);
             int order = Math.min(MAX_ORDER, i + 1);
             if (tNext == 0) {
                 xNext = denoised;

@@ -19,6 +19,11 @@ final class SamplerMath {
         return out;
     }
 
+    /** x + v * scale element-wise: an Euler step (v = d, scale = dt) or added noise (v = eps, scale = sigma_up). */
+    static float[] addScaled(float[] x, float[] v, double scale) {
+        return map(x.length, k -> x[k] + v[k] * scale);
+    }
+
     /** The Karras ODE derivative (x - denoised) / sigma. */
     static float[] toD(float[] x, double sigma, float[] denoised) {
         return map(x.length, k -> (x[k] - (double) denoised[k]) / sigma);

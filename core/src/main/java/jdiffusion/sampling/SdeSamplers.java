@@ -1,8 +1,10 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
@@ -28,10 +30,6 @@ final class SdeSamplers {
                 SamplerInfo.withNoise("dpmpp_3m_sde", SdeSamplers::dpmpp3mSde, BrownianTreeNoise.FACTORY));
     }
 
-    private static double lambda(double sigma) {
-        return -Math.log(sigma);
-    }
-
     /** DPM-Solver++ (stochastic): an ancestral half step to the log-SNR midpoint, then a full step. */
     static float[] dpmppSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
         final double r = 0.5;
@@ -43,8 +41,8 @@ final class SdeSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = lambda(sigmas[i]);
-            double lambdaT = lambda(sigmas[i + 1]);
+            double lambdaS = t(sigmas[i]);
+            double lambdaT = t(sigmas[i + 1]);
             double h = lambdaT - lambdaS;
             double lambdaS1 = lambdaS + r * h;
             double fac = 1 / (2 * r);
@@ -61,10 +59,7 @@ final class SdeSamplers {
             float[] xi = x;
             float[] x2 = map(x.length, k -> keep1 * xi[k] - mix1 * denoised[k]);
             if (ETA > 0 && S_NOISE > 0) {
-                float[] eps = noise.next(sigmas[i], sigmaS1);
-                double amp = alphaS1 * S_NOISE * du[1];
-                float[] x2n = x2;
-                x2 = map(x.length, k -> x2n[k] + eps[k] * amp);
+                x2 = addScaled(x2, noise.next(sigmas[i], sigmaS1), alphaS1 * S_NOISE * du[1]);
             }
             float[] denoised2 = model.denoise(x2, sigmaS1);
 
@@ -75,10 +70,7 @@ final class SdeSamplers {
             double mix2 = alphaT * Math.expm1(-h2);
             x = map(x.length, k -> keep2 * xi[k] - mix2 * ((1 - fac) * denoised[k] + fac * denoised2[k]));
             if (ETA > 0 && S_NOISE > 0) {
-                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
-                double amp = alphaT * S_NOISE * du2[1];
-                float[] xs = x;
-                x = map(x.length, k -> xs[k] + eps[k] * amp);
+                x = addScaled(x, noise.next(sigmas[i], sigmas[i + 1]), alphaT * S_NOISE * du2[1]);
             }
         }
         return x;
@@ -97,23 +89,20 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
-                double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
-                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
-                double mix = alphaT * -Math.expm1(-hEta);
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                h = c.h();
                 double corr;
                 if (oldDenoised == null) {
                     corr = 0;
                 } else {
                     double r = hLast / h;
-                    corr = heun ? alphaT * (-Math.expm1(-hEta) / -hEta + 1) * (1 / r)
-                            : 0.5 * alphaT * -Math.expm1(-hEta) * (1 / r);
+                    corr = heun ? c.alphaT() * (-Math.expm1(-c.hEta()) / -c.hEta() + 1) * (1 / r)
+                            : 0.5 * c.alphaT() * -Math.expm1(-c.hEta()) * (1 / r);
                 }
                 float[] xi = x;
                 float[] old = oldDenoised;
                 x = map(x.length, k -> {
-                    double v = keep * xi[k] + mix * denoised[k];
+                    double v = c.keep() * xi[k] + c.mix() * denoised[k];
                     return old == null ? v : v + corr * ((double) denoised[k] - old[k]);
                 });
                 x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
@@ -138,13 +127,10 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                h = lambda(sigmas[i + 1]) - lambda(sigmas[i]);
-                double hEta = h * (ETA + 1);
-                double alphaT = sigmas[i + 1] * Math.exp(lambda(sigmas[i + 1]));
-                double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
-                double mix = alphaT * -Math.expm1(-hEta);
-                double phi2 = Math.expm1(-hEta) / hEta + 1;
-                double phi3 = phi2 / hEta - 0.5;
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                h = c.h();
+                double phi2 = Math.expm1(-c.hEta()) / c.hEta() + 1;
+                double phi3 = phi2 / c.hEta() - 0.5;
                 float[] xi = x;
                 float[] d1p = denoised1;
                 float[] d2p = denoised2;
@@ -156,14 +142,15 @@ final class SdeSamplers {
                         double d11 = (d1p[k] - (double) d2p[k]) / r1;
                         double d1 = d10 + (d10 - d11) * r0 / (r0 + r1);
                         double d2 = (d10 - d11) / (r0 + r1);
-                        return keep * xi[k] + mix * denoised[k] + alphaT * phi2 * d1 - alphaT * phi3 * d2;
+                        return c.keep() * xi[k] + c.mix() * denoised[k] + c.alphaT() * phi2 * d1
+                                - c.alphaT() * phi3 * d2;
                     });
                 } else if (!Double.isNaN(h1)) {
                     double r = h1 / h;
-                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]
-                            + alphaT * phi2 * ((denoised[k] - (double) d1p[k]) / r));
+                    x = map(x.length, k -> c.keep() * xi[k] + c.mix() * denoised[k]
+                            + c.alphaT() * phi2 * ((denoised[k] - (double) d1p[k]) / r));
                 } else {
-                    x = map(x.length, k -> keep * xi[k] + mix * denoised[k]);
+                    x = map(x.length, k -> c.keep() * xi[k] + c.mix() * denoised[k]);
                 }
                 x = addNoise(x, noise, sigmas[i], sigmas[i + 1], h);
             }
@@ -175,13 +162,26 @@ final class SdeSamplers {
         return x;
     }
 
+    /**
+     * What a multistep SDE step from sigma to sigmaNext starts from: h in lambda, h (eta + 1), alpha_t, the decay of
+     * x (sigma_next / sigma e^(-h eta)) and the weight of the newest prediction (alpha_t (1 - e^(-h (eta + 1)))).
+     */
+    private record MultistepCoefficients(double h, double hEta, double alphaT, double keep, double mix) {
+        static MultistepCoefficients of(double sigma, double sigmaNext) {
+            double h = t(sigmaNext) - t(sigma);
+            double hEta = h * (ETA + 1);
+            double alphaT = sigmaNext * Math.exp(t(sigmaNext));
+            double keep = sigmaNext / sigma * Math.exp(-h * ETA);
+            return new MultistepCoefficients(h, hEta, alphaT, keep, alphaT * -Math.expm1(-hEta));
+        }
+    }
+
     /** The SDE noise of the multistep samplers: sigma_next * sqrt(1 - exp(-2 h eta)) * s_noise * z. */
     private static float[] addNoise(float[] x, NoiseSource noise, double sigma, double sigmaNext, double h) {
         if (!(ETA > 0 && S_NOISE > 0)) {
             return x;
         }
         float[] eps = noise.next(sigma, sigmaNext);
-        double amp = sigmaNext * Math.sqrt(-Math.expm1(-2 * h * ETA)) * S_NOISE;
-        return map(x.length, k -> x[k] + eps[k] * amp);
+        return addScaled(x, eps, sigmaNext * Math.sqrt(-Math.expm1(-2 * h * ETA)) * S_NOISE);
     }
 }

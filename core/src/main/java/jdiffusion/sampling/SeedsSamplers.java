@@ -2,6 +2,7 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
+import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
@@ -27,10 +28,6 @@ final class SeedsSamplers {
                 SamplerInfo.withNoise("seeds_3", SeedsSamplers::seeds3, NoiseSources.DEFAULT));
     }
 
-    private static double lambda(double sigma) {
-        return -Math.log(sigma);
-    }
-
     /** h * phi_2(h) of exponential integrators: (e^h - 1 - h) / h. */
     private static double hPhi2(double h) {
         return (Math.expm1(h) - h) / h;
@@ -52,8 +49,8 @@ final class SeedsSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = lambda(sigmas[i]);
-            double lambdaT = lambda(sigmas[i + 1]);
+            double lambdaS = t(sigmas[i]);
+            double lambdaT = t(sigmas[i + 1]);
             double h = lambdaT - lambdaS;
             double hEta = h * (ETA + 1);
             double lambdaS1 = lambdaS + r * (lambdaT - lambdaS);
@@ -61,20 +58,10 @@ final class SeedsSamplers {
             double alphaS1 = sigmaS1 * Math.exp(lambdaS1);
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
 
-            double keep1 = sigmaS1 / sigmas[i] * Math.exp(-r * h * ETA);
-            double mix1 = alphaS1 * Math.expm1(-r * hEta);
             float[] xi = x;
-            float[] x2 = map(x.length, k -> keep1 * xi[k] - mix1 * denoised[k]);
-            float[] sdeNoise = null;
-            if (injectNoise) {
-                float[] z = noise.next(sigmas[i], sigmaS1);
-                double amp = Math.sqrt(-Math.expm1(-2 * r * h * ETA));
-                sdeNoise = map(x.length, k -> amp * z[k]);
-                float[] sn = sdeNoise;
-                float[] x2n = x2;
-                x2 = map(x.length, k -> x2n[k] + sn[k] * sigmaS1 * S_NOISE);
-            }
-            float[] denoised2 = model.denoise(x2, sigmaS1);
+            Stage s1 = firstStage(x, denoised, noise, sigmas[i], sigmaS1, alphaS1, r, h, injectNoise);
+            float[] sdeNoise = s1.sdeNoise();
+            float[] denoised2 = model.denoise(s1.x(), sigmaS1);
 
             double keep = sigmas[i + 1] / sigmas[i] * Math.exp(-h * ETA);
             if (phi2Solver) {
@@ -106,8 +93,8 @@ final class SeedsSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = lambda(sigmas[i]);
-            double lambdaT = lambda(sigmas[i + 1]);
+            double lambdaS = t(sigmas[i]);
+            double lambdaT = t(sigmas[i + 1]);
             double h = lambdaT - lambdaS;
             double hEta = h * (ETA + 1);
             double lambdaS1 = lambdaS + r1 * (lambdaT - lambdaS);
@@ -119,31 +106,16 @@ final class SeedsSamplers {
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
             float[] xi = x;
 
-            double keep1 = sigmaS1 / sigmas[i] * Math.exp(-r1 * h * ETA);
-            double mix1 = alphaS1 * Math.expm1(-r1 * hEta);
-            float[] x2 = map(x.length, k -> keep1 * xi[k] - mix1 * denoised[k]);
-            float[] sdeNoise = null;
-            if (injectNoise) {
-                float[] z = noise.next(sigmas[i], sigmaS1);
-                double amp = Math.sqrt(-Math.expm1(-2 * r1 * h * ETA));
-                sdeNoise = map(x.length, k -> amp * z[k]);
-                float[] sn = sdeNoise;
-                float[] x2n = x2;
-                x2 = map(x.length, k -> x2n[k] + sn[k] * sigmaS1 * S_NOISE);
-            }
-            float[] denoised2 = model.denoise(x2, sigmaS1);
+            Stage s1 = firstStage(x, denoised, noise, sigmas[i], sigmaS1, alphaS1, r1, h, injectNoise);
+            float[] sdeNoise = s1.sdeNoise();
+            float[] denoised2 = model.denoise(s1.x(), sigmaS1);
 
             double a32 = r2 / r1 * hPhi2(-r2 * hEta);
             double a31 = Math.expm1(-r2 * hEta) - a32;
             double keep2 = sigmaS2 / sigmas[i] * Math.exp(-r2 * h * ETA);
             float[] x3 = map(x.length, k -> keep2 * xi[k] - alphaS2 * (a31 * denoised[k] + a32 * denoised2[k]));
             if (injectNoise) {
-                double seg = (r1 - r2) * h * ETA;
-                float[] carried = sdeNoise;
-                float[] z = noise.next(sigmaS1, sigmaS2);
-                double amp = Math.sqrt(-Math.expm1(2 * seg));
-                double decay = Math.exp(seg);
-                sdeNoise = map(x.length, k -> carried[k] * decay + amp * z[k]);
+                sdeNoise = segmentNoise(sdeNoise, noise, sigmaS1, sigmaS2, (r1 - r2) * h * ETA);
                 float[] sn = sdeNoise;
                 float[] x3n = x3;
                 x3 = map(x.length, k -> x3n[k] + sn[k] * sigmaS2 * S_NOISE);
@@ -161,16 +133,44 @@ final class SeedsSamplers {
         return x;
     }
 
+    /** The first stage's latent and the SDE noise it drew (null without noise), carried into later segments. */
+    private record Stage(float[] x, float[] sdeNoise) {
+    }
+
     /**
-     * The last segment's noise: the carried stage noise decays by exp(seg) and a fresh draw fills the variance
+     * The noisy exponential step from sigma to the stage at lambda_s + r h (sigmaS1, alphaS1), with the
+     * step's prediction; its noise sqrt(1 - exp(-2 r h eta)) z is kept for the later segments.
+     */
+    private static Stage firstStage(float[] x, float[] denoised, NoiseSource noise, double sigma, double sigmaS1,
+            double alphaS1, double r, double h, boolean injectNoise) {
+        double hEta = h * (ETA + 1);
+        double keep1 = sigmaS1 / sigma * Math.exp(-r * h * ETA);
+        double mix1 = alphaS1 * Math.expm1(-r * hEta);
+        float[] x2 = map(x.length, k -> keep1 * x[k] - mix1 * denoised[k]);
+        if (!injectNoise) {
+            return new Stage(x2, null);
+        }
+        float[] z = noise.next(sigma, sigmaS1);
+        double amp = Math.sqrt(-Math.expm1(-2 * r * h * ETA));
+        float[] sdeNoise = map(x.length, k -> amp * z[k]);
+        return new Stage(map(x.length, k -> x2[k] + sdeNoise[k] * sigmaS1 * S_NOISE), sdeNoise);
+    }
+
+    /**
+     * A later segment's noise: the carried stage noise decays by exp(seg) and a fresh draw fills the variance
      * (drawn even when that fill is zero, as for r = 1, because the draw advances the generator).
      */
-    private static float[] addSegmentNoise(float[] x, float[] carried, NoiseSource noise, double from, double to,
-            double seg) {
+    private static float[] segmentNoise(float[] carried, NoiseSource noise, double from, double to, double seg) {
         float[] z = noise.next(from, to);
         double amp = Math.sqrt(-Math.expm1(2 * seg));
         double decay = Math.exp(seg);
-        float[] sde = map(x.length, k -> carried[k] * decay + amp * z[k]);
+        return map(carried.length, k -> carried[k] * decay + amp * z[k]);
+    }
+
+    /** The last segment's noise, added to x at sigma_next. */
+    private static float[] addSegmentNoise(float[] x, float[] carried, NoiseSource noise, double from, double to,
+            double seg) {
+        float[] sde = segmentNoise(carried, noise, from, to, seg);
         return map(x.length, k -> x[k] + sde[k] * to * S_NOISE);
     }
 
@@ -189,7 +189,7 @@ final class SeedsSamplers {
         final int maxStage = 3;
         double[] erLambdas = new double[sigmas.length];
         for (int i = 0; i < sigmas.length; i++) {
-            erLambdas[i] = Math.exp(-lambda(sigmas[i])); // = sigma for discrete models (alpha = 1)
+            erLambdas[i] = Math.exp(-t(sigmas[i])); // = sigma for discrete models (alpha = 1)
         }
         float[] x = x0.clone();
         float[] oldDenoised = null;

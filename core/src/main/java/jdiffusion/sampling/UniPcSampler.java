@@ -1,6 +1,7 @@
 package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.toD;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -48,7 +49,7 @@ final class UniPcSampler {
         double scale = Math.sqrt(sigma * sigma + 1.0);
         float[] input = map(x.length, k -> x[k] * scale);
         float[] denoised = model.denoise(input, sigma);
-        float[] eps = map(x.length, k -> (input[k] - (double) denoised[k]) / sigma);
+        float[] eps = toD(input, sigma, denoised);
         double std = std(sigma);
         double alpha = alpha(sigma);
         return map(x.length, k -> (x[k] - std * eps[k]) / alpha);

@@ -13,6 +13,7 @@ import jdiffusion.lora.LoraSpec;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
 import jdiffusion.model.ModelConfig;
+import jdiffusion.model.Family;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.model.Vae;
@@ -113,7 +114,7 @@ final class ModelLoading {
         try {
             Checkpoint ckpt = Checkpoint.open(ref.checkpoint());
             open.add(ckpt);
-            TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
+            Family family = ckpt.family();
             List<Weights> te = ckpt.textEncoders();
             if (!ref.loras().isEmpty()) {
                 List<Weights> raw = rawTextEncoders(te);
@@ -168,17 +169,9 @@ final class ModelLoading {
         return stack.weights();
     }
 
-    /** Family of a UNet-only file: SDXL has the adm label embedding, SD2 linear projections, SD1 1x1 convolutions. */
+    /** Family of a UNet-only file by its own weights (SD1 when they do not say). */
     private static String unetFamily(Weights w) {
-        if (w.has("label_emb.0.0.weight")) {
-            return "SDXL";
-        }
-        for (String n : w.names()) {
-            if (n.endsWith(".proj_in.weight")) {
-                return w.shape(n).length == 4 ? "SD1" : "SD2";
-            }
-        }
-        return "SD1";
+        return Family.ofUnet(w).map(Family::name).orElse("SD1");
     }
 
     /** v-prediction when the file says so (a {@code v_pred} key, prediction metadata), x0 likewise, else eps. */

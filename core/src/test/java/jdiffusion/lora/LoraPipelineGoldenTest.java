@@ -15,6 +15,7 @@ import jdiffusion.Golden;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.model.Conditioning;
+import jdiffusion.model.Family;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
 import jdiffusion.text.ClipTokenizer;
@@ -60,7 +61,7 @@ class LoraPipelineGoldenTest {
         if (sdxl) {
             encoders.add(patched.te2());
         }
-        TextConditioner tc = TextConditioner.of(sdxl ? TextConditioner.Family.SDXL : TextConditioner.Family.SD1, encoders);
+        TextConditioner tc = TextConditioner.of(sdxl ? Family.SDXL : Family.SD1, encoders);
         Conditioning cond = tc.encodeTokens(tokens(tc, call.get("prompt").asText()));
         List<Conditioning> rows = new ArrayList<>();
         if (call.path("guidance_scale").asDouble(7.5) > 1) {
@@ -92,7 +93,7 @@ class LoraPipelineGoldenTest {
     private static void checkUnet(String name, Weights unetWeights, SafeTensors golden, JsonNode in, JsonNode out)
             throws Exception {
         UNet unet = UNet.load(unetWeights);
-        int[] xs = shape(in.get("unet_call0.sample"));
+        int[] xs = Golden.shape(in.get("unet_call0.sample"));
         int batch = xs[0];
         float[] t = golden.floats(in.get("unet_call0.timestep").get("tensor").asText());
         float[] timesteps = new float[batch];
@@ -104,14 +105,14 @@ class LoraPipelineGoldenTest {
         }
         float[] actual = unet.forward(golden.floats(in.get("unet_call0.sample").get("tensor").asText()), batch, xs[2], xs[3],
                 timesteps, golden.floats(in.get("unet_call0.context").get("tensor").asText()),
-                shape(in.get("unet_call0.context"))[1], y);
+                Golden.shape(in.get("unet_call0.context"))[1], y);
         float[] expected = golden.floats(out.get("tensor").asText());
         double atol = out.get("tolerance").get("atol").asDouble();
         Golden.assertClose(name + " first call of the LoRA-patched UNet", expected, actual, atol);
         // the LoRA must matter at this tolerance, or the comparison above proves nothing about the patching
         float[] plain = UNet.load(((LoraWeights) unetWeights).base()).forward(
                 golden.floats(in.get("unet_call0.sample").get("tensor").asText()), batch, xs[2], xs[3], timesteps,
-                golden.floats(in.get("unet_call0.context").get("tensor").asText()), shape(in.get("unet_call0.context"))[1], y);
+                golden.floats(in.get("unet_call0.context").get("tensor").asText()), Golden.shape(in.get("unet_call0.context"))[1], y);
         assertTrue(Golden.maxAbsDiff(expected, plain) > 10 * atol, name + ": the unpatched UNet is too close to tell");
     }
 
@@ -126,12 +127,4 @@ class LoraPipelineGoldenTest {
         return all;
     }
 
-    private static int[] shape(JsonNode node) {
-        JsonNode s = node.get("shape");
-        int[] r = new int[s.size()];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = s.get(i).asInt();
-        }
-        return r;
-    }
 }

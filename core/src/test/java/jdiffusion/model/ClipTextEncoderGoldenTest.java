@@ -40,7 +40,7 @@ class ClipTextEncoderGoldenTest {
         int index = parts[2].equals("te") ? 0 : Integer.parseInt(parts[2].substring(2)) - 1;
         Path fp16 = Golden.model("tiny-" + model + "-fp16.safetensors");
         try (SafeTensors file16 = SafeTensors.open(fp16)) {
-            TextConditioner.Family family = TextConditioner.detect(file16);
+            Family family = TextConditioner.detect(file16);
             if (precision.equals("fp16")) {
                 run(manifest, TextConditioner.textEncoderWeights(file16, family).get(index));
                 return;

@@ -117,7 +117,7 @@ class TextConditionerGoldenTest {
                         actual.get(out.getKey()), atol);
                 checked++;
             }
-            assertEquals(tc.family() == TextConditioner.Family.SDXL ? 4 : 2, checked, name + ": conditioning outputs checked");
+            assertEquals(tc.family() == Family.SDXL ? 4 : 2, checked, name + ": conditioning outputs checked");
             // the first UNet call's context: rows [uncond x batch, cond x batch], uncond only when evaluated
             int batch = p.get("batch").asInt();
             boolean withUncond = p.get("uncond_evaluated").asBoolean();
@@ -136,7 +136,7 @@ class TextConditionerGoldenTest {
         JsonNode call = p.get("call");
         try (SafeTensors golden = Golden.tensors(manifest)) {
             TextConditioner tc = conditioner(modelOf(p));
-            boolean sdxl = tc.family() == TextConditioner.Family.SDXL;
+            boolean sdxl = tc.family() == Family.SDXL;
             boolean cfg = call.path("guidance_scale").asDouble(7.5) > 1;
             Conditioning cond = tc.encodeTokens(diffusersTokens(tc, call.get("prompt").asText()));
             Conditioning uncond = null;

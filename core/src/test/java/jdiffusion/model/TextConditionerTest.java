@@ -27,14 +27,14 @@ class TextConditionerTest {
     void sdxlLongPromptIsChunkedAndPooledFromFirstChunk() throws Exception {
         try (SafeTensors file = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"))) {
             TextConditioner tc = TextConditioner.load(file);
-            assertEquals(TextConditioner.Family.SDXL, tc.family());
+            assertEquals(Family.SDXL, tc.family());
             int raw = ClipTokenizer.clipL().encode(LONG).length;
             assertEquals(95, raw); // 19 per repetition: two chunks
             Conditioning c = tc.encode(LONG);
             assertEquals(154, c.tokens());
             assertEquals(192, c.dim());
 
-            List<Weights> te = TextConditioner.textEncoderWeights(file, TextConditioner.Family.SDXL);
+            List<Weights> te = TextConditioner.textEncoderWeights(file, Family.SDXL);
             ClipTextEncoder l = ClipTextEncoder.load(te.get(0));
             ClipTextEncoder g = ClipTextEncoder.load(te.get(1));
             int[][] lRows = ClipTokenizer.clipL().encodeChunks(LONG);
@@ -91,7 +91,7 @@ class TextConditionerTest {
         }
         try (SafeTensors file = SafeTensors.open(sd2); SafeTensors golden = Golden.tensors(manifest)) {
             TextConditioner tc = TextConditioner.load(file);
-            assertEquals(TextConditioner.Family.SD2, tc.family());
+            assertEquals(Family.SD2, tc.family());
             String prompt = m.get("params").get("prompts").get(0).asText();
             int[] goldenIds = Arrays.stream(Arrays.copyOf(golden.longs("in.input_ids"), 77)).mapToInt(Math::toIntExact).toArray();
             assertArrayEquals(goldenIds, tc.tokenize(prompt).get("clip_h")[0]);
@@ -106,7 +106,7 @@ class TextConditionerTest {
     @Test
     void decoratedOpenClipTowerKeepsGelu() throws Exception {
         try (SafeTensors file = SafeTensors.open(Golden.model("tiny-sdxl-fp16.safetensors"))) {
-            List<Weights> te = TextConditioner.textEncoderWeights(file, TextConditioner.Family.SDXL);
+            List<Weights> te = TextConditioner.textEncoderWeights(file, Family.SDXL);
             Weights g = te.get(1);
             Weights hidden = new Weights() {
                 public java.util.Set<String> names() {
@@ -128,7 +128,7 @@ class TextConditionerTest {
             assertEquals(ClipTextEncoder.Activation.QUICK_GELU, ClipTextEncoder.Activation.of(hidden));
             String prompt = "a majestic lion";
             Conditioning viaMarker = TextConditioner.load(file).encode(prompt);
-            Conditioning viaSlot = TextConditioner.of(TextConditioner.Family.SDXL, List.of(te.get(0), hidden)).encode(prompt);
+            Conditioning viaSlot = TextConditioner.of(Family.SDXL, List.of(te.get(0), hidden)).encode(prompt);
             assertArrayEquals(viaMarker.context(), viaSlot.context());
             assertArrayEquals(viaMarker.pooled(), viaSlot.pooled());
         }

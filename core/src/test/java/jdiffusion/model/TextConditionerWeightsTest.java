@@ -186,7 +186,7 @@ class TextConditionerWeightsTest {
         }
         try (SafeTensors f = SafeTensors.open(sd2File)) {
             TextConditioner sd2 = TextConditioner.load(f);
-            assertEquals(TextConditioner.Family.SD2, sd2.family());
+            assertEquals(Family.SD2, sd2.family());
             String prompt = "a (cozy:1.5) cabin in ((snowy)) mountains";
             // the empty row pads with 0, as the OpenCLIP tokenizer does
             assertEquals(0, sd2.tokenize("").get("clip_h")[0][2]);

@@ -20,7 +20,7 @@ class UNetConfigTest {
     Stream<DynamicTest> inferredConfigMatchesTheReferenceConfig() {
         return Golden.manifests("unet_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
             JsonNode ref = Golden.json(m).get("params").get("config");
-            try (SafeTensors file = SafeTensors.open(UNetGoldenTest.modelFile(ref))) {
+            try (SafeTensors file = SafeTensors.open(Golden.fp16Model(ref))) {
                 check(ref, UNetConfig.infer(Weights.prefixed(file, "model.diffusion_model.")));
             }
         }));

@@ -32,25 +32,10 @@ class UNetGoldenTest {
     @TestFactory
     Stream<DynamicTest> everyUnetCaseOnTheFp32Twin(@TempDir Path tmp) {
         return Golden.manifests("unet_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
-            Path fp16 = modelFile(Golden.json(m).get("params").get("config"));
-            runCase(m, fp32Twin(fp16, tmp));
+            Path fp16 = Golden.fp16Model(Golden.json(m).get("params").get("config"));
+            runCase(m, Golden.fp32Twin(fp16, tmp));
         }));
     }
-
-    /** Writes (once per model) the F32 copy of an fp16 golden model into dir. */
-    static Path fp32Twin(Path fp16, Path dir) throws Exception {
-        Path twin = dir.resolve(fp16.getFileName().toString().replace("-fp16.", "-fp32."));
-        if (!java.nio.file.Files.exists(twin)) {
-            try (SafeTensors src = SafeTensors.open(fp16)) {
-                jdiffusion.io.SafeTensorsWriter.convert(src, twin, jdiffusion.io.DType.F32, false);
-            }
-            try (SafeTensors check = SafeTensors.open(twin)) {
-                assertEquals(jdiffusion.io.DType.F32, check.info("model.diffusion_model.input_blocks.0.0.weight").dtype());
-            }
-        }
-        return twin;
-    }
-
     /** The feed-forward runs in row slices at full size; slices of 7 rows (uneven) must give the same outputs. */
     @TestFactory
     Stream<DynamicTest> feedForwardInRowSlices() {
@@ -70,7 +55,7 @@ class UNetGoldenTest {
     Stream<DynamicTest> defaultHeadsRuleMatchesTheReferenceConfig() {
         return Golden.manifests("unet_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
             JsonNode config = Golden.json(m).get("params").get("config");
-            try (SafeTensors file = SafeTensors.open(modelFile(config))) {
+            try (SafeTensors file = SafeTensors.open(Golden.fp16Model(config))) {
                 UNetConfig inferred = UNetConfig.infer(Weights.prefixed(file, "model.diffusion_model."));
                 Map<Integer, Integer> reference = referenceHeads(config);
                 for (Map.Entry<Integer, Integer> e : reference.entrySet()) {
@@ -82,7 +67,7 @@ class UNetGoldenTest {
     }
 
     private static void runCase(Path manifest) throws Exception {
-        runCase(manifest, modelFile(Golden.json(manifest).get("params").get("config")));
+        runCase(manifest, Golden.fp16Model(Golden.json(manifest).get("params").get("config")));
     }
 
     private static void runCase(Path manifest, Path model) throws Exception {
@@ -93,12 +78,12 @@ class UNetGoldenTest {
              SafeTensors tensors = Golden.tensors(manifest)) {
             Map<Integer, Integer> heads = referenceHeads(config);
             UNet unet = UNet.load(Weights.prefixed(file, "model.diffusion_model."), ch -> heads.get(ch));
-            int[] xShape = shape(inputs.get("x"));
+            int[] xShape = Golden.shape(inputs.get("x"));
             int batch = xShape[0];
             int h = xShape[2];
             int w = xShape[3];
             float[] x = tensors.floats(inputs.get("x").get("tensor").asText());
-            int[] ctxShape = shape(inputs.get("context"));
+            int[] ctxShape = Golden.shape(inputs.get("context"));
             float[] context = tensors.floats(inputs.get("context").get("tensor").asText());
             float[] y = null;
             if (inputs.has("text_embeds")) {
@@ -128,13 +113,6 @@ class UNetGoldenTest {
     private static float timestepOf(String outputName) {
         return Float.parseFloat(outputName.substring(outputName.indexOf(".t") + 2));
     }
-
-    /** tiny-sdxl/diffusers/unet -> models/tiny-sdxl-fp16.safetensors. */
-    static Path modelFile(JsonNode config) {
-        String name = config.get("_name_or_path").asText();
-        return Golden.model(name.substring(0, name.indexOf('/')) + "-fp16.safetensors");
-    }
-
     /**
      * Channels -> heads as diffusers built the reference: {@code attention_head_dim} (an int or one per level) is,
      * for these UNets, the number of heads of the level with block_out_channels[level] channels (levels with
@@ -158,12 +136,4 @@ class UNetGoldenTest {
         return map;
     }
 
-    private static int[] shape(JsonNode input) {
-        JsonNode s = input.get("shape");
-        int[] r = new int[s.size()];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = s.get(i).asInt();
-        }
-        return r;
-    }
 }

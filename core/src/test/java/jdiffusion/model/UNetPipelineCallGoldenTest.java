@@ -71,7 +71,7 @@ class UNetPipelineCallGoldenTest {
         try (SafeTensors file = SafeTensors.open(modelFile(json.get("params").get("model").asText()));
              SafeTensors tensors = Golden.tensors(manifest)) {
             UNet unet = UNet.load(Weights.prefixed(file, "model.diffusion_model."));
-            int[] xs = shape(xNode);
+            int[] xs = Golden.shape(xNode);
             int batch = xs[0];
             float[] t = tensors.floats(call.get("timestep").get("tensor").asText());
             float[] timesteps = t.length == batch ? t : filled(batch, t[0]);
@@ -81,7 +81,7 @@ class UNetPipelineCallGoldenTest {
                         tensors.floats(call.get("time_ids").get("tensor").asText()));
             }
             float[] actual = unet.forward(tensors.floats(xNode.get("tensor").asText()), batch, xs[2], xs[3], timesteps,
-                    tensors.floats(call.get("context").get("tensor").asText()), shape(call.get("context"))[1], y);
+                    tensors.floats(call.get("context").get("tensor").asText()), Golden.shape(call.get("context"))[1], y);
             Golden.assertClose(Golden.caseName(manifest) + " first UNet call",
                     tensors.floats(outNode.get("tensor").asText()), actual,
                     outNode.get("tolerance").get("atol").asDouble());
@@ -101,12 +101,4 @@ class UNetPipelineCallGoldenTest {
         return a;
     }
 
-    private static int[] shape(JsonNode node) {
-        JsonNode s = node.get("shape");
-        int[] r = new int[s.size()];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = s.get(i).asInt();
-        }
-        return r;
-    }
 }

@@ -29,12 +29,11 @@ class VaeGoldenTest {
     @TestFactory
     Stream<DynamicTest> everyVaeCaseOnTheFp32Twin(@TempDir Path tmp) {
         return Golden.manifests("vae_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m),
-                () -> runCase(m, UNetGoldenTest.fp32Twin(fp16Model(m), tmp))));
+                () -> runCase(m, Golden.fp32Twin(fp16Model(m), tmp))));
     }
 
     private static Path fp16Model(Path manifest) {
-        String name = Golden.json(manifest).get("params").get("config").get("_name_or_path").asText();
-        return Golden.model(name.substring(0, name.indexOf('/')) + "-fp16.safetensors");
+        return Golden.fp16Model(Golden.json(manifest).get("params").get("config"));
     }
 
     private static void runCase(Path manifest) throws Exception {
@@ -48,13 +47,13 @@ class VaeGoldenTest {
         try (SafeTensors file = SafeTensors.open(model); SafeTensors tensors = Golden.tensors(manifest)) {
             Vae vae = Vae.load(Weights.prefixed(file, "first_stage_model."));
             float scaling = (float) params.get("scaling_factor").asDouble();
-            int[] ls = shape(inputs.get("latents"));
+            int[] ls = Golden.shape(inputs.get("latents"));
             float[] latents = tensors.floats(inputs.get("latents").get("tensor").asText());
             for (int i = 0; i < latents.length; i++) {
                 latents[i] /= scaling;
             }
             float[] decoded = vae.decode(latents, ls[0], ls[2], ls[3]);
-            int[] is = shape(inputs.get("image_in"));
+            int[] is = Golden.shape(inputs.get("image_in"));
             Vae.Posterior posterior = vae.encode(tensors.floats(inputs.get("image_in").get("tensor").asText()), is[0],
                     is[2], is[3]);
             assertFalse(json.get("outputs").isEmpty(), "no outputs in " + manifest);
@@ -75,12 +74,4 @@ class VaeGoldenTest {
         }
     }
 
-    private static int[] shape(JsonNode input) {
-        JsonNode s = input.get("shape");
-        int[] r = new int[s.size()];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = s.get(i).asInt();
-        }
-        return r;
-    }
 }

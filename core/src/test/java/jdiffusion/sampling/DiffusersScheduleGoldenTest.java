@@ -1,8 +1,9 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.DiffusersScheduleCases.assertVector;
+import static jdiffusion.sampling.DiffusersScheduleCases.schedule;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
@@ -38,30 +39,13 @@ class DiffusersScheduleGoldenTest {
         Spacing spacing = Spacing.byName(c.path("timestep_spacing").asText());
         int steps = c.path("steps").asInt();
         boolean karras = c.path("karras").asBoolean();
-        Schedule s = switch (c.path("scheduler").asText()) {
-            case "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler" ->
-                    DiffusersSchedule.euler(steps, spacing, karras);
-            case "HeunDiscreteScheduler" -> DiffusersSchedule.heun(steps, spacing, karras);
-            case "DPMSolverMultistepScheduler" -> DiffusersSchedule.dpmSolverMultistep(steps, spacing, karras);
-            case "DDIMScheduler" -> DiffusersSchedule.ddim(steps, spacing);
-            default -> throw new AssertionError("unknown scheduler in " + key);
-        };
+        Schedule s = schedule(c.path("scheduler").asText(), steps, spacing, karras, key);
         assertVector(key + ".timesteps", c.path("timesteps"), s.timesteps(), tAtol, 0);
         if (c.has("sigmas")) {
             assertVector(key + ".sigmas", c.path("sigmas"), s.sigmas(), 0, sRtol);
         }
         double init = c.path("init_noise_sigma").asDouble();
         assertEquals(init, s.initNoiseSigma(), 1e-6 * init, key + ".init_noise_sigma");
-    }
-
-    private static void assertVector(String what, JsonNode expected, double[] actual, double atol, double rtol) {
-        assertEquals(expected.size(), actual.length, what + " length");
-        for (int i = 0; i < actual.length; i++) {
-            double e = expected.get(i).asDouble();
-            if (!(Math.abs(e - actual[i]) <= atol + rtol * Math.abs(e))) {
-                fail(what + "[" + i + "]: expected " + e + ", got " + actual[i]);
-            }
-        }
     }
 
     @Test
