@@ -69,34 +69,74 @@ public final class BenchCommand implements Runnable {
                 cases.forEach(Case::run);
             }
             FmaPeak.measure(t, 200);
+            CpuClock clock = new CpuClock();
             // the peak is measured right before and after each shape, so a machine whose load changes during the
-            // run still compares each shape with the peak it could have had at that moment
-            System.out.printf("%-14s %6s %6s %6s %10s %14s %8s%n", "shape", "M", "N", "K", "GFLOP/s", "peak GFLOP/s",
-                    "of peak");
+            // run still compares each shape with the peak it could have had at that moment; the CPU-second columns
+            // count only the time our threads actually ran (other work on the machine does not dilute them)
+            System.out.printf("%-14s %6s %6s %6s %9s %9s %8s %11s %11s %8s%n", "shape", "M", "N", "K", "GFLOP/s",
+                    "peak", "of peak", "GFLOP/cpu-s", "peak/cpu-s", "of peak");
             List<Double> rates = new ArrayList<>();
             List<Double> shares = new ArrayList<>();
+            List<Double> cpuShares = new ArrayList<>();
             double peakSum = 0;
+            double cpuPeakSum = 0;
             for (Case c : cases) {
-                double before = FmaPeak.measure(t, 400);
-                double rate = c.measure(seconds);
-                double after = FmaPeak.measure(t, 400);
-                double peak = (before + after) / 2;
+                FmaPeak.Result before = FmaPeak.run(t, 400);
+                double[] rate = c.measure(seconds, clock);
+                FmaPeak.Result after = FmaPeak.run(t, 400);
+                double peak = (before.gflops() + after.gflops()) / 2;
+                double cpuPeak = (before.perCpuSecond() + after.perCpuSecond()) / 2;
                 peakSum += peak;
-                rates.add(rate);
-                shares.add(rate / peak);
+                cpuPeakSum += cpuPeak;
+                rates.add(rate[0]);
+                shares.add(rate[0] / peak);
+                cpuShares.add(rate[1] / cpuPeak);
                 Shape s = c.shape;
-                System.out.printf("%-14s %6d %6d %6d %10.1f %14.1f %7.1f%%%n", s.name(), s.m(), s.n(), s.k(), rate,
-                        peak, 100 * rate / peak);
+                System.out.printf("%-14s %6d %6d %6d %9.1f %9.1f %7.1f%% %11.1f %11.1f %7.1f%%%n", s.name(), s.m(),
+                        s.n(), s.k(), rate[0], peak, 100 * rate[0] / peak, rate[1], cpuPeak, 100 * rate[1] / cpuPeak);
             }
             double peak = peakSum / cases.size();
             System.out.printf("measured fp32 FMA peak: %.1f GFLOP/s (%d threads, %.1f per thread; mean of the "
-                    + "measurements beside the shapes)%n", peak, t, peak / t);
+                    + "measurements beside the shapes); per CPU-second of one thread: %.1f GFLOP%n", peak, t, peak / t,
+                    cpuPeakSum / cases.size());
             System.out.printf("geometric mean %.1f GFLOP/s; share of peak: geometric mean %.1f%%, lowest %.1f%%%n",
                     geoMean(rates), 100 * geoMean(shares), 100 * shares.stream().mapToDouble(x -> x).min().orElse(0));
+            System.out.printf("per CPU-second: geometric mean %.1f%% of the per-thread peak, lowest %.1f%%%n",
+                    100 * geoMean(cpuShares), 100 * cpuShares.stream().mapToDouble(x -> x).min().orElse(0));
+            System.out.printf("machine load average now: %.2f on %d processors%n",
+                    java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage(),
+                    Runtime.getRuntime().availableProcessors());
         }
 
         private static double geoMean(List<Double> xs) {
             return Math.exp(xs.stream().mapToDouble(Math::log).average().orElse(0));
+        }
+    }
+
+    /**
+     * CPU time of all Java threads of this process between two readings (the pool's workers, which the pool may
+     * retire and replace during a long run, the caller, and the few JIT threads still busy after the warm-up).
+     */
+    static final class CpuClock {
+        private final java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+
+        java.util.Map<Long, Long> read() {
+            java.util.Map<Long, Long> cpu = new java.util.HashMap<>();
+            for (long id : mx.getAllThreadIds()) {
+                long t = mx.getThreadCpuTime(id);
+                if (t >= 0) {
+                    cpu.put(id, t);
+                }
+            }
+            return cpu;
+        }
+
+        double secondsSince(java.util.Map<Long, Long> start) {
+            long total = 0;
+            for (java.util.Map.Entry<Long, Long> e : read().entrySet()) {
+                total += e.getValue() - start.getOrDefault(e.getKey(), 0L);
+            }
+            return total * 1e-9;
         }
     }
 
@@ -127,17 +167,20 @@ public final class BenchCommand implements Runnable {
             }
         }
 
-        /** Median GFLOP/s over repeated runs filling the given time. */
-        double measure(double seconds) {
+        /** Median wall-clock GFLOP/s over repeated runs filling the given time, and GFLOP per CPU-second. */
+        double[] measure(double seconds, CpuClock clock) {
             List<Double> times = new ArrayList<>();
             long end = System.nanoTime() + (long) (seconds * 1e9);
+            java.util.Map<Long, Long> cpu0 = clock.read();
             while (times.size() < 3 || System.nanoTime() < end) {
                 long t0 = System.nanoTime();
                 run();
                 times.add((System.nanoTime() - t0) * 1e-9);
             }
+            double cpu = clock.secondsSince(cpu0);
             double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-            return shape.flops() / sorted[sorted.length / 2] * 1e-9;
+            return new double[] {shape.flops() / sorted[sorted.length / 2] * 1e-9,
+                shape.flops() * times.size() / cpu * 1e-9};
         }
 
         private static float[] random(SplittableRandom rnd, int n) {

@@ -7,12 +7,13 @@ import jdk.incubator.vector.VectorSpecies;
  * The packed, register-blocked, cache-blocked GEMM every linear layer, convolution and attention product runs on:
  * C (m x n) (+)= A (m x k) B (k x n).
  *
- * <p>B is packed into column panels of {@link #NR} floats ([panel][k][NR], zero padded), once at load for weights
- * ({@link Linear}, {@link Conv2d}) or on the fly for activation products. A is read in place through an
- * {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at most {@link #MC}
- * rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors: 12 accumulators,
- * enough independent FMA chains to cover the FMA latency on both pipes) while a B micro-panel (KC x NR) sits in L1
- * and the A block in L2.
+ * <p>B is packed into column panels of {@link #NR} floats (see {@link PackedB}), once at load for weights
+ * ({@link Linear}, {@link Conv2d}, optionally in 16 bits) or on the fly for activation products. A is read in
+ * place through an {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at
+ * most {@link #MC} rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (6 x 2 vectors:
+ * 12 accumulators, enough independent FMA chains to cover the FMA latency on both pipes; measured against 4 x 3 and
+ * 8 x 3 it was as fast or faster) while a B micro-panel (KC x NR) sits in L1 and the A block in L2. Threads split
+ * the rows (and, when there are few row blocks, the panels) of C; see {@link #multiply}.
  */
 public final class Gemm {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -29,9 +30,9 @@ public final class Gemm {
      * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
      * or an L3 shared with other work).
      */
-    static final int MC = Integer.getInteger("jdiffusion.gemm.mc", 432) / MR * MR;
-    /** Up to this many panels, a k block runs micro-tile by micro-tile rather than panel by panel. */
-    static final int FEW_PANELS = Integer.getInteger("jdiffusion.gemm.fewPanels", 4);
+    static final int MC = 432;
+    /** Up to this many panels, a product runs micro-tile by micro-tile rather than panel by panel. */
+    static final int FEW_PANELS = 4;
     /** Bounds the search for the parallel split (tasks per thread considered). */
     static final int TASKS_PER_THREAD = 4;
 
@@ -325,17 +326,65 @@ public final class Gemm {
         int seg = a.segment();
         int first = b.blockAt(kStart);
         int last = b.blockAt(kEnd);
+        for (int blk = first; blk < last; blk++) {
+            int k0 = b.blockStart(blk);
+            if (seg != Integer.MAX_VALUE && k0 / seg != (b.blockStart(blk + 1) - 1) / seg) {
+                throw new IllegalArgumentException("k block at " + k0 + " crosses an A segment of " + seg);
+            }
+        }
+        if (p1 - p0 <= FEW_PANELS && b.half == null && last - first > 1) {
+            rowStreams(a, m0, rows, b, p0, p1, first, last, c, cOff, ldc, paddedBias, accumulate, paddedC);
+            return;
+        }
         for (int r0 = 0; r0 < rows; r0 += MC) {
             int mr = Math.min(MC, rows - r0);
             for (int blk = first; blk < last; blk++) {
-                int k0 = b.blockStart(blk);
-                int kc = b.blockStart(blk + 1) - k0;
-                if (seg != Integer.MAX_VALUE && k0 / seg != (k0 + kc - 1) / seg) {
-                    throw new IllegalArgumentException("k block " + k0 + "+" + kc + " crosses an A segment of " + seg);
-                }
                 boolean load = accumulate || blk > first;
                 float[] bias = blk == first ? paddedBias : null;
                 kBlock(a, m0 + r0, mr, b, p0, p1, blk, c, cOff + r0 * ldc, ldc, load, bias, paddedC);
+            }
+        }
+    }
+
+    /**
+     * Few panels (n up to FEW_PANELS * NR, as attention's P V or a layer with few outputs): each micro-tile of rows
+     * runs through all of k before the next, so every A row is read as one long sequential stream (which the
+     * hardware prefetcher follows; k blocks of 1 KB per row would restart it every block) and used for all panels
+     * while in L1. A is then read exactly once, from wherever it is; the few B panels stay in L2. (A whole A block
+     * kept in L2 instead also fails when A's row stride is a multiple of 4 KB, as the 4096-key rows of P: its rows
+     * fall into the same cache sets and evict each other.)
+     */
+    private static void rowStreams(ASource a, int m0, int rows, PackedB b, int p0, int p1, int first, int last,
+                                   float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate,
+                                   boolean paddedC) {
+        float[] arr = a.array();
+        int lda = a.rowStride();
+        int full = rows / MR * MR;
+        for (int i = 0; i < full; i += MR) {
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                int ao = a.index(m0 + i, k0);
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao, lda, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + i * ldc, ldc,
+                            Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+                }
+            }
+        }
+        if (full < rows) {
+            float[] tail = A_BLOCK.get();
+            for (int blk = first; blk < last; blk++) {
+                int k0 = b.blockStart(blk);
+                int kc = b.blockStart(blk + 1) - k0;
+                boolean load = accumulate || blk > first;
+                float[] bias = blk == first ? paddedBias : null;
+                packTail(a, m0 + full, rows - full, k0, kc, tail);
+                for (int p = p0; p < p1; p++) {
+                    tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc,
+                            rows - full, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+                }
             }
         }
     }
@@ -355,10 +404,7 @@ public final class Gemm {
             packTail(a, m0 + full, mr - full, k0, kc, tail);
         }
         if (p1 - p0 <= FEW_PANELS) {
-            // few panels (attention's P V, n = head size): each A micro-panel is used for all of them while it is
-            // in L1, so A streams through once; the few B micro-panels stay in L2. Keeping a whole A block in L2
-            // instead fails when A's row stride is a multiple of 4 KB (the 4096-key rows of P): its rows then
-            // fall into the same cache sets and evict each other.
+            // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1
             Panels bp = panels(b, blk, p0, p1);
             for (int i = 0; i < full; i += MR) {
                 for (int p = p0; p < p1; p++) {

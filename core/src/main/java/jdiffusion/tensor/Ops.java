@@ -302,6 +302,17 @@ public final class Ops {
         return Gemm.matmul(a, b, m, n, k);
     }
 
+    /** C = A (m x k) times B^T, where B is n x k row-major (scores q k^T without transposing k). */
+    public static float[] matmulTransposed(float[] a, float[] b, int m, int n, int k) {
+        if (a.length < m * k || b.length < n * k) {
+            throw new IllegalArgumentException("matmulTransposed: operands " + a.length + ", " + b.length
+                    + " do not fit " + m + "x" + k + " times (" + n + "x" + k + ")^T");
+        }
+        float[] c = new float[m * n];
+        Gemm.multiply(new Gemm.Dense(a, 0, k), m, Gemm.pack(b, 0, 1, k, k, n), c, 0, n, null, false);
+        return c;
+    }
+
     public static void geluInPlace(float[] x) {
         unary(x, Vec::gelu, Vec::gelu);
     }

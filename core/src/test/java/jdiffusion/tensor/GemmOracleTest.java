@@ -33,6 +33,24 @@ class GemmOracleTest {
     }
 
     @Test
+    void matmulTransposedMatchesOracle() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        int m = 37;
+        int n = 45;
+        int k = 300;
+        float[] a = random(rnd, m * k);
+        float[] b = random(rnd, n * k);
+        float[] bt = new float[k * n];
+        for (int j = 0; j < n; j++) {
+            for (int p = 0; p < k; p++) {
+                bt[p * n + j] = b[j * k + p];
+            }
+        }
+        assertClose("a b^T", Reference.matmul(a, bt, m, n, k), Ops.matmulTransposed(a, b, m, n, k),
+                Reference.matmul(abs(a), abs(bt), m, n, k), REL, 1e-30);
+    }
+
+    @Test
     void matmulOnOneAndTwoThreads() {
         int saved = Parallel.threads();
         try {
@@ -193,6 +211,17 @@ class GemmOracleTest {
         org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F80, WeightFormat.BF16.encode(1f + 0x1p-8f));
         org.junit.jupiter.api.Assertions.assertEquals((short) 0x3F81, WeightFormat.BF16.encode(1f + 0x1.8p-8f));
         org.junit.jupiter.api.Assertions.assertEquals((short) 0xBF80, WeightFormat.BF16.encode(-1f));
+    }
+
+    @Test
+    void parallelSplitBalancesWholeRounds() {
+        // 3 row blocks x 20 panels on 2 threads: 2 column blocks give 6 equal tasks, 3 rounds of 10 panels
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(3, 20, 2));
+        // enough row blocks already: no column split (A would be read again per column block)
+        org.junit.jupiter.api.Assertions.assertEquals(10, Gemm.panelsPerTask(10, 10, 2));
+        // one row block (77 text tokens): half the panels per thread
+        org.junit.jupiter.api.Assertions.assertEquals(12, Gemm.panelsPerTask(1, 24, 2));
+        org.junit.jupiter.api.Assertions.assertEquals(40, Gemm.panelsPerTask(1, 40, 1));
     }
 
     @Test
