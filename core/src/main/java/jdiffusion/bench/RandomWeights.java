@@ -87,11 +87,15 @@ public final class RandomWeights implements Weights {
     /** Irwin-Hall approximation of a normal (sum of four 16-bit uniforms of one hash), rounded to fp16. */
     private static void normal(float[] x, long stream) {
         float scale = (float) (STD / (65536.0 * Math.sqrt(4.0 / 12.0)));
-        for (int i = 0; i < x.length; i++) {
-            long h = mix(stream, i);
-            long sum = (h & 0xffff) + ((h >>> 16) & 0xffff) + ((h >>> 32) & 0xffff) + (h >>> 48);
-            x[i] = Float.float16ToFloat(Float.floatToFloat16((sum - 2 * 65535L) * scale));
-        }
+        int chunk = 1 << 16;
+        // billions of values for SDXL: generated in parallel chunks (each value depends only on its index)
+        java.util.stream.IntStream.range(0, (x.length + chunk - 1) / chunk).parallel().forEach(c -> {
+            for (int i = c * chunk, end = Math.min(x.length, i + chunk); i < end; i++) {
+                long h = mix(stream, i);
+                long sum = (h & 0xffff) + ((h >>> 16) & 0xffff) + ((h >>> 32) & 0xffff) + (h >>> 48);
+                x[i] = Float.float16ToFloat(Float.floatToFloat16((sum - 2 * 65535L) * scale));
+            }
+        });
     }
 
     /** SplitMix64 finaliser of a pair. */

@@ -29,7 +29,8 @@ final class CheckpointModels implements PipelineModels {
     private final TextConditioner.Family family;
     private final UNet unet;
     private final Vae vae;
-    private final TextConditioner text;
+    /** Null once freed ({@link #textEncodingDone}). */
+    private TextConditioner text;
     private final PredictionType prediction;
     private final double latentScale;
 
@@ -124,8 +125,17 @@ final class CheckpointModels implements PipelineModels {
         return latentScale;
     }
 
+    /** These models serve one generation ({@link Pipeline#generate}), so the text encoders can go. */
+    @Override
+    public void textEncodingDone() {
+        text = null;
+    }
+
     @Override
     public TextCond encodeText(String prompt, int clipSkip) {
+        if (text == null) {
+            throw new IllegalStateException("the text encoders were freed after this generation's encoding");
+        }
         TextConditioner t;
         try {
             t = clipSkip == 1 ? text : text.withClipSkip(clipSkip);
