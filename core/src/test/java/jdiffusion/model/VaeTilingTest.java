@@ -117,6 +117,20 @@ class VaeTilingTest {
         assertArrayEquals(whole, tiled, 1e-6f);
     }
 
+    /** Tiles bound the activations, not the output: an image that no Java array holds is still refused first. */
+    @Test
+    void tiledOutputTooLargeForJavaArraysIsRejected() throws Exception {
+        try (SafeTensors file = SafeTensors.open(Golden.model("tiny-sd1-fp16.safetensors"))) {
+            Vae vae = Vae.load(Weights.prefixed(file, "first_stage_model."));
+            int h = 2560;
+            int w = 2560;
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> vae.decode(new float[2 * 4 * h * w], 2, h, w, VaeTiling.always()));
+            assertTrue(e.getMessage().contains("20480x20480") && e.getMessage().contains("Java array"),
+                    e.getMessage());
+        }
+    }
+
     @Test
     void oneTileIsTheWholeDecode() throws Exception {
         try (SafeTensors file = SafeTensors.open(Golden.model("tiny-sd1-fp16.safetensors"))) {
