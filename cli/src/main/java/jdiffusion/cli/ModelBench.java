@@ -422,6 +422,10 @@ final class ModelBench {
                 throw e;
             } catch (GenerateException e) {
                 throw new CliException(e.getMessage());
+            } catch (OutOfMemoryError e) {
+                throw new CliException("bench generate: out of memory (" + e.getMessage() + ") with a heap of "
+                        + ResidentMemory.format(Runtime.getRuntime().maxMemory()) + "; peak resident "
+                        + ResidentMemory.format(ResidentMemory.peakBytes()));
             } catch (Exception e) {
                 throw new CliException("bench generate: " + e);
             } finally {

@@ -27,7 +27,8 @@ final class CheckpointModels implements PipelineModels {
 
     private final List<AutoCloseable> open;
     private final TextConditioner.Family family;
-    private final UNet unet;
+    /** Null once freed ({@link #samplingDone}). */
+    private UNet unet;
     private final Vae vae;
     /** Null once freed ({@link #textEncodingDone}). */
     private TextConditioner text;
@@ -132,6 +133,11 @@ final class CheckpointModels implements PipelineModels {
     }
 
     @Override
+    public void samplingDone() {
+        unet = null;
+    }
+
+    @Override
     public TextCond encodeText(String prompt, int clipSkip) {
         if (text == null) {
             throw new IllegalStateException("the text encoders were freed after this generation's encoding");
@@ -148,6 +154,9 @@ final class CheckpointModels implements PipelineModels {
 
     @Override
     public float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y) {
+        if (unet == null) {
+            throw new IllegalStateException("the UNet was freed after this generation's sampling");
+        }
         return unet.forward(x, batch, h, w, timesteps, context, tokens, y);
     }
 

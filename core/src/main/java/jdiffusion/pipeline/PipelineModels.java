@@ -31,6 +31,10 @@ public interface PipelineModels extends AutoCloseable {
     default void textEncodingDone() {
     }
 
+    /** Called once a generation has its final latent: one-shot models may free the UNet (default: keep it). */
+    default void samplingDone() {
+    }
+
     /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
     float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
 
