@@ -151,6 +151,19 @@ final class ModelBench {
 
     /** Sets the threads and measures the FMA peak the benchmark is compared with. */
     static double setUp(Options o, String what) {
+        // bad arguments fail at once, before seconds of peak measurement and loading
+        if (o.checkpoint != null && !Files.isRegularFile(o.checkpoint)) {
+            throw new CliException("no checkpoint file " + o.checkpoint);
+        }
+        if (o.checkpoint == null) {
+            try {
+                o.size(ModelConfig.preset(o.arch));
+            } catch (IllegalArgumentException e) {
+                throw new CliException(e.getMessage());
+            }
+        }
+        o.runs(1);
+        o.warmup(0);
         int t = BenchCommand.applyThreads(o.threads);
         System.out.printf(Locale.ROOT, "bench %s: %d threads; load average %.2f on %d processors%n", what, t,
                 loadAverage(), Runtime.getRuntime().availableProcessors());
