@@ -97,6 +97,10 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "compute threads (default: all cores)")
     Integer threads;
 
+    @Option(names = "--vae-tiling", description = "decode the image in tiles with blended seams (less memory; done"
+            + " automatically when the whole image would not fit the memory budget)")
+    boolean vaeTiling;
+
     @Option(names = {"-q", "--quiet"}, description = "no progress output")
     boolean quiet;
 
@@ -112,6 +116,7 @@ public final class GenerateCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(hook);
         GenerateResult result;
         try {
+            jdiffusion.model.Vae.setDefaultTiling(vaeTiling ? jdiffusion.model.VaeTiling.always() : null);
             result = Pipeline.generate(request, bar, cancel);
         } catch (GenerationCancelledException e) {
             throw new CliException(e.getMessage(), 130);

@@ -76,6 +76,11 @@ public final class MappedWeights implements Weights {
         return file.floats(fileName(name));
     }
 
+    @Override
+    public DType dtype(String name) {
+        return info(name).dtype();
+    }
+
     private String fileName(String name) {
         String f = fileNames.get(name);
         if (f == null) {

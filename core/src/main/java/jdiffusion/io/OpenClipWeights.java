@@ -158,6 +158,12 @@ public final class OpenClipWeights implements Weights {
         return s.transform().apply(raw.get(s.rawName()));
     }
 
+    /** The raw tensor's type: splitting q/k/v and transposing the projection keep the values. */
+    @Override
+    public DType dtype(String name) {
+        return raw.dtype(source(name).rawName());
+    }
+
     private Source source(String name) {
         Source s = sources.get(name);
         if (s == null) {

@@ -364,7 +364,25 @@ public final class SafeTensors implements AutoCloseable {
     /** A tensor's values widened (or narrowed from F64) to float32, in row-major order. */
     public float[] floats(String name) {
         TensorInfo t = info(name);
-        return toFloats(segment(name), t.dtype(), Math.toIntExact(t.numel()), name);
+        MemorySegment s = segment(name);
+        float[] values = toFloats(s, t.dtype(), Math.toIntExact(t.numel()), name);
+        release(s);
+        return values;
+    }
+
+    /**
+     * Drops the pages of a tensor that was just copied out from this process's resident set (the page cache keeps
+     * them): models copy their weights into their own layout, and otherwise a 7 GB checkpoint's mapped pages would
+     * count on top of the copies. The pages come back on demand if read again.
+     */
+    private static void release(MemorySegment s) {
+        if (s.isMapped() && s.byteSize() >= (1 << 20)) {
+            try {
+                s.unload();
+            } catch (UnsupportedOperationException | IllegalStateException ignored) {
+                // not a file mapping after all, or closed: nothing to release
+            }
+        }
     }
 
     /** A float tensor's values as float64 (exact for F64). */

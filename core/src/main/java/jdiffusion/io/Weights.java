@@ -23,6 +23,15 @@ public interface Weights {
     /** The values widened to float32, row-major; a fresh array the caller may keep. */
     float[] get(String name);
 
+    /**
+     * The element type the values are stored in (fp16/bf16 weights are kept in 16 bits by the models, since widening
+     * them back loses nothing). F32 unless the implementation knows better: values that were computed (a LoRA patch)
+     * are float32.
+     */
+    default DType dtype(String name) {
+        return DType.F32;
+    }
+
     /** The tensors of one file whose names start with prefix, with the prefix removed. */
     static Weights prefixed(SafeTensors file, String prefix) {
         Set<String> names = new LinkedHashSet<>();
@@ -50,6 +59,11 @@ public interface Weights {
             @Override
             public float[] get(String name) {
                 return file.floats(full(name));
+            }
+
+            @Override
+            public DType dtype(String name) {
+                return file.info(full(name)).dtype();
             }
 
             private String full(String name) {

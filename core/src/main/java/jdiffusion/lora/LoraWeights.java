@@ -97,6 +97,12 @@ public final class LoraWeights implements Weights {
     }
 
     @Override
+    public jdiffusion.io.DType dtype(String name) {
+        // patched values are computed in float32; untouched tensors keep the base's storage type
+        return byTensor.containsKey(name) && strength != 0f ? jdiffusion.io.DType.F32 : base.dtype(name);
+    }
+
+    @Override
     public float[] get(String name) {
         float[] w = base.get(name);
         List<LoraPatch> patches = byTensor.get(name);

@@ -91,7 +91,8 @@ public final class ClipTextEncoder {
         int projectionDim = 0;
         if (w.has("text_projection.weight")) {
             projectionDim = w.shape("text_projection.weight")[0];
-            projection = Linear.of(w.get("text_projection.weight"), null, projectionDim, width);
+            projection = Linear.of(w.get("text_projection.weight"), null, projectionDim, width,
+                    UNetTensors.storage(w, "text_projection.weight"));
         }
         Config config = new Config(tok[0], pos[0], width, layerCount, width / HEAD_DIM, mlp, projectionDim, activation);
         return new ClipTextEncoder(config, w.get(P + "embeddings.token_embedding.weight"),
@@ -131,7 +132,8 @@ public final class ClipTextEncoder {
             throw new IllegalArgumentException("CLIP text encoder tensor " + name + ".weight has shape " + Arrays.toString(s)
                     + ", expected [" + out + ", " + in + "]");
         }
-        return Linear.of(w.get(name + ".weight"), w.get(name + ".bias"), out, in);
+        return Linear.of(w.get(name + ".weight"), w.get(name + ".bias"), out, in,
+                UNetTensors.storage(w, name + ".weight"));
     }
 
     private static Norm norm(Weights w, String name) {

@@ -96,7 +96,11 @@ final class ResnetBlock {
             Ops.addPerImageChannels(h, x.batch(), x.pixels(), out, embProj.forward(embSilu, x.batch()));
         }
         h = conv2.forward(norm2.apply(x.with(h, out), true), x.batch(), x.h(), x.w());
-        Ops.addInPlace(h, shortcut == null ? x.data() : shortcut.forward(x.data(), x.rows()));
+        if (shortcut == null) {
+            Ops.addInPlace(h, x.data());
+        } else {
+            shortcut.forward(x.data(), 0, in, x.rows(), h, 0, out, true); // accumulates into h: no temporary
+        }
         return x.with(h, out);
     }
 }

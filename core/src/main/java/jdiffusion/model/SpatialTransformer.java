@@ -91,9 +91,9 @@ final class SpatialTransformer {
         void forward(float[] x, int batch, int pixels, float[] context, int tokens) {
             int rows = batch * pixels;
             float[] n = norm1.apply(x, rows);
-            Ops.addInPlace(x, attn1.forward(n, pixels, n, pixels, batch));
+            attn1.forwardAdd(n, pixels, n, pixels, batch, x);
             n = norm2.apply(x, rows);
-            Ops.addInPlace(x, attn2.forward(n, pixels, context, tokens, batch));
+            attn2.forwardAdd(n, pixels, context, tokens, batch, x);
             feedForward(x, rows);
         }
 
@@ -108,10 +108,8 @@ final class SpatialTransformer {
                 int n = Math.min(sliceRows, rows - r0);
                 float[] slice = rows <= sliceRows ? x : Arrays.copyOfRange(x, r0 * width, (r0 + n) * width);
                 float[] gated = Ops.geglu(ffIn.forward(norm3.apply(slice, n), n), n, ffIn.out() / 2);
-                float[] y = ffOut.forward(gated, n);
-                for (int i = 0; i < y.length; i++) {
-                    x[r0 * width + i] += y[i];
-                }
+                // the residual add happens in the GEMM's output pass (no temporary, no extra sweep over x)
+                ffOut.forward(gated, 0, ffOut.in(), n, x, r0 * width, width, true);
             }
         }
     }
@@ -130,13 +128,14 @@ final class SpatialTransformer {
             return new Attention(q, k, v, out, heads);
         }
 
-        float[] forward(float[] x, int nq, float[] kv, int nk, int batch) {
+        /** residual += attention(x, kv), the output projection accumulating straight into residual. */
+        void forwardAdd(float[] x, int nq, float[] kv, int nk, int batch, float[] residual) {
             float[] qs = q.forward(x, batch * nq);
             float[] ks = k.forward(kv, batch * nk);
             float[] vs = v.forward(kv, batch * nk);
             int width = q.out();
             float[] o = Ops.attention(qs, ks, vs, batch, nq, nk, heads, width / heads, false);
-            return out.forward(o, batch * nq);
+            out.forwardAdd(o, batch * nq, residual);
         }
     }
 }

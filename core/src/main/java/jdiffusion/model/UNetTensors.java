@@ -4,6 +4,7 @@ import java.util.Arrays;
 import jdiffusion.io.Weights;
 import jdiffusion.tensor.Conv2d;
 import jdiffusion.tensor.Linear;
+import jdiffusion.tensor.WeightFormat;
 
 /**
  * Reads the layers of the UNet and the VAE out of {@link Weights}, checking every shape against what the
@@ -70,7 +71,19 @@ final class UNetTensors {
         int out = s[0];
         float[] w = weights.get(wn);
         float[] b = has(prefix + ".bias") ? get(prefix + ".bias", out) : null;
-        return Linear.of(w, b, out, in);
+        return Linear.of(w, b, out, in, storage(weights, wn));
+    }
+
+    /**
+     * How a layer keeps its weights: in the 16 bits the file stores them in (widening fp16/bf16 to float32 and back
+     * loses nothing, and halves the model's memory), float32 otherwise.
+     */
+    static WeightFormat storage(Weights weights, String name) {
+        return switch (weights.dtype(name)) {
+            case F16 -> WeightFormat.F16;
+            case BF16 -> WeightFormat.BF16;
+            default -> WeightFormat.F32;
+        };
     }
 
     /** A convolution with a square kernel read from the weight shape, input channels in, the given stride and pads. */
@@ -83,7 +96,8 @@ final class UNetTensors {
         }
         float[] w = weights.get(wn);
         float[] b = has(prefix + ".bias") ? get(prefix + ".bias", s[0]) : null;
-        return Conv2d.of(w, b, s[0], in, s[2], s[3], stride, padTop, padLeft, padBottom, padRight);
+        return Conv2d.of(w, b, s[0], in, s[2], s[3], stride, padTop, padLeft, padBottom, padRight,
+                storage(weights, wn));
     }
 
     /** A 3x3 "same" convolution (pad 1) with stride 1. */

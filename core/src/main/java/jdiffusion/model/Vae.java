@@ -70,13 +70,44 @@ public final class Vae {
      * @return the raw image NCHW [batch][3][h * 8][w * 8], roughly in [-1, 1], not clamped
      */
     public float[] decode(float[] latent, int batch, int h, int w) {
+        return decode(latent, batch, h, w, defaultTiling);
+    }
+
+    /** The tiling {@link #decode(float[], int, int, int)} uses; process-wide (the CLI's --vae-tiling sets it). */
+    private static volatile VaeTiling defaultTiling = VaeTiling.auto();
+
+    /** Sets the tiling of decodes that do not name one (null: back to {@link VaeTiling#auto()}). */
+    public static void setDefaultTiling(VaeTiling tiling) {
+        defaultTiling = tiling == null ? VaeTiling.auto() : tiling;
+    }
+
+    /**
+     * {@link #decode(float[], int, int, int)} with an explicit tiling: in overlapping tiles blended across their
+     * overlaps when the tiling says so (the whole image's activations would exceed its budget, or forced).
+     */
+    public float[] decode(float[] latent, int batch, int h, int w, VaeTiling tiling) {
         require(batch > 0 && h > 0 && w > 0, "batch and latent size must be positive");
         require(latent.length == (long) batch * latentChannels * h * w, "latent holds " + latent.length
                 + " values, expected " + batch + "x" + latentChannels + "x" + h + "x" + w);
+        long largest = decoder.largestActivation(batch, h, w);
+        if (tiling.tiles(largest, h, w)) {
+            return decodeTiled(latent, batch, h, w, tiling);
+        }
+        return decodeWhole(latent, batch, h, w);
+    }
+
+    private float[] decodeWhole(float[] latent, int batch, int h, int w) {
         requireArraySize(decoder.largestActivation(batch, h, w), (w * factor) + "x" + (h * factor));
         Feature z = new Feature(Ops.nchwToNhwc(latent, batch, latentChannels, h, w), batch, h, w, latentChannels);
         Feature img = decoder.forward(z);
         return Ops.nhwcToNchw(img.data(), batch, img.c(), img.h(), img.w());
+    }
+
+    private float[] decodeTiled(float[] latent, int batch, int h, int w, VaeTiling tiling) {
+        int c = decoder.convOut().out();
+        requireArraySize((long) batch * c * h * factor * w * factor, (w * factor) + "x" + (h * factor));
+        return tiling.decode(latent, batch, latentChannels, h, w, c, factor, (tile, th, tw) -> decodeWhole(tile, batch,
+                th, tw));
     }
 
     /**

@@ -23,9 +23,11 @@ import jdiffusion.sampling.PredictionType;
 final class CheckpointModels implements PipelineModels {
     private final List<AutoCloseable> open;
     private final TextConditioner.Family family;
-    private final UNet unet;
+    /** Null once freed ({@link #samplingDone}). */
+    private UNet unet;
     private final Vae vae;
-    private final TextConditioner text;
+    /** Null once freed ({@link #textEncodingDone}). */
+    private TextConditioner text;
     private final PredictionType prediction;
     private final double latentScale;
 
@@ -113,8 +115,22 @@ final class CheckpointModels implements PipelineModels {
         return latentScale;
     }
 
+    /** These models serve one generation ({@link Pipeline#generate}), so the text encoders can go. */
+    @Override
+    public void textEncodingDone() {
+        text = null;
+    }
+
+    @Override
+    public void samplingDone() {
+        unet = null;
+    }
+
     @Override
     public TextCond encodeText(String prompt, int clipSkip) {
+        if (text == null) {
+            throw new IllegalStateException("the text encoders were freed after this generation's encoding");
+        }
         TextConditioner t;
         try {
             t = clipSkip == 1 ? text : text.withClipSkip(clipSkip);
@@ -127,6 +143,9 @@ final class CheckpointModels implements PipelineModels {
 
     @Override
     public float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y) {
+        if (unet == null) {
+            throw new IllegalStateException("the UNet was freed after this generation's sampling");
+        }
         return unet.forward(x, batch, h, w, timesteps, context, tokens, y);
     }
 

@@ -77,6 +77,7 @@ public final class Pipeline {
         ResolvedSettings s = resolve(request, models, init);
         cancel.check("loading");
         Sampling.Outcome out = Sampling.run(models, s, init, progress, cancel, timings);
+        models.samplingDone(); // a one-shot run frees the UNet before the VAE's large activations
         cancel.check("decoding");
         progress.onStage("decode");
         float[] image01 = timings.time("decode", () -> decodeToUnit(models, s, out.latentForVae()));

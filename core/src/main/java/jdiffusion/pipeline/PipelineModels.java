@@ -24,6 +24,17 @@ public interface PipelineModels extends AutoCloseable {
     /** Prompt to conditioning; clipSkip 1 = the family's usual layer. */
     TextCond encodeText(String prompt, int clipSkip);
 
+    /**
+     * Called once a generation has all its text conditioning: models loaded for this one generation may free their
+     * text encoders (after which encodeText fails); models kept between requests keep them (the default).
+     */
+    default void textEncodingDone() {
+    }
+
+    /** Called once a generation has its final latent: one-shot models may free the UNet (default: keep it). */
+    default void samplingDone() {
+    }
+
     /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
     float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
 

@@ -51,6 +51,7 @@ final class Sampling {
         boolean guided = comfy ? s.cfg() != 1.0 || sampler.needsUncond() : s.cfg() > 1.0;
         progress.onStage("text");
         TextCond[] conds = timings.time("text", () -> encodePrompts(m, s, guided, comfy));
+        m.textEncodingDone(); // a one-shot run frees the text encoders before the UNet's activations need the room
         cancel.check("text encoding");
         PipelineModels.Moments moments = null;
         if (init != null) {

@@ -145,7 +145,7 @@ class UNetBadInputTest {
             int h = 2048;
             int w = 2048;
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> vae.decode(new float[4 * h * w], 1, h, w));
+                    () -> vae.decode(new float[4 * h * w], 1, h, w, VaeTiling.never()));
             assertOneLine(e.getMessage(), "16384x16384", "Java array");
         }
     }
