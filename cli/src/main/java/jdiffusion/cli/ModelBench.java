@@ -346,7 +346,7 @@ final class ModelBench {
             double peak = setUp(o, "text");
             try (Source src = Source.open(o)) {
                 System.out.println("weights: " + src.description());
-                TextConditioner.Family family = TextConditioner.Family.valueOf(src.config().family().name());
+                jdiffusion.model.Family family = src.config().family();
                 TextConditioner text = timed("load text encoders", () -> TextConditioner.of(family,
                         src.textEncoders()));
                 Timing.Runs runs;

@@ -34,28 +34,12 @@ import jdiffusion.text.WeightedChunks;
  * (start, end, padding), never as zeros ({@link Conditioning#zerosLike()} gives diffusers' zero uncond).
  */
 public final class TextConditioner {
-    /**
-     * The text side's old copy of {@link jdiffusion.model.Family}, kept only so that
-     * {@code jdiffusion.pipeline.CheckpointModels} (being edited elsewhere) compiles until it moves to the model family.
-     * @deprecated use {@link jdiffusion.model.Family} and {@link #of(jdiffusion.model.Family, List)}
-     */
-    @Deprecated(forRemoval = true)
-    public enum Family {
-        SD1, SD2, SDXL
-    }
-
-    /** @deprecated use {@link #of(jdiffusion.model.Family, List)}. */
-    @Deprecated(forRemoval = true)
-    public static TextConditioner of(Family family, List<Weights> textEncoders) {
-        return of(jdiffusion.model.Family.valueOf(family.name()), textEncoders);
-    }
-
     /** One text encoder with its tokenizer, named as ComfyUI names them: clip_l, clip_h (SD2), clip_g (SDXL). */
     private record Encoder(String name, ClipTokenizer tokenizer, ClipTextEncoder model) {
     }
 
     /** The text encoders of each family in a single-file checkpoint: the checkpoint layout's slots. */
-    private static List<TextEncoderSlot> slots(jdiffusion.model.Family family) {
+    private static List<TextEncoderSlot> slots(Family family) {
         return CheckpointLayouts.layout(family).textEncoders();
     }
 
@@ -64,12 +48,12 @@ public final class TextConditioner {
         return s.layout() == TextLayout.OPEN_CLIP;
     }
 
-    private final jdiffusion.model.Family family;
+    private final Family family;
     private final List<Encoder> encoders;
     /** Which hidden state feeds the context, Python style (-1 last layer, -2 penultimate). */
     private final int layer;
 
-    private TextConditioner(jdiffusion.model.Family family, List<Encoder> encoders, int layer) {
+    private TextConditioner(Family family, List<Encoder> encoders, int layer) {
         this.family = family;
         this.encoders = encoders;
         this.layer = layer;
@@ -80,7 +64,7 @@ public final class TextConditioner {
      * one for SD1 and SD2, two for SDXL (CLIP-L, then bigG). The activation follows the family's slot (SD2's tower
      * and SDXL's second are OpenCLIP, exact GELU), so decorated weights (LoRA) need no layout marker.
      */
-    public static TextConditioner of(jdiffusion.model.Family family, List<Weights> textEncoders) {
+    public static TextConditioner of(Family family, List<Weights> textEncoders) {
         List<TextEncoderSlot> slots = slots(family);
         if (textEncoders.size() != slots.size()) {
             throw new IllegalArgumentException(family + " needs " + slots.size() + " text encoder(s), got " + textEncoders.size());
@@ -92,12 +76,12 @@ public final class TextConditioner {
             ClipTextEncoder.Activation act = openClip(s) ? ClipTextEncoder.Activation.GELU : ClipTextEncoder.Activation.QUICK_GELU;
             encoders.add(new Encoder(s.name(), tokenizer(s), ClipTextEncoder.load(textEncoders.get(i), act)));
         }
-        return new TextConditioner(family, List.copyOf(encoders), family == jdiffusion.model.Family.SD1 ? -1 : -2);
+        return new TextConditioner(family, List.copyOf(encoders), family == Family.SD1 ? -1 : -2);
     }
 
     /** The conditioner of a single-file checkpoint, family read from its text-encoder key prefixes. */
     public static TextConditioner load(SafeTensors checkpoint) throws ModelFormatException {
-        jdiffusion.model.Family family = detect(checkpoint);
+        Family family = detect(checkpoint);
         return of(family, textEncoderWeights(checkpoint, family));
     }
 
@@ -105,8 +89,8 @@ public final class TextConditioner {
      * The family a single-file checkpoint's text encoders say: SDXL has {@code conditioner.embedders.*}, SD2
      * {@code cond_stage_model.model.*} (OpenCLIP), SD1 {@code cond_stage_model.transformer.*}.
      */
-    public static jdiffusion.model.Family detect(SafeTensors checkpoint) throws ModelFormatException {
-        for (var f : List.of(jdiffusion.model.Family.SDXL, jdiffusion.model.Family.SD2, jdiffusion.model.Family.SD1)) {
+    public static Family detect(SafeTensors checkpoint) throws ModelFormatException {
+        for (var f : List.of(Family.SDXL, Family.SD2, Family.SD1)) {
             if (slots(f).stream().allMatch(s -> hasPrefix(checkpoint, s.prefix()))) {
                 return f;
             }
@@ -125,7 +109,7 @@ public final class TextConditioner {
     }
 
     /** The HF-named text-encoder weights of a single-file checkpoint, in the order {@link #of} takes them. */
-    public static List<Weights> textEncoderWeights(SafeTensors checkpoint, jdiffusion.model.Family family) {
+    public static List<Weights> textEncoderWeights(SafeTensors checkpoint, Family family) {
         List<Weights> out = new ArrayList<>();
         for (TextEncoderSlot s : slots(family)) {
             Weights w = Weights.prefixed(checkpoint, s.prefix());
@@ -136,14 +120,14 @@ public final class TextConditioner {
 
     /**
      * The token rows each text encoder of a family gets for a prompt, by encoder name (clip_l, clip_h, clip_g): the
-     * ids of {@link #tokenizeWeighted(jdiffusion.model.Family, String)}, weights left out.
+     * ids of {@link #tokenizeWeighted(Family, String)}, weights left out.
      */
-    public static Map<String, int[][]> tokenize(jdiffusion.model.Family family, String prompt) {
+    public static Map<String, int[][]> tokenize(Family family, String prompt) {
         return ids(tokenizeWeighted(family, prompt));
     }
 
     /** The weighted token rows each text encoder of a family gets for a prompt, by encoder name. */
-    public static Map<String, WeightedChunks> tokenizeWeighted(jdiffusion.model.Family family, String prompt) {
+    public static Map<String, WeightedChunks> tokenizeWeighted(Family family, String prompt) {
         Map<String, WeightedChunks> out = new LinkedHashMap<>();
         for (TextEncoderSlot s : slots(family)) {
             out.put(s.name(), tokenizer(s).encodeWeighted(prompt));
@@ -161,7 +145,7 @@ public final class TextConditioner {
         return openClip(s) ? ClipTokenizer.openClip() : ClipTokenizer.clipL();
     }
 
-    public jdiffusion.model.Family family() {
+    public Family family() {
         return family;
     }
 
@@ -243,12 +227,12 @@ public final class TextConditioner {
                 tokens = n;
             }
             dim += width;
-            if (family == jdiffusion.model.Family.SDXL && e.name().equals("clip_g") && out.textEmbeds() != null) {
+            if (family == Family.SDXL && e.name().equals("clip_g") && out.textEmbeds() != null) {
                 // pooled from the first chunk only (ComfyUI)
                 pooled = Arrays.copyOf(out.textEmbeds(), e.model().config().projectionDim());
             }
         }
-        if (family == jdiffusion.model.Family.SDXL && pooled == null) {
+        if (family == Family.SDXL && pooled == null) {
             throw new IllegalArgumentException("SDXL's second text encoder has no text_projection, so there is no pooled output");
         }
         return new Conditioning(context, tokens, dim, pooled);
@@ -257,7 +241,7 @@ public final class TextConditioner {
     /** The states the context is built from: the chosen layer, final-normed except for SDXL. */
     private float[] contextPart(Encoder e, ClipTextEncoder.Output out) {
         float[] part = out.hidden(layer);
-        return family == jdiffusion.model.Family.SDXL ? part : e.model().finalLayerNorm(part, out.batch() * out.tokens());
+        return family == Family.SDXL ? part : e.model().finalLayerNorm(part, out.batch() * out.tokens());
     }
 
     /**

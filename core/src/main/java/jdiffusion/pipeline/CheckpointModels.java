@@ -9,6 +9,7 @@ import jdiffusion.io.Weights;
 import jdiffusion.lora.LoraStack;
 import jdiffusion.lora.ModelComponents;
 import jdiffusion.model.Conditioning;
+import jdiffusion.model.Family;
 import jdiffusion.model.ModelConfig;
 import jdiffusion.model.TextConditioner;
 import jdiffusion.model.UNet;
@@ -22,7 +23,9 @@ import jdiffusion.sampling.PredictionType;
  */
 final class CheckpointModels implements PipelineModels {
     private final List<AutoCloseable> open;
-    private final TextConditioner.Family family;
+    private final Family family;
+    /** Set for a single generation: stages free their models when done (see {@link #oneShot}). */
+    private boolean oneShot;
     /** Null once freed ({@link #samplingDone}). */
     private UNet unet;
     private final Vae vae;
@@ -31,7 +34,7 @@ final class CheckpointModels implements PipelineModels {
     private final PredictionType prediction;
     private final double latentScale;
 
-    private CheckpointModels(List<AutoCloseable> open, TextConditioner.Family family, UNet unet, Vae vae,
+    private CheckpointModels(List<AutoCloseable> open, Family family, UNet unet, Vae vae,
             TextConditioner text, PredictionType prediction, double latentScale) {
         this.open = open;
         this.family = family;
@@ -56,7 +59,7 @@ final class CheckpointModels implements PipelineModels {
                 ckpt = ckpt.withVae(r.vae()); // LDM (prefixed or bare) or diffusers AutoencoderKL, shapes checked
                 open.add(ckpt);
             }
-            TextConditioner.Family family = TextConditioner.Family.valueOf(ckpt.family().name());
+            Family family = ckpt.family();
             Weights unetWeights = ckpt.unet();
             List<Weights> te = ckpt.textEncoders();
             if (!r.loras().isEmpty()) {
@@ -115,15 +118,25 @@ final class CheckpointModels implements PipelineModels {
         return latentScale;
     }
 
-    /** These models serve one generation ({@link Pipeline#generate}), so the text encoders can go. */
+    /** Marks these models as serving a single generation, so each stage's model is freed once it is done. */
+    CheckpointModels oneShot() {
+        oneShot = true;
+        return this;
+    }
+
+    /** One-shot models ({@link Pipeline#generate}) let the text encoders go; models kept for reuse keep them. */
     @Override
     public void textEncodingDone() {
-        text = null;
+        if (oneShot) {
+            text = null;
+        }
     }
 
     @Override
     public void samplingDone() {
-        unet = null;
+        if (oneShot) {
+            unet = null;
+        }
     }
 
     @Override

@@ -41,7 +41,7 @@ public final class Pipeline {
         // the hash only goes into saved files, and reading a 7 GB checkpoint is not free
         CompletableFuture<String> hash = request.output() != null || request.saveLatent() != null
                 ? ModelHash.background(request.model()) : null;
-        try (PipelineModels models = timings.time("load", () -> CheckpointModels.load(request))) {
+        try (PipelineModels models = timings.time("load", () -> CheckpointModels.load(request).oneShot())) {
             return generate(models, request, init, hash, progress, cancel, timings);
         }
     }
