@@ -3,10 +3,7 @@ package jdiffusion.cli;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Map;
 import jdiffusion.io.PngReader;
@@ -27,12 +24,7 @@ final class LightningCli {
     }
 
     static Path golden() {
-        String env = System.getenv("JDIFFUSION_GOLDEN");
-        if (env != null && !env.isBlank()) {
-            return Path.of(env);
-        }
-        String root = System.getProperty("jdiffusion.root", System.getProperty("user.dir") + "/..");
-        return Path.of(root).resolve("../shared/golden").normalize();
+        return CliTests.golden();
     }
 
     static Path model(String name) {
@@ -40,19 +32,8 @@ final class LightningCli {
     }
 
     static Run cli(String... args) {
-        PrintStream oldOut = System.out;
-        PrintStream oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int exit = Main.run(args);
-            return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+        CliTests.Result r = CliTests.run(args);
+        return new Run(r.code(), r.out(), r.err());
     }
 
     /** The KSampler node and (if any) the ModelSamplingDiscrete node of the workflow a PNG carries. */
