@@ -163,8 +163,7 @@ public final class BenchCommand implements Runnable {
         void run() {
             if (shape.activations()) {
                 // activation products pack B on the fly, and that packing is part of the time
-                Gemm.multiply(new Gemm.Dense(a, 0, shape.k()), shape.m(),
-                        Gemm.pack(b, 0, shape.n(), 1, shape.k(), shape.n()), c, 0, shape.n(), null, false);
+                Gemm.matmul(a, b, shape.m(), shape.n(), shape.k(), c);
             } else {
                 Gemm.multiply(new Gemm.Dense(a, 0, shape.k()), shape.m(), packed, c, 0, shape.n(), null, false);
             }

@@ -37,6 +37,8 @@ public final class Gemm {
             throw new AssertionError("MC must be a multiple of MR");
         }
     }
+    /** Up to this k per block, C is computed row tile by row tile across all panels (see kBlock). */
+    static final int SHORT_K = 64;
     /** Up to this many panels, a product runs micro-tile by micro-tile rather than panel by panel. */
     static final int FEW_PANELS = 4;
     /** Bounds the search for the parallel split (tasks per thread considered). */
@@ -424,6 +426,23 @@ public final class Gemm {
             }
             return;
         }
+        if (kc <= SHORT_K && b.half == null) {
+            // short k (attention's Q K^T at head size 40): each tile is little work per store of C, and C (far
+            // larger than any cache) is the traffic; row by row, C is written as whole sequential rows while the
+            // B panels (k x n, small) stay in L2
+            for (int i = 0; i < full; i += MR) {
+                for (int p = p0; p < p1; p++) {
+                    tileDirect(arr, ao + i * lda, lda, b.data, b.offset(blk, p, 0), kc, c,
+                            cOff + (p - p0) * NR + i * ldc, ldc, Math.min(NR, b.n - p * NR), load, bias,
+                            bias == null ? -1 : p * NR, paddedC);
+                }
+            }
+            for (int p = p0; tail != null && p < p1; p++) {
+                tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
+                        Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
+            }
+            return;
+        }
         for (int p = p0; p < p1; p++) {
             Panels bp = panels(b, blk, p, p + 1);
             int cols = Math.min(NR, b.n - p * NR);
@@ -766,8 +785,13 @@ public final class Gemm {
     /** C = A (m x k) B (k x n), all row-major activations; B is packed on the fly. */
     public static float[] matmul(float[] a, float[] b, int m, int n, int k) {
         float[] c = new float[m * n];
-        multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
+        matmul(a, b, m, n, k, c);
         return c;
+    }
+
+    /** The same into c (m x n). */
+    public static void matmul(float[] a, float[] b, int m, int n, int k, float[] c) {
+        multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
     }
 
     private static float[] grow(ThreadLocal<float[][]> slot, int size) {
