@@ -513,10 +513,36 @@ public final class Gemm {
     /** The kernel as wide as the panel's real columns (a 320-wide layer's last panel needs two vectors of three). */
     private static void direct(int vectors, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                int ldc, boolean load, float[] bias, int bi) {
+        if (!load || bi >= 0) {
+            start(c, co, ldc, vectors * L, load, bias, bi);
+        }
         switch (vectors) {
-            case 1 -> microDirect1(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
-            case 2 -> microDirect2(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
-            default -> microDirect3(a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+            case 1 -> microDirect1(a, ao, lda, b, bo, kc, c, co, ldc);
+            case 2 -> microDirect2(a, ao, lda, b, bo, kc, c, co, ldc);
+            default -> microDirect3(a, ao, lda, b, bo, kc, c, co, ldc);
+        }
+    }
+
+    /**
+     * Writes a tile's starting values into C itself: zero or C's old value, plus the bias (bi >= 0); the same float
+     * additions the kernel would do. The micro-kernels then always start from C: a kernel that chose its start
+     * (zero or C, with or without bias) merged vector values from two branches, and once both branches had run,
+     * C2 could no longer keep the accumulators in registers: convolutions with a bias ran at a tenth of the speed.
+     */
+    private static void start(float[] c, int co, int ldc, int width, boolean load, float[] bias, int bi) {
+        for (int r = 0; r < MR; r++) {
+            int o = co + r * ldc;
+            if (bi < 0) {
+                java.util.Arrays.fill(c, o, o + width, 0f);
+            } else if (load) {
+                for (int j = 0; j < width; j++) {
+                    c[o + j] += bias[bi + j];
+                }
+            } else {
+                for (int j = 0; j < width; j++) {
+                    c[o + j] = 0f + bias[bi + j];
+                }
+            }
         }
     }
 
@@ -536,15 +562,9 @@ public final class Gemm {
         }
     }
 
-    /** A tile's starting accumulator: C's old value (load) or zero, plus the bias (bi >= 0). */
-    private static FloatVector start(float[] c, int o, boolean load, float[] bias, int bi) {
-        FloatVector v = load ? FloatVector.fromArray(S, c, o) : FloatVector.zero(S);
-        return bi < 0 ? v : v.add(FloatVector.fromArray(S, bias, bi));
-    }
-
     /** C tile (8 rows x 3 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
     static void microDirect3(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
+            int ldc) {
         int c1 = co + ldc;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
@@ -552,30 +572,30 @@ public final class Gemm {
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x02 = start(c, co + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x12 = start(c, c1 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x22 = start(c, c2 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x32 = start(c, c3 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x42 = start(c, c4 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x52 = start(c, c5 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x62 = start(c, c6 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
-        FloatVector x70 = start(c, c7, load, bias, bi);
-        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x72 = start(c, c7 + 2 * L, load, bias, bi < 0 ? -1 : bi + 2 * L);
+        FloatVector x00 = FloatVector.fromArray(S, c, co);
+        FloatVector x01 = FloatVector.fromArray(S, c, co + L);
+        FloatVector x02 = FloatVector.fromArray(S, c, co + 2 * L);
+        FloatVector x10 = FloatVector.fromArray(S, c, c1);
+        FloatVector x11 = FloatVector.fromArray(S, c, c1 + L);
+        FloatVector x12 = FloatVector.fromArray(S, c, c1 + 2 * L);
+        FloatVector x20 = FloatVector.fromArray(S, c, c2);
+        FloatVector x21 = FloatVector.fromArray(S, c, c2 + L);
+        FloatVector x22 = FloatVector.fromArray(S, c, c2 + 2 * L);
+        FloatVector x30 = FloatVector.fromArray(S, c, c3);
+        FloatVector x31 = FloatVector.fromArray(S, c, c3 + L);
+        FloatVector x32 = FloatVector.fromArray(S, c, c3 + 2 * L);
+        FloatVector x40 = FloatVector.fromArray(S, c, c4);
+        FloatVector x41 = FloatVector.fromArray(S, c, c4 + L);
+        FloatVector x42 = FloatVector.fromArray(S, c, c4 + 2 * L);
+        FloatVector x50 = FloatVector.fromArray(S, c, c5);
+        FloatVector x51 = FloatVector.fromArray(S, c, c5 + L);
+        FloatVector x52 = FloatVector.fromArray(S, c, c5 + 2 * L);
+        FloatVector x60 = FloatVector.fromArray(S, c, c6);
+        FloatVector x61 = FloatVector.fromArray(S, c, c6 + L);
+        FloatVector x62 = FloatVector.fromArray(S, c, c6 + 2 * L);
+        FloatVector x70 = FloatVector.fromArray(S, c, c7);
+        FloatVector x71 = FloatVector.fromArray(S, c, c7 + L);
+        FloatVector x72 = FloatVector.fromArray(S, c, c7 + 2 * L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -649,7 +669,7 @@ public final class Gemm {
 
     /** C tile (8 rows x 2 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 2 vectors). */
     static void microDirect2(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
+            int ldc) {
         int c1 = co + ldc;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
@@ -657,22 +677,22 @@ public final class Gemm {
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x01 = start(c, co + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x11 = start(c, c1 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x21 = start(c, c2 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x31 = start(c, c3 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x41 = start(c, c4 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x51 = start(c, c5 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x61 = start(c, c6 + L, load, bias, bi < 0 ? -1 : bi + L);
-        FloatVector x70 = start(c, c7, load, bias, bi);
-        FloatVector x71 = start(c, c7 + L, load, bias, bi < 0 ? -1 : bi + L);
+        FloatVector x00 = FloatVector.fromArray(S, c, co);
+        FloatVector x01 = FloatVector.fromArray(S, c, co + L);
+        FloatVector x10 = FloatVector.fromArray(S, c, c1);
+        FloatVector x11 = FloatVector.fromArray(S, c, c1 + L);
+        FloatVector x20 = FloatVector.fromArray(S, c, c2);
+        FloatVector x21 = FloatVector.fromArray(S, c, c2 + L);
+        FloatVector x30 = FloatVector.fromArray(S, c, c3);
+        FloatVector x31 = FloatVector.fromArray(S, c, c3 + L);
+        FloatVector x40 = FloatVector.fromArray(S, c, c4);
+        FloatVector x41 = FloatVector.fromArray(S, c, c4 + L);
+        FloatVector x50 = FloatVector.fromArray(S, c, c5);
+        FloatVector x51 = FloatVector.fromArray(S, c, c5 + L);
+        FloatVector x60 = FloatVector.fromArray(S, c, c6);
+        FloatVector x61 = FloatVector.fromArray(S, c, c6 + L);
+        FloatVector x70 = FloatVector.fromArray(S, c, c7);
+        FloatVector x71 = FloatVector.fromArray(S, c, c7 + L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -729,7 +749,7 @@ public final class Gemm {
 
     /** C tile (8 rows x 1 vector) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 1 vector). */
     static void microDirect1(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc, boolean load, float[] bias, int bi) {
+            int ldc) {
         int c1 = co + ldc;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
@@ -737,14 +757,14 @@ public final class Gemm {
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = start(c, co, load, bias, bi);
-        FloatVector x10 = start(c, c1, load, bias, bi);
-        FloatVector x20 = start(c, c2, load, bias, bi);
-        FloatVector x30 = start(c, c3, load, bias, bi);
-        FloatVector x40 = start(c, c4, load, bias, bi);
-        FloatVector x50 = start(c, c5, load, bias, bi);
-        FloatVector x60 = start(c, c6, load, bias, bi);
-        FloatVector x70 = start(c, c7, load, bias, bi);
+        FloatVector x00 = FloatVector.fromArray(S, c, co);
+        FloatVector x10 = FloatVector.fromArray(S, c, c1);
+        FloatVector x20 = FloatVector.fromArray(S, c, c2);
+        FloatVector x30 = FloatVector.fromArray(S, c, c3);
+        FloatVector x40 = FloatVector.fromArray(S, c, c4);
+        FloatVector x50 = FloatVector.fromArray(S, c, c5);
+        FloatVector x60 = FloatVector.fromArray(S, c, c6);
+        FloatVector x70 = FloatVector.fromArray(S, c, c7);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
