@@ -513,38 +513,26 @@ public final class Gemm {
     /** The kernel as wide as the panel's real columns (a 320-wide layer's last panel needs two vectors of three). */
     private static void direct(int vectors, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                int ldc, boolean load, float[] bias, int bi) {
-        if (!load || bi >= 0) {
-            start(c, co, ldc, vectors * L, load, bias, bi);
+        // where the accumulators start: C itself, zeros or the bias (the last two with row stride 0)
+        float[] si = c;
+        int so = co;
+        int lds = ldc;
+        if (!load) {
+            si = bi < 0 ? ZEROS : bias;
+            so = bi < 0 ? 0 : bi;
+            lds = 0;
+        } else if (bi >= 0) {
+            addBias(c, co, ldc, vectors * L, bias, bi);
         }
         switch (vectors) {
-            case 1 -> microDirect1(a, ao, lda, b, bo, kc, c, co, ldc);
-            case 2 -> microDirect2(a, ao, lda, b, bo, kc, c, co, ldc);
-            default -> microDirect3(a, ao, lda, b, bo, kc, c, co, ldc);
+            case 1 -> microDirect1(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
+            case 2 -> microDirect2(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
+            default -> microDirect3(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
         }
     }
 
-    /**
-     * Writes a tile's starting values into C itself: zero or C's old value, plus the bias (bi >= 0); the same float
-     * additions the kernel would do. The micro-kernels then always start from C: a kernel that chose its start
-     * (zero or C, with or without bias) merged vector values from two branches, and once both branches had run,
-     * C2 could no longer keep the accumulators in registers: convolutions with a bias ran at a tenth of the speed.
-     */
-    private static void start(float[] c, int co, int ldc, int width, boolean load, float[] bias, int bi) {
-        for (int r = 0; r < MR; r++) {
-            int o = co + r * ldc;
-            if (bi < 0) {
-                java.util.Arrays.fill(c, o, o + width, 0f);
-            } else if (load) {
-                for (int j = 0; j < width; j++) {
-                    c[o + j] += bias[bi + j];
-                }
-            } else {
-                for (int j = 0; j < width; j++) {
-                    c[o + j] = 0f + bias[bi + j];
-                }
-            }
-        }
-    }
+    /** A zero row as wide as a panel: the start of tiles that do not accumulate and have no bias. */
+    private static final float[] ZEROS = new float[NR];
 
     /** A tile of fewer than MR rows (copied by copyTail); it goes through a scratch tile so C is never overrun. */
     private static void tile(float[] a, int ao, float[] b, int bo, int kc, float[] c, int co, int ldc, int rows,
@@ -562,40 +550,62 @@ public final class Gemm {
         }
     }
 
-    /** C tile (8 rows x 3 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
-    static void microDirect3(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc) {
+    /**
+     * C += bias before a tile that accumulates onto C (the kernels read their start values from one array: C, or
+     * zeros or the bias with row stride 0). The kernels take no branch on how they start: a kernel that chose its
+     * start (zero or C, with or without bias) merged vector values from two branches, and once both branches had
+     * run, C2 no longer kept the accumulators in registers: convolutions with a bias ran at a tenth of the speed.
+     */
+    private static void addBias(float[] c, int co, int ldc, int width, float[] bias, int bi) {
+        for (int r = 0; r < MR; r++) {
+            int o = co + r * ldc;
+            for (int j = 0; j < width; j++) {
+                c[o + j] += bias[bi + j];
+            }
+        }
+    }
+
+    /** C tile (8 rows x 3 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
+    static void microDirect3(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
+            float[] c, int co, int ldc) {
         int c1 = co + ldc;
+        int s1 = so + lds;
+        int s2 = s1 + lds;
+        int s3 = s2 + lds;
+        int s4 = s3 + lds;
+        int s5 = s4 + lds;
+        int s6 = s5 + lds;
+        int s7 = s6 + lds;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
         int c4 = c3 + ldc;
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = FloatVector.fromArray(S, c, co);
-        FloatVector x01 = FloatVector.fromArray(S, c, co + L);
-        FloatVector x02 = FloatVector.fromArray(S, c, co + 2 * L);
-        FloatVector x10 = FloatVector.fromArray(S, c, c1);
-        FloatVector x11 = FloatVector.fromArray(S, c, c1 + L);
-        FloatVector x12 = FloatVector.fromArray(S, c, c1 + 2 * L);
-        FloatVector x20 = FloatVector.fromArray(S, c, c2);
-        FloatVector x21 = FloatVector.fromArray(S, c, c2 + L);
-        FloatVector x22 = FloatVector.fromArray(S, c, c2 + 2 * L);
-        FloatVector x30 = FloatVector.fromArray(S, c, c3);
-        FloatVector x31 = FloatVector.fromArray(S, c, c3 + L);
-        FloatVector x32 = FloatVector.fromArray(S, c, c3 + 2 * L);
-        FloatVector x40 = FloatVector.fromArray(S, c, c4);
-        FloatVector x41 = FloatVector.fromArray(S, c, c4 + L);
-        FloatVector x42 = FloatVector.fromArray(S, c, c4 + 2 * L);
-        FloatVector x50 = FloatVector.fromArray(S, c, c5);
-        FloatVector x51 = FloatVector.fromArray(S, c, c5 + L);
-        FloatVector x52 = FloatVector.fromArray(S, c, c5 + 2 * L);
-        FloatVector x60 = FloatVector.fromArray(S, c, c6);
-        FloatVector x61 = FloatVector.fromArray(S, c, c6 + L);
-        FloatVector x62 = FloatVector.fromArray(S, c, c6 + 2 * L);
-        FloatVector x70 = FloatVector.fromArray(S, c, c7);
-        FloatVector x71 = FloatVector.fromArray(S, c, c7 + L);
-        FloatVector x72 = FloatVector.fromArray(S, c, c7 + 2 * L);
+        FloatVector x00 = FloatVector.fromArray(S, s0, so);
+        FloatVector x01 = FloatVector.fromArray(S, s0, so + L);
+        FloatVector x02 = FloatVector.fromArray(S, s0, so + 2 * L);
+        FloatVector x10 = FloatVector.fromArray(S, s0, s1);
+        FloatVector x11 = FloatVector.fromArray(S, s0, s1 + L);
+        FloatVector x12 = FloatVector.fromArray(S, s0, s1 + 2 * L);
+        FloatVector x20 = FloatVector.fromArray(S, s0, s2);
+        FloatVector x21 = FloatVector.fromArray(S, s0, s2 + L);
+        FloatVector x22 = FloatVector.fromArray(S, s0, s2 + 2 * L);
+        FloatVector x30 = FloatVector.fromArray(S, s0, s3);
+        FloatVector x31 = FloatVector.fromArray(S, s0, s3 + L);
+        FloatVector x32 = FloatVector.fromArray(S, s0, s3 + 2 * L);
+        FloatVector x40 = FloatVector.fromArray(S, s0, s4);
+        FloatVector x41 = FloatVector.fromArray(S, s0, s4 + L);
+        FloatVector x42 = FloatVector.fromArray(S, s0, s4 + 2 * L);
+        FloatVector x50 = FloatVector.fromArray(S, s0, s5);
+        FloatVector x51 = FloatVector.fromArray(S, s0, s5 + L);
+        FloatVector x52 = FloatVector.fromArray(S, s0, s5 + 2 * L);
+        FloatVector x60 = FloatVector.fromArray(S, s0, s6);
+        FloatVector x61 = FloatVector.fromArray(S, s0, s6 + L);
+        FloatVector x62 = FloatVector.fromArray(S, s0, s6 + 2 * L);
+        FloatVector x70 = FloatVector.fromArray(S, s0, s7);
+        FloatVector x71 = FloatVector.fromArray(S, s0, s7 + L);
+        FloatVector x72 = FloatVector.fromArray(S, s0, s7 + 2 * L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -667,32 +677,39 @@ public final class Gemm {
         x72.intoArray(c, c7 + 2 * L);
     }
 
-    /** C tile (8 rows x 2 vectors) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 2 vectors). */
-    static void microDirect2(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc) {
+    /** C tile (8 rows x 2 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 2 vectors). */
+    static void microDirect2(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
+            float[] c, int co, int ldc) {
         int c1 = co + ldc;
+        int s1 = so + lds;
+        int s2 = s1 + lds;
+        int s3 = s2 + lds;
+        int s4 = s3 + lds;
+        int s5 = s4 + lds;
+        int s6 = s5 + lds;
+        int s7 = s6 + lds;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
         int c4 = c3 + ldc;
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = FloatVector.fromArray(S, c, co);
-        FloatVector x01 = FloatVector.fromArray(S, c, co + L);
-        FloatVector x10 = FloatVector.fromArray(S, c, c1);
-        FloatVector x11 = FloatVector.fromArray(S, c, c1 + L);
-        FloatVector x20 = FloatVector.fromArray(S, c, c2);
-        FloatVector x21 = FloatVector.fromArray(S, c, c2 + L);
-        FloatVector x30 = FloatVector.fromArray(S, c, c3);
-        FloatVector x31 = FloatVector.fromArray(S, c, c3 + L);
-        FloatVector x40 = FloatVector.fromArray(S, c, c4);
-        FloatVector x41 = FloatVector.fromArray(S, c, c4 + L);
-        FloatVector x50 = FloatVector.fromArray(S, c, c5);
-        FloatVector x51 = FloatVector.fromArray(S, c, c5 + L);
-        FloatVector x60 = FloatVector.fromArray(S, c, c6);
-        FloatVector x61 = FloatVector.fromArray(S, c, c6 + L);
-        FloatVector x70 = FloatVector.fromArray(S, c, c7);
-        FloatVector x71 = FloatVector.fromArray(S, c, c7 + L);
+        FloatVector x00 = FloatVector.fromArray(S, s0, so);
+        FloatVector x01 = FloatVector.fromArray(S, s0, so + L);
+        FloatVector x10 = FloatVector.fromArray(S, s0, s1);
+        FloatVector x11 = FloatVector.fromArray(S, s0, s1 + L);
+        FloatVector x20 = FloatVector.fromArray(S, s0, s2);
+        FloatVector x21 = FloatVector.fromArray(S, s0, s2 + L);
+        FloatVector x30 = FloatVector.fromArray(S, s0, s3);
+        FloatVector x31 = FloatVector.fromArray(S, s0, s3 + L);
+        FloatVector x40 = FloatVector.fromArray(S, s0, s4);
+        FloatVector x41 = FloatVector.fromArray(S, s0, s4 + L);
+        FloatVector x50 = FloatVector.fromArray(S, s0, s5);
+        FloatVector x51 = FloatVector.fromArray(S, s0, s5 + L);
+        FloatVector x60 = FloatVector.fromArray(S, s0, s6);
+        FloatVector x61 = FloatVector.fromArray(S, s0, s6 + L);
+        FloatVector x70 = FloatVector.fromArray(S, s0, s7);
+        FloatVector x71 = FloatVector.fromArray(S, s0, s7 + L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -747,24 +764,31 @@ public final class Gemm {
         x71.intoArray(c, c7 + L);
     }
 
-    /** C tile (8 rows x 1 vector) += A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 1 vector). */
-    static void microDirect1(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
-            int ldc) {
+    /** C tile (8 rows x 1 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 1 vector). */
+    static void microDirect1(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
+            float[] c, int co, int ldc) {
         int c1 = co + ldc;
+        int s1 = so + lds;
+        int s2 = s1 + lds;
+        int s3 = s2 + lds;
+        int s4 = s3 + lds;
+        int s5 = s4 + lds;
+        int s6 = s5 + lds;
+        int s7 = s6 + lds;
         int c2 = c1 + ldc;
         int c3 = c2 + ldc;
         int c4 = c3 + ldc;
         int c5 = c4 + ldc;
         int c6 = c5 + ldc;
         int c7 = c6 + ldc;
-        FloatVector x00 = FloatVector.fromArray(S, c, co);
-        FloatVector x10 = FloatVector.fromArray(S, c, c1);
-        FloatVector x20 = FloatVector.fromArray(S, c, c2);
-        FloatVector x30 = FloatVector.fromArray(S, c, c3);
-        FloatVector x40 = FloatVector.fromArray(S, c, c4);
-        FloatVector x50 = FloatVector.fromArray(S, c, c5);
-        FloatVector x60 = FloatVector.fromArray(S, c, c6);
-        FloatVector x70 = FloatVector.fromArray(S, c, c7);
+        FloatVector x00 = FloatVector.fromArray(S, s0, so);
+        FloatVector x10 = FloatVector.fromArray(S, s0, s1);
+        FloatVector x20 = FloatVector.fromArray(S, s0, s2);
+        FloatVector x30 = FloatVector.fromArray(S, s0, s3);
+        FloatVector x40 = FloatVector.fromArray(S, s0, s4);
+        FloatVector x50 = FloatVector.fromArray(S, s0, s5);
+        FloatVector x60 = FloatVector.fromArray(S, s0, s6);
+        FloatVector x70 = FloatVector.fromArray(S, s0, s7);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
