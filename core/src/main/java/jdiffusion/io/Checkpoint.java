@@ -347,6 +347,13 @@ public final class Checkpoint implements AutoCloseable {
         return m;
     }
 
+    /** {@link SafeTensors#releaseResidentPages} for every file this checkpoint maps. */
+    public void releaseResidentPages() {
+        for (SafeTensors s : owned) {
+            s.releaseResidentPages();
+        }
+    }
+
     @Override
     public void close() {
         for (SafeTensors s : owned) {

@@ -90,10 +90,18 @@ public final class Vae {
         require(latent.length == (long) batch * latentChannels * h * w, "latent holds " + latent.length
                 + " values, expected " + batch + "x" + latentChannels + "x" + h + "x" + w);
         long largest = decoder.largestActivation(batch, h, w);
-        if (tiling.tiles(largest, h, w)) {
-            return decodeTiled(latent, batch, h, w, tiling);
+        try {
+            if (tiling.tiles(largest, h, w)) {
+                return decodeTiled(latent, batch, h, w,
+                        tiling.mode() == VaeTiling.Mode.AUTO
+                                ? fewestTiles(tiling, h, w, (th, tw) -> decoder.largestActivation(batch, th, tw))
+                                : tiling);
+            }
+            return decodeWhole(latent, batch, h, w);
+        } finally {
+            // the full-resolution convolutions' scratch is the size of an activation; it is not needed after this
+            jdiffusion.tensor.Conv2d.releaseScratch();
         }
-        return decodeWhole(latent, batch, h, w);
     }
 
     private float[] decodeWhole(float[] latent, int batch, int h, int w) {
@@ -101,6 +109,29 @@ public final class Vae {
         Feature z = new Feature(Ops.nchwToNhwc(latent, batch, latentChannels, h, w), batch, h, w, latentChannels);
         Feature img = decoder.forward(z);
         return Ops.nhwcToNchw(img.data(), batch, img.c(), img.h(), img.w());
+    }
+
+    /**
+     * AUTO tiling with the fewest tiles that fit the budget: every tile decodes its overlap again, so 512-pixel tiles
+     * (3 x 3 of them, with overlaps) cost a 1024x1024 decode more than twice the work of the whole image, where
+     * 2 x 2 tiles of 544 pixels fit the same budget. Never smaller than the configured tile.
+     */
+    /** The decoder's largest activation (floats) for a latent tile of th x tw cells. */
+    interface Largest {
+        long of(int th, int tw);
+    }
+
+    static VaeTiling fewestTiles(VaeTiling t, int h, int w, Largest largest) {
+        int size = Math.max(h, w);
+        for (int n = 2; ; n++) {
+            int tile = (size + (n - 1) * t.overlap() + n - 1) / n;
+            if (tile <= t.tile()) {
+                return t;
+            }
+            if (largest.of(Math.min(tile, h), Math.min(tile, w)) * 4L * VaeTiling.LIVE_TENSORS <= t.budgetBytes()) {
+                return new VaeTiling(VaeTiling.Mode.ALWAYS, tile, t.overlap(), t.budgetBytes());
+            }
+        }
     }
 
     private float[] decodeTiled(float[] latent, int batch, int h, int w, VaeTiling tiling) {

@@ -155,14 +155,16 @@ public final class Conv2d {
         int s = stride;
         int planeH = Math.max(oh + (kh - 1) / s + 1, (padTop + h - 1) / s + 1);
         int plane = planeH * gridW * in;
-        float[] phases = new float[s * s * plane];
+        // the padded input and the wide output are scratch, kept per thread from one convolution to the next: fresh
+        // arrays of hundreds of MB per layer (a 1024x1024 VAE decode) cost page faults and zeroing, and churn the
+        // heap faster than a concurrent collector frees it
+        float[][] scratch = SCRATCH.get();
+        float[] phases = scratch(scratch, 0, s * s * plane);
         boolean exact = gridW == ow;
-        float[] grid = exact ? null : new float[oh * gridW * out];
+        float[] grid = exact ? null : scratch(scratch, 1, oh * gridW * out);
         Taps taps = new Taps(phases, in, kw, s, gridW, plane);
         for (int b = 0; b < batch; b++) {
-            if (b > 0) {
-                java.util.Arrays.fill(phases, 0f);
-            }
+            java.util.Arrays.fill(phases, 0, s * s * plane, 0f);
             for (int iy = 0; iy < h; iy++) {
                 int py = padTop + iy;
                 for (int ix = 0; ix < w; ix++) {
@@ -181,6 +183,21 @@ public final class Conv2d {
                 }
             }
         }
+    }
+
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[2][]);
+
+    private static float[] scratch(float[][] holder, int slot, int size) {
+        if (holder[slot] == null || holder[slot].length < size) {
+            holder[slot] = null; // let the old one go before the larger one is allocated
+            holder[slot] = new float[size];
+        }
+        return holder[slot];
+    }
+
+    /** Lets go of this thread's scratch (call when a model's large convolutions are done, e.g. after a decode). */
+    public static void releaseScratch() {
+        SCRATCH.remove();
     }
 
     /** A over the phase planes: row m = oy*gridW + ox, k = (tap, channel). */

@@ -19,6 +19,23 @@ class VaeTilingTest {
     static final double P99_TOLERANCE = 0.15;
 
     @Test
+    void autoTilingUsesTheFewestTilesThatFitTheBudget() {
+        // the SD VAE decoder's largest activation: 256 channels at the full resolution (8x the latent)
+        Vae.Largest sd = (th, tw) -> 256L * (8L * th) * (8L * tw);
+        VaeTiling auto = new VaeTiling(VaeTiling.Mode.AUTO, 64, 8, 3L << 30);
+        // 1024x1024 (128 latent cells): 2 x 2 tiles of 68 cells (starts 0 and 60) fit 3 GB, not 3 x 3 of 64
+        VaeTiling t = Vae.fewestTiles(auto, 128, 128, sd);
+        assertEquals(68, t.tile());
+        assertEquals(List.of(0, 60), t.starts(128));
+        assertTrue(sd.of(68, 68) * 4 * VaeTiling.LIVE_TENSORS <= 3L << 30);
+        assertTrue(sd.of(128, 128) * 4 * VaeTiling.LIVE_TENSORS > 3L << 30);
+        // a smaller budget needs more tiles; never smaller than the configured tile
+        VaeTiling small = Vae.fewestTiles(new VaeTiling(VaeTiling.Mode.AUTO, 64, 8, 1L << 30), 128, 128, sd);
+        assertEquals(3, small.starts(128).size());
+        assertEquals(64, Vae.fewestTiles(new VaeTiling(VaeTiling.Mode.AUTO, 64, 8, 1L << 20), 128, 128, sd).tile());
+    }
+
+    @Test
     void startsCoverTheAxisWithTheOverlap() {
         VaeTiling t = new VaeTiling(VaeTiling.Mode.ALWAYS, 16, 4, 0);
         assertEquals(List.of(0), t.starts(16));
