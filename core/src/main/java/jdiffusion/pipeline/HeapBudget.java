@@ -14,7 +14,7 @@ import java.lang.management.ManagementFactory;
  * while its peak resident memory fell from 4.6 GB to 3.8 GB. -Xmx stays the hard limit. Other collectors (an
  * application embedding the library) are left alone.
  */
-final class HeapBudget {
+public final class HeapBudget {
     /** Room above the models for the sampler's latents and the like before ZGC starts collecting early. */
     static final long HEADROOM = 128L << 20;
     /**
@@ -31,8 +31,11 @@ final class HeapBudget {
         return Math.min(max, Math.max(FLOOR, used + HEADROOM));
     }
 
-    /** Sets ZGC's soft heap limit for the models now loaded; a no-op on other collectors. */
-    static void fit() {
+    /**
+     * Sets ZGC's soft heap limit for the models now loaded (call after loading); a no-op on other collectors. The
+     * workflow engine calls it after each model it loads, the pipeline before each generation.
+     */
+    public static void fit() {
         if (!zgc()) {
             return;
         }

@@ -102,11 +102,28 @@ final class ModelLoading {
                         rawText.size() > 1 ? rawText.get(1) : null), specs, open).unet();
             }
             UNet unet = UNet.load(weights);
-            return new ModelCache.Entry<>(new LoadedUnet(unet, family, prediction), floatBytes(weights), open);
+            return loaded(new LoadedUnet(unet, family, prediction), floatBytes(weights), open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.checkpoint(), e);
         }
+    }
+
+    /**
+     * A loaded model's cache entry. The model copied (packed) its weights, so the mapped files' pages are dropped
+     * from the resident set, and the heap's soft limit is fitted to the models now in memory (see
+     * {@link jdiffusion.pipeline.HeapBudget}).
+     */
+    private static <T> ModelCache.Entry<T> loaded(T model, long bytes, List<AutoCloseable> open) {
+        for (AutoCloseable c : open) {
+            if (c instanceof Checkpoint k) {
+                k.releaseResidentPages();
+            } else if (c instanceof SafeTensors f) {
+                f.releaseResidentPages();
+            }
+        }
+        jdiffusion.pipeline.HeapBudget.fit();
+        return new ModelCache.Entry<>(model, bytes, open);
     }
 
     private static ModelCache.Entry<TextConditioner> loadClip(ClipRef ref) {
@@ -135,7 +152,7 @@ final class ModelLoading {
             for (Weights w : te) {
                 bytes += floatBytes(w);
             }
-            return new ModelCache.Entry<>(TextConditioner.of(family, te), bytes, open);
+            return loaded(TextConditioner.of(family, te), bytes, open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.checkpoint(), e);
@@ -147,7 +164,7 @@ final class ModelLoading {
         try {
             SafeTensors file = open(ref.file(), open);
             Weights w = Checkpoint.vaeWeights(file); // checkpoint, standalone LDM or diffusers layout
-            return new ModelCache.Entry<>(Vae.load(w), floatBytes(w), open);
+            return loaded(Vae.load(w), floatBytes(w), open);
         } catch (ModelFormatException | RuntimeException e) {
             ModelCache.closeAll(open);
             throw failure(ref.file(), e);
