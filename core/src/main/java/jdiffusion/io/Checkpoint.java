@@ -354,6 +354,20 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
+    /**
+     * {@link SafeTensors#releaseResidentPages} for the checkpoints and files among what a loader keeps open (other
+     * resources are left as they are): called once a model has copied and packed its weights.
+     */
+    public static void releaseResidentPages(List<? extends AutoCloseable> open) {
+        for (AutoCloseable c : open) {
+            if (c instanceof Checkpoint k) {
+                k.releaseResidentPages();
+            } else if (c instanceof SafeTensors f) {
+                f.releaseResidentPages();
+            }
+        }
+    }
+
     @Override
     public void close() {
         for (SafeTensors s : owned) {

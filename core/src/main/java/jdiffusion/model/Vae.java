@@ -111,16 +111,16 @@ public final class Vae {
         return Ops.nhwcToNchw(img.data(), batch, img.c(), img.h(), img.w());
     }
 
-    /**
-     * AUTO tiling with the fewest tiles that fit the budget: every tile decodes its overlap again, so 512-pixel tiles
-     * (3 x 3 of them, with overlaps) cost a 1024x1024 decode more than twice the work of the whole image, where
-     * 2 x 2 tiles of 544 pixels fit the same budget. Never smaller than the configured tile.
-     */
     /** The decoder's largest activation (floats) for a latent tile of th x tw cells. */
     interface Largest {
         long of(int th, int tw);
     }
 
+    /**
+     * AUTO tiling with the fewest tiles that fit the budget: every tile decodes its overlap again, so 512-pixel tiles
+     * (3 x 3 of them, with overlaps) cost a 1024x1024 decode more than twice the work of the whole image, where
+     * 2 x 2 tiles of 544 pixels fit the same budget. Never smaller than the configured tile.
+     */
     static VaeTiling fewestTiles(VaeTiling t, int h, int w, Largest largest) {
         int size = Math.max(h, w);
         for (int n = 2; ; n++) {

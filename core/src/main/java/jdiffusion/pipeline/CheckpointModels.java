@@ -78,15 +78,16 @@ final class CheckpointModels implements PipelineModels {
             // each model copies (packs) its weights at load: the mapped pages it read need not stay resident, and
             // dropping them after each model keeps the mapped file and all the packed copies from adding up
             UNet unet = UNet.load(unetWeights);
-            releaseResidentPages(open);
+            Checkpoint.releaseResidentPages(open);
             Vae vae = Vae.load(ckpt.vae());
-            releaseResidentPages(open);
+            Checkpoint.releaseResidentPages(open);
             TextConditioner text = TextConditioner.of(family, te);
-            releaseResidentPages(open);
+            Checkpoint.releaseResidentPages(open);
             // a --unet file's name or metadata (SDXL-Lightning 1-step x0) speaks for the UNet before the checkpoint
             PredictionType prediction = PredictionHint.of(r.model(), ckpt.metadata(), r.unet(),
                             r.unet() == null ? null : ckpt.unet().file().metadata()).map(PredictionHint::prediction)
                     .orElse(ckpt.config().prediction() == ModelConfig.Prediction.V ? PredictionType.V : PredictionType.EPS);
+            HeapBudget.fit();
             return new CheckpointModels(open, family, unet, vae, text, prediction, ckpt.family().latentScale());
         } catch (ModelFormatException | RuntimeException e) {
             closeAll(open);
@@ -94,14 +95,6 @@ final class CheckpointModels implements PipelineModels {
                 throw g;
             }
             throw new GenerateException(e.getMessage() == null ? e.toString() : e.getMessage(), e);
-        }
-    }
-
-    private static void releaseResidentPages(List<AutoCloseable> open) {
-        for (AutoCloseable c : open) {
-            if (c instanceof Checkpoint k) {
-                k.releaseResidentPages();
-            }
         }
     }
 

@@ -33,7 +33,7 @@ public final class HeapBudget {
 
     /**
      * Sets ZGC's soft heap limit for the models now loaded (call after loading); a no-op on other collectors. The
-     * workflow engine calls it after each model it loads, the pipeline before each generation.
+     * workflow engine calls it after each model it loads, the pipeline after loading a checkpoint's models.
      */
     public static void fit() {
         if (!zgc()) {

@@ -75,7 +75,6 @@ public final class Pipeline {
             CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
             Timings timings) {
         ResolvedSettings s = resolve(request, models, init);
-        HeapBudget.fit();
         cancel.check("loading");
         Sampling.Outcome out = Sampling.run(models, s, init, progress, cancel, timings);
         models.samplingDone(); // a one-shot run frees the UNet before the VAE's large activations

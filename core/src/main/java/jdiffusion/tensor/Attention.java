@@ -55,10 +55,10 @@ final class Attention {
                                    int hd, Gemm.PackedB kt, Gemm.PackedB vp, float scale, boolean causal) {
         int ldo = vp.panels() * Gemm.NR;
         float[][] sc = SCRATCH.get();
-        float[] s = grow(sc, 0, QB * KB);
-        float[] o = grow(sc, 1, QB * ldo);
-        float[] max = grow(sc, 2, QB);
-        float[] sum = grow(sc, 3, QB);
+        float[] s = Gemm.grow(sc, 0, QB * KB);
+        float[] o = Gemm.grow(sc, 1, QB * ldo);
+        float[] max = Gemm.grow(sc, 2, QB);
+        float[] sum = Gemm.grow(sc, 3, QB);
         java.util.Arrays.fill(o, 0, rows * ldo, 0f);
         java.util.Arrays.fill(max, 0, rows, Float.NEGATIVE_INFINITY);
         java.util.Arrays.fill(sum, 0, rows, 0f);
@@ -108,12 +108,5 @@ final class Attention {
         }
         max[i] = newMax;
         sum[i] += Ops.expShifted(s, base, visible, scale, newMax);
-    }
-
-    private static float[] grow(float[][] scratch, int slot, int size) {
-        if (scratch[slot] == null || scratch[slot].length < size) {
-            scratch[slot] = new float[size];
-        }
-        return scratch[slot];
     }
 }

@@ -159,9 +159,9 @@ public final class Conv2d {
         // arrays of hundreds of MB per layer (a 1024x1024 VAE decode) cost page faults and zeroing, and churn the
         // heap faster than a concurrent collector frees it
         float[][] scratch = SCRATCH.get();
-        float[] phases = scratch(scratch, 0, s * s * plane);
+        float[] phases = Gemm.grow(scratch, 0, s * s * plane);
         boolean exact = gridW == ow;
-        float[] grid = exact ? null : scratch(scratch, 1, oh * gridW * out);
+        float[] grid = exact ? null : Gemm.grow(scratch, 1, oh * gridW * out);
         Taps taps = new Taps(phases, in, kw, s, gridW, plane);
         for (int b = 0; b < batch; b++) {
             java.util.Arrays.fill(phases, 0, s * s * plane, 0f);
@@ -186,14 +186,6 @@ public final class Conv2d {
     }
 
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[2][]);
-
-    private static float[] scratch(float[][] holder, int slot, int size) {
-        if (holder[slot] == null || holder[slot].length < size) {
-            holder[slot] = null; // let the old one go before the larger one is allocated
-            holder[slot] = new float[size];
-        }
-        return holder[slot];
-    }
 
     /** Lets go of this thread's scratch (call when a model's large convolutions are done, e.g. after a decode). */
     public static void releaseScratch() {

@@ -411,8 +411,11 @@ public final class Gemm {
             tail = A_BLOCK.get();
             copyTail(a, m0 + full, mr - full, k0, kc, tail);
         }
-        if (p1 - p0 <= FEW_PANELS) {
-            // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1
+        if (p1 - p0 <= FEW_PANELS || (kc <= SHORT_K && b.half == null)) {
+            // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1.
+            // Short k (attention's Q K^T at head size 40): each tile is little work per store of C, and C (far larger
+            // than any cache) is the traffic; row tile by row tile, C is written as whole sequential rows while the
+            // B panels (k x n, small) stay in L2
             Panels bp = panels(b, blk, p0, p1);
             for (int i = 0; i < full; i += MR) {
                 for (int p = p0; p < p1; p++) {
@@ -422,23 +425,6 @@ public final class Gemm {
             }
             for (int p = p0; tail != null && p < p1; p++) {
                 tile(tail, 0, bp.data, bp.offset(p), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
-                        Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
-            }
-            return;
-        }
-        if (kc <= SHORT_K && b.half == null) {
-            // short k (attention's Q K^T at head size 40): each tile is little work per store of C, and C (far
-            // larger than any cache) is the traffic; row by row, C is written as whole sequential rows while the
-            // B panels (k x n, small) stay in L2
-            for (int i = 0; i < full; i += MR) {
-                for (int p = p0; p < p1; p++) {
-                    tileDirect(arr, ao + i * lda, lda, b.data, b.offset(blk, p, 0), kc, c,
-                            cOff + (p - p0) * NR + i * ldc, ldc, Math.min(NR, b.n - p * NR), load, bias,
-                            bias == null ? -1 : p * NR, paddedC);
-                }
-            }
-            for (int p = p0; tail != null && p < p1; p++) {
-                tile(tail, 0, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + full * ldc, ldc, mr - full,
                         Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR);
             }
             return;
@@ -472,7 +458,7 @@ public final class Gemm {
         }
         int first = b.offset(blk, p0, 0);
         int size = b.offset(blk, p1 - 1, 0) - first + (b.blockStart(blk + 1) - b.blockStart(blk)) * NR;
-        float[] wide = grow(WIDE, size);
+        float[] wide = grow(WIDE.get(), 0, size);
         b.format.decode(b.half, first, wide, 0, size);
         return new Panels(wide, -first, b, blk);
     }
@@ -838,12 +824,16 @@ public final class Gemm {
         multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
     }
 
-    private static float[] grow(ThreadLocal<float[][]> slot, int size) {
-        float[][] holder = slot.get();
-        if (holder[0] == null || holder[0].length < size) {
-            holder[0] = new float[size];
+    /**
+     * Slot of a per-thread scratch holder with room for at least size floats (kernels keep their scratch from call
+     * to call); a slot too small is let go before the larger array is allocated.
+     */
+    static float[] grow(float[][] holder, int slot, int size) {
+        if (holder[slot] == null || holder[slot].length < size) {
+            holder[slot] = null;
+            holder[slot] = new float[size];
         }
-        return holder[0];
+        return holder[slot];
     }
 
     static int roundUp(int x, int q) {

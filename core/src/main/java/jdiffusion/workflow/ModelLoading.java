@@ -115,13 +115,7 @@ final class ModelLoading {
      * {@link jdiffusion.pipeline.HeapBudget}).
      */
     private static <T> ModelCache.Entry<T> loaded(T model, long bytes, List<AutoCloseable> open) {
-        for (AutoCloseable c : open) {
-            if (c instanceof Checkpoint k) {
-                k.releaseResidentPages();
-            } else if (c instanceof SafeTensors f) {
-                f.releaseResidentPages();
-            }
-        }
+        Checkpoint.releaseResidentPages(open);
         jdiffusion.pipeline.HeapBudget.fit();
         return new ModelCache.Entry<>(model, bytes, open);
     }
