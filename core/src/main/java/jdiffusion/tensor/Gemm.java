@@ -1,6 +1,7 @@
 package jdiffusion.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -39,6 +40,11 @@ public final class Gemm {
     }
     /** Up to this k per block, C is computed row tile by row tile across all panels (see kBlock). */
     static final int SHORT_K = 64;
+    /**
+     * Bytes of B panels a few-panel product keeps in L2 while it streams its rows of A past them (see rowStreams):
+     * the 786 KB of P V's whole B, re-read for every row tile, shared L2 with the A stream and fell out of it.
+     */
+    static final int STREAM_BYTES = 256 << 10;
     /** Up to this many panels, a product runs micro-tile by micro-tile rather than panel by panel. */
     static final int FEW_PANELS = 4;
     /** Bounds the search for the parallel split (tasks per thread considered). */
@@ -46,6 +52,7 @@ public final class Gemm {
 
     private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
     private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][]);
+    private static final ThreadLocal<float[][]> PACK = ThreadLocal.withInitial(() -> new float[1][]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private Gemm() {
@@ -104,10 +111,16 @@ public final class Gemm {
         private final int[] starts;
 
         PackedB(int k, int n, int[] starts) {
+            this(k, n, starts, null);
+        }
+
+        /** Packed into the given array when it is large enough (a caller's scratch), else into a new one. */
+        PackedB(int k, int n, int[] starts, float[] into) {
             this.k = k;
             this.n = n;
             this.starts = starts;
-            this.data = new float[panels() * NR * k];
+            int size = panels() * NR * k;
+            this.data = into != null && into.length >= size ? into : new float[size];
             this.half = null;
             this.format = WeightFormat.F32;
         }
@@ -224,6 +237,14 @@ public final class Gemm {
                     } else {
                         for (int j = 0; j < width; j++) {
                             d[o + j] = src[s + j * sn];
+                        }
+                    }
+                    if (width < NR) {
+                        // padding lanes are zero (a reused scratch array holds old values there)
+                        java.util.Arrays.fill(d, o + width, o + NR, 0f);
+                        if (pairs(width)) {
+                            // the third vector's upper half repeats its lower half for microPair
+                            System.arraycopy(d, o + 2 * L, d, o + 2 * L + HALF, HALF);
                         }
                     }
                 }
@@ -356,11 +377,11 @@ public final class Gemm {
 
     /**
      * Few panels (n up to FEW_PANELS * NR, as attention's P V or a layer with few outputs): each micro-tile of rows
-     * runs through all of k before the next, so every A row is read as one long sequential stream (which the
-     * hardware prefetcher follows; k blocks of 1 KB per row would restart it every block) and used for all panels
-     * while in L1. A is then read exactly once, from wherever it is; the few B panels stay in L2. (A whole A block
-     * kept in L2 instead also fails when A's row stride is a multiple of 4 KB, as the 4096-key rows of P: its rows
-     * fall into the same cache sets and evict each other.)
+     * runs through a stretch of k blocks (B panels of at most STREAM_BYTES, which stay in L2) before the next, so
+     * every A row is read in long sequential runs (which the hardware prefetcher follows; k blocks of 1 KB per row
+     * would restart it every block) and used for all panels while in L1. A is then read exactly once, from wherever
+     * it is. (A whole A block kept in L2 instead fails when A's row stride is a multiple of 4 KB, as the 4096-key
+     * rows of P: its rows fall into the same cache sets and evict each other.)
      */
     private static void rowStreams(ASource a, int m0, int rows, PackedB b, int p0, int p1, int first, int last,
                                    float[] c, int cOff, int ldc, float[] paddedBias, boolean accumulate,
@@ -368,16 +389,24 @@ public final class Gemm {
         float[] arr = a.array();
         int lda = a.rowStride();
         int full = rows / MR * MR;
-        for (int i = 0; i < full; i += MR) {
-            for (int blk = first; blk < last; blk++) {
-                int k0 = b.blockStart(blk);
-                int kc = b.blockStart(blk + 1) - k0;
-                boolean load = accumulate || blk > first;
-                float[] bias = blk == first ? paddedBias : null;
-                int ao = a.index(m0 + i, k0);
-                for (int p = p0; p < p1; p++) {
-                    tileDirect(arr, ao, lda, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + i * ldc, ldc,
-                            Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+        long panelFloats = (long) (p1 - p0) * NR;
+        for (int s0 = first, s1; s0 < last; s0 = s1) {
+            // a stretch of k blocks whose B panels fit in STREAM_BYTES, run over all rows before the next stretch
+            s1 = s0 + 1;
+            while (s1 < last && 4 * panelFloats * (b.blockStart(s1 + 1) - b.blockStart(s0)) <= STREAM_BYTES) {
+                s1++;
+            }
+            for (int i = 0; i < full; i += MR) {
+                for (int blk = s0; blk < s1; blk++) {
+                    int k0 = b.blockStart(blk);
+                    int kc = b.blockStart(blk + 1) - k0;
+                    boolean load = accumulate || blk > first;
+                    float[] bias = blk == first ? paddedBias : null;
+                    int ao = a.index(m0 + i, k0);
+                    for (int p = p0; p < p1; p++) {
+                        tileDirect(arr, ao, lda, b.data, b.offset(blk, p, 0), kc, c, cOff + (p - p0) * NR + i * ldc,
+                                ldc, Math.min(NR, b.n - p * NR), load, bias, bias == null ? -1 : p * NR, paddedC);
+                    }
                 }
             }
         }
@@ -479,8 +508,8 @@ public final class Gemm {
     private static void tileDirect(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                    int ldc, int cols, boolean load, float[] bias, int bi, boolean paddedC) {
         int vectors = (cols + L - 1) / L;
-        if (paddedC || cols == vectors * L) {
-            direct(vectors, a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
+        if (paddedC || cols == vectors * L || pairs(cols)) {
+            direct(cols, a, ao, lda, b, bo, kc, c, co, ldc, load, bias, bi);
             return;
         }
         float[] e = EDGE.get();
@@ -490,15 +519,19 @@ public final class Gemm {
                 System.arraycopy(c, co + i * ldc, e, i * NR, cols);
             }
         }
-        direct(vectors, a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
+        direct(cols, a, ao, lda, b, bo, kc, e, 0, NR, load, bias, bi);
         for (int i = 0; i < MR; i++) {
             System.arraycopy(e, i * NR, c, co + i * ldc, cols);
         }
     }
 
-    /** The kernel as wide as the panel's real columns (a 320-wide layer's last panel needs two vectors of three). */
-    private static void direct(int vectors, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
+    /**
+     * The kernel as wide as the panel's real columns (a 320-wide layer's last panel needs two vectors of three; a
+     * 40-wide one, attention's P V at head size 40, two and a half: {@link #microPair}).
+     */
+    private static void direct(int cols, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                int ldc, boolean load, float[] bias, int bi) {
+        int vectors = (cols + L - 1) / L;
         // where the accumulators start: C itself, zeros or the bias (the last two with row stride 0)
         float[] si = c;
         int so = co;
@@ -508,13 +541,28 @@ public final class Gemm {
             so = bi < 0 ? 0 : bi;
             lds = 0;
         } else if (bi >= 0) {
-            addBias(c, co, ldc, vectors * L, bias, bi);
+            addBias(c, co, ldc, pairs(cols) ? cols : vectors * L, bias, bi);
+        }
+        if (pairs(cols)) {
+            microPair(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc, cols - 2 * L);
+            return;
         }
         switch (vectors) {
             case 1 -> microDirect1(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
             case 2 -> microDirect2(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
             default -> microDirect3(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc);
         }
+    }
+
+    /** Half a vector, in floats. */
+    static final int HALF = L / 2;
+
+    /**
+     * Whether a panel this wide runs on {@link #microPair}: two vectors and at most half a third. Its packed B
+     * carries the columns past the second vector twice (both halves of the third vector).
+     */
+    static boolean pairs(int cols) {
+        return cols > 2 * L && cols <= 2 * L + HALF;
     }
 
     /** A zero row as wide as a panel: the start of tiles that do not accumulate and have no bias. */
@@ -530,7 +578,7 @@ public final class Gemm {
                 System.arraycopy(c, co + i * ldc, e, i * NR, cols);
             }
         }
-        direct((cols + L - 1) / L, a, ao, kc, b, bo, kc, e, 0, NR, load, bias, bi);
+        direct(cols, a, ao, kc, b, bo, kc, e, 0, NR, load, bias, bi);
         for (int i = 0; i < rows; i++) {
             System.arraycopy(e, i * NR, c, co + i * ldc, cols);
         }
@@ -549,6 +597,125 @@ public final class Gemm {
                 c[o + j] += bias[bi + j];
             }
         }
+    }
+
+    /**
+     * C tile of 8 rows x (2L + w) columns, w at most half a vector (attention's P V at head size 40: 2.5 vectors).
+     * Rows run in pairs: the columns past the second vector of rows r and r+1 share one accumulator, row r in the
+     * lower half and row r+1 in the upper, against a B vector whose two halves hold the same columns (see
+     * {@link #pairs}); its A operand blends the two rows' broadcasts. 20 FMAs per k step instead of the 24 of the
+     * three-vector kernel, every lane useful. Start tile and stores as {@link #microDirect3}, the pair lanes masked.
+     */
+    static void microPair(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
+            float[] c, int co, int ldc, int w) {
+        VectorMask<Float> upper = VectorMask.fromLong(S, ((1L << L) - 1) & ~((1L << HALF) - 1));
+        VectorMask<Float> lowW = VectorMask.fromLong(S, (1L << w) - 1);
+        VectorMask<Float> highW = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
+        int e = 2 * L;
+        int f = 2 * L - HALF;
+        int s1 = so + lds;
+        int s2 = s1 + lds;
+        int s3 = s2 + lds;
+        int s4 = s3 + lds;
+        int s5 = s4 + lds;
+        int s6 = s5 + lds;
+        int s7 = s6 + lds;
+        int c1 = co + ldc;
+        int c2 = c1 + ldc;
+        int c3 = c2 + ldc;
+        int c4 = c3 + ldc;
+        int c5 = c4 + ldc;
+        int c6 = c5 + ldc;
+        int c7 = c6 + ldc;
+        FloatVector x00 = FloatVector.fromArray(S, s0, so);
+        FloatVector x01 = FloatVector.fromArray(S, s0, so + L);
+        FloatVector x10 = FloatVector.fromArray(S, s0, s1);
+        FloatVector x11 = FloatVector.fromArray(S, s0, s1 + L);
+        FloatVector x20 = FloatVector.fromArray(S, s0, s2);
+        FloatVector x21 = FloatVector.fromArray(S, s0, s2 + L);
+        FloatVector x30 = FloatVector.fromArray(S, s0, s3);
+        FloatVector x31 = FloatVector.fromArray(S, s0, s3 + L);
+        FloatVector x40 = FloatVector.fromArray(S, s0, s4);
+        FloatVector x41 = FloatVector.fromArray(S, s0, s4 + L);
+        FloatVector x50 = FloatVector.fromArray(S, s0, s5);
+        FloatVector x51 = FloatVector.fromArray(S, s0, s5 + L);
+        FloatVector x60 = FloatVector.fromArray(S, s0, s6);
+        FloatVector x61 = FloatVector.fromArray(S, s0, s6 + L);
+        FloatVector x70 = FloatVector.fromArray(S, s0, s7);
+        FloatVector x71 = FloatVector.fromArray(S, s0, s7 + L);
+        FloatVector y0 = FloatVector.fromArray(S, s0, so + e, lowW)
+                .blend(FloatVector.fromArray(S, s0, s1 + f, highW), upper);
+        FloatVector y1 = FloatVector.fromArray(S, s0, s2 + e, lowW)
+                .blend(FloatVector.fromArray(S, s0, s3 + f, highW), upper);
+        FloatVector y2 = FloatVector.fromArray(S, s0, s4 + e, lowW)
+                .blend(FloatVector.fromArray(S, s0, s5 + f, highW), upper);
+        FloatVector y3 = FloatVector.fromArray(S, s0, s6 + e, lowW)
+                .blend(FloatVector.fromArray(S, s0, s7 + f, highW), upper);
+        int a1 = ao + lda;
+        int a2 = a1 + lda;
+        int a3 = a2 + lda;
+        int a4 = a3 + lda;
+        int a5 = a4 + lda;
+        int a6 = a5 + lda;
+        int a7 = a6 + lda;
+        for (int p = 0; p < kc; p++) {
+            int bx = bo + p * NR;
+            FloatVector b0 = FloatVector.fromArray(S, b, bx);
+            FloatVector b1 = FloatVector.fromArray(S, b, bx + L);
+            FloatVector b2 = FloatVector.fromArray(S, b, bx + 2 * L);
+            FloatVector u = FloatVector.broadcast(S, a[ao + p]);
+            FloatVector v = FloatVector.broadcast(S, a[a1 + p]);
+            x00 = u.fma(b0, x00);
+            x01 = u.fma(b1, x01);
+            x10 = v.fma(b0, x10);
+            x11 = v.fma(b1, x11);
+            y0 = u.blend(v, upper).fma(b2, y0);
+            u = FloatVector.broadcast(S, a[a2 + p]);
+            v = FloatVector.broadcast(S, a[a3 + p]);
+            x20 = u.fma(b0, x20);
+            x21 = u.fma(b1, x21);
+            x30 = v.fma(b0, x30);
+            x31 = v.fma(b1, x31);
+            y1 = u.blend(v, upper).fma(b2, y1);
+            u = FloatVector.broadcast(S, a[a4 + p]);
+            v = FloatVector.broadcast(S, a[a5 + p]);
+            x40 = u.fma(b0, x40);
+            x41 = u.fma(b1, x41);
+            x50 = v.fma(b0, x50);
+            x51 = v.fma(b1, x51);
+            y2 = u.blend(v, upper).fma(b2, y2);
+            u = FloatVector.broadcast(S, a[a6 + p]);
+            v = FloatVector.broadcast(S, a[a7 + p]);
+            x60 = u.fma(b0, x60);
+            x61 = u.fma(b1, x61);
+            x70 = v.fma(b0, x70);
+            x71 = v.fma(b1, x71);
+            y3 = u.blend(v, upper).fma(b2, y3);
+        }
+        x00.intoArray(c, co);
+        x01.intoArray(c, co + L);
+        x10.intoArray(c, c1);
+        x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2);
+        x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3);
+        x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4);
+        x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5);
+        x51.intoArray(c, c5 + L);
+        x60.intoArray(c, c6);
+        x61.intoArray(c, c6 + L);
+        x70.intoArray(c, c7);
+        x71.intoArray(c, c7 + L);
+        y0.intoArray(c, co + e, lowW);
+        y0.intoArray(c, c1 + f, highW);
+        y1.intoArray(c, c2 + e, lowW);
+        y1.intoArray(c, c3 + f, highW);
+        y2.intoArray(c, c4 + e, lowW);
+        y2.intoArray(c, c5 + f, highW);
+        y3.intoArray(c, c6 + e, lowW);
+        y3.intoArray(c, c7 + f, highW);
     }
 
     /** C tile (8 rows x 3 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
@@ -819,9 +986,17 @@ public final class Gemm {
         return c;
     }
 
-    /** The same into c (m x n). */
+    /**
+     * The same into c (m x n). B is packed into the calling thread's scratch, kept from call to call: a product
+     * of activations repeated in a loop (a benchmark, a sampler step) then allocates nothing, and a concurrent
+     * collector has no garbage to chase while the product runs.
+     */
     public static void matmul(float[] a, float[] b, int m, int n, int k, float[] c) {
-        multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n), c, 0, n, null, false);
+        int[] starts = kBlocks(k, Integer.MAX_VALUE);
+        float[] scratch = grow(PACK.get(), 0, (n + NR - 1) / NR * NR * k);
+        PackedB pb = new PackedB(k, n, starts, scratch);
+        packInto(b, 0, n, 1, pb);
+        multiply(new Dense(a, 0, k), m, pb, c, 0, n, null, false);
     }
 
     /**

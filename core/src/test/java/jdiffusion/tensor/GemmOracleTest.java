@@ -32,6 +32,64 @@ class GemmOracleTest {
         }
     }
 
+    /**
+     * Last panels two vectors and at most half a third wide run the paired-rows kernel (attention's P V at head
+     * size 40): every width around that range, with and without bias, onto zeros and accumulating, tails of rows,
+     * C with no room past n (masked stores must not touch the next row) and with padded rows.
+     */
+    @Test
+    void narrowLastPanelsMatchOracle() {
+        SplittableRandom rnd = new SplittableRandom(11);
+        int l = Gemm.L;
+        int[] widths = {2 * l, 2 * l + 1, 2 * l + l / 4, 2 * l + l / 2, 2 * l + l / 2 + 1, Gemm.NR + 2 * l + l / 2};
+        for (int n : widths) {
+            for (int[] mk : new int[][] {{8, 5}, {13, 300}, {64, 700}}) {
+                int m = mk[0];
+                int k = mk[1];
+                float[] a = random(rnd, m * k);
+                float[] b = random(rnd, k * n);
+                float[] bias = random(rnd, n);
+                float[] start = random(rnd, m * n);
+                float[] ab = Reference.matmul(a, b, m, n, k);
+                float[] mag = Reference.matmul(abs(a), abs(b), m, n, k);
+                String what = m + "x" + n + "x" + k;
+                // the packed scratch is reused: a wider product first leaves old values in its padding lanes
+                Ops.matmul(random(rnd, m * k), random(rnd, k * Gemm.NR * 2), m, Gemm.NR * 2, k);
+                assertClose("matmul " + what, ab, Ops.matmul(a, b, m, n, k), mag, REL, 1e-30);
+
+                Gemm.PackedB packed = Gemm.pack(b, 0, n, 1, k, n);
+                float[] c = new float[m * n];
+                Gemm.multiply(new Gemm.Dense(a, 0, k), m, packed, c, 0, n, bias, false);
+                float[] expected = new float[m * n];
+                float[] magBias = new float[m * n];
+                for (int i = 0; i < m * n; i++) {
+                    expected[i] = ab[i] + bias[i % n];
+                    magBias[i] = mag[i] + Math.abs(bias[i % n]);
+                }
+                assertClose("with bias " + what, expected, c, magBias, REL, 1e-30);
+
+                c = start.clone();
+                Gemm.multiply(new Gemm.Dense(a, 0, k), m, packed, c, 0, n, bias, true);
+                for (int i = 0; i < m * n; i++) {
+                    expected[i] = start[i] + ab[i] + bias[i % n];
+                    magBias[i] = Math.abs(start[i]) + mag[i] + Math.abs(bias[i % n]);
+                }
+                assertClose("accumulating " + what, expected, c, magBias, REL, 1e-30);
+
+                // padded C rows (whole panels, as attention's output scratch): columns past n are the caller's
+                int ldc = packed.panels() * Gemm.NR;
+                float[] padded = new float[m * ldc];
+                Gemm.block(new Gemm.Dense(a, 0, k), 0, m, packed, 0, packed.panels(), 0, k, padded, 0, ldc, null,
+                        false, true);
+                float[] got = new float[m * n];
+                for (int i = 0; i < m; i++) {
+                    System.arraycopy(padded, i * ldc, got, i * n, n);
+                }
+                assertClose("padded C " + what, ab, got, mag, REL, 1e-30);
+            }
+        }
+    }
+
     @Test
     void matmulTransposedMatchesOracle() {
         SplittableRandom rnd = new SplittableRandom(7);
