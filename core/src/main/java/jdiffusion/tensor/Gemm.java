@@ -14,7 +14,7 @@ import jdk.incubator.vector.VectorSpecies;
  * most {@link #MC} rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (8 x 3 vectors:
  * 24 accumulators, 3 FMAs per broadcast A element; measured about 10% faster than 6 x 2 and 4 x 3 here), with
  * 1- and 2-vector variants for a last panel that is narrower (n = 320 ends in 32 columns), while a B micro-panel
- * (KC x NR) sits in L1 and the A block in L2. Threads split
+ * (KC x NR) streams from L2 and the A block sits in L2. Threads split
  * the rows (and, when there are few row blocks, the panels) of C; see {@link #multiply}.
  */
 public final class Gemm {
@@ -25,10 +25,14 @@ public final class Gemm {
     public static final int MR = 8;
     /** Columns of C per packed B panel (three vectors). */
     public static final int NR = 3 * L;
-    /** k per cache block: a B micro-panel KC x NR (48 KB at 512 bits) stays in L1 or close by in L2. */
-    static final int KC = 256;
     /**
-     * Rows per block: the A block, MC x KC (about 450 KB), stays in L2 while the panels of B stream past it; each
+     * k per cache block. A B micro-panel KC x NR (72 KB at 512 bits) streams from L2, which keeps up; longer blocks
+     * mean fewer round trips of each C tile. Measured on the SD1.5 layer shapes, alternating in one JVM: 384 and 512
+     * both 2-4 points of the FMA peak above 256 (a micro-panel that fits L1), 128 5 points below.
+     */
+    static final int KC = 384;
+    /**
+     * Rows per block: the A block, MC x KC (about 660 KB), stays in L2 while the panels of B stream past it; each
      * B micro-panel fetched is used for MC/MR tiles, which matters when B comes from memory (large convolutions,
      * or an L3 shared with other work).
      */
