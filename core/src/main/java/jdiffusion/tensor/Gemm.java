@@ -613,8 +613,6 @@ public final class Gemm {
     static void microPair(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
             float[] c, int co, int ldc, int w) {
         VectorMask<Float> upper = VectorMask.fromLong(S, ((1L << L) - 1) & ~((1L << HALF) - 1));
-        VectorMask<Float> lowW = VectorMask.fromLong(S, (1L << w) - 1);
-        VectorMask<Float> highW = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
         int e = 2 * L;
         int f = 2 * L - HALF;
         int s1 = so + lds;
@@ -647,14 +645,10 @@ public final class Gemm {
         FloatVector x61 = FloatVector.fromArray(S, s0, s6 + L);
         FloatVector x70 = FloatVector.fromArray(S, s0, s7);
         FloatVector x71 = FloatVector.fromArray(S, s0, s7 + L);
-        FloatVector y0 = FloatVector.fromArray(S, s0, so + e, lowW)
-                .blend(FloatVector.fromArray(S, s0, s1 + f, highW), upper);
-        FloatVector y1 = FloatVector.fromArray(S, s0, s2 + e, lowW)
-                .blend(FloatVector.fromArray(S, s0, s3 + f, highW), upper);
-        FloatVector y2 = FloatVector.fromArray(S, s0, s4 + e, lowW)
-                .blend(FloatVector.fromArray(S, s0, s5 + f, highW), upper);
-        FloatVector y3 = FloatVector.fromArray(S, s0, s6 + e, lowW)
-                .blend(FloatVector.fromArray(S, s0, s7 + f, highW), upper);
+        FloatVector y0 = pairLoad(s0, so + e, s1 + f, w);
+        FloatVector y1 = pairLoad(s0, s2 + e, s3 + f, w);
+        FloatVector y2 = pairLoad(s0, s4 + e, s5 + f, w);
+        FloatVector y3 = pairLoad(s0, s6 + e, s7 + f, w);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -712,14 +706,30 @@ public final class Gemm {
         x61.intoArray(c, c6 + L);
         x70.intoArray(c, c7);
         x71.intoArray(c, c7 + L);
-        y0.intoArray(c, co + e, lowW);
-        y0.intoArray(c, c1 + f, highW);
-        y1.intoArray(c, c2 + e, lowW);
-        y1.intoArray(c, c3 + f, highW);
-        y2.intoArray(c, c4 + e, lowW);
-        y2.intoArray(c, c5 + f, highW);
-        y3.intoArray(c, c6 + e, lowW);
-        y3.intoArray(c, c7 + f, highW);
+        pairStore(y0, c, co + e, c1 + f, w);
+        pairStore(y1, c, c2 + e, c3 + f, w);
+        pairStore(y2, c, c4 + e, c5 + f, w);
+        pairStore(y3, c, c6 + e, c7 + f, w);
+    }
+
+    /**
+     * A pair accumulator's start: w floats of row r at lo into the lower half, w of row r+1 at hi + HALF into the
+     * upper. The masked operations live in these helpers, not in the kernel: with them inline, C1 cannot compile
+     * microPair at its profiling tier ("out of virtual registers"), and when C1 had compiled it at its plain tier
+     * first the method stayed there, never reaching C2, with every vector operation boxed (100x slower).
+     */
+    private static FloatVector pairLoad(float[] s, int lo, int hi, int w) {
+        VectorMask<Float> low = VectorMask.fromLong(S, (1L << w) - 1);
+        VectorMask<Float> high = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
+        return FloatVector.fromArray(S, s, lo, low).blend(FloatVector.fromArray(S, s, hi, high), high);
+    }
+
+    /** Stores a pair accumulator: its lower w lanes at lo (row r), lanes HALF to HALF+w at hi + HALF (row r+1). */
+    private static void pairStore(FloatVector y, float[] c, int lo, int hi, int w) {
+        VectorMask<Float> low = VectorMask.fromLong(S, (1L << w) - 1);
+        VectorMask<Float> high = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
+        y.intoArray(c, lo, low);
+        y.intoArray(c, hi, high);
     }
 
     /** C tile (8 rows x 3 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
