@@ -57,6 +57,7 @@ public final class Gemm {
     private static final ThreadLocal<float[]> A_BLOCK = ThreadLocal.withInitial(() -> new float[MR * KC]);
     private static final ThreadLocal<float[][]> WIDE = ThreadLocal.withInitial(() -> new float[1][]);
     private static final ThreadLocal<float[][]> PACK = ThreadLocal.withInitial(() -> new float[1][]);
+    private static final ThreadLocal<float[]> PAIRS = ThreadLocal.withInitial(() -> new float[MR / 2 * L]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     private Gemm() {
@@ -548,7 +549,20 @@ public final class Gemm {
             addBias(c, co, ldc, pairs(cols) ? cols : vectors * L, bias, bi);
         }
         if (pairs(cols)) {
-            microPair(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc, cols - 2 * L);
+            // the pair accumulators start from and end in a small scratch: masked loads and stores in the kernel
+            // kept C1 from compiling it at its profiling tier (a kernel C1 had compiled at its plain tier first
+            // then never reached C2 and ran boxed), and as helpers C2 would not inline them (boxing every call)
+            int w = cols - 2 * L;
+            float[] pb = PAIRS.get();
+            for (int q = 0; q < MR / 2; q++) {
+                System.arraycopy(si, so + 2 * q * lds + 2 * L, pb, q * L, w);
+                System.arraycopy(si, so + (2 * q + 1) * lds + 2 * L, pb, q * L + HALF, w);
+            }
+            microPair(a, ao, lda, b, bo, kc, si, so, lds, c, co, ldc, pb);
+            for (int q = 0; q < MR / 2; q++) {
+                System.arraycopy(pb, q * L, c, co + 2 * q * ldc + 2 * L, w);
+                System.arraycopy(pb, q * L + HALF, c, co + (2 * q + 1) * ldc + 2 * L, w);
+            }
             return;
         }
         switch (vectors) {
@@ -608,13 +622,12 @@ public final class Gemm {
      * Rows run in pairs: the columns past the second vector of rows r and r+1 share one accumulator, row r in the
      * lower half and row r+1 in the upper, against a B vector whose two halves hold the same columns (see
      * {@link #pairs}); its A operand blends the two rows' broadcasts. 20 FMAs per k step instead of the 24 of the
-     * three-vector kernel, every lane useful. Start tile and stores as {@link #microDirect3}, the pair lanes masked.
+     * three-vector kernel, every lane useful. Start tile and stores as {@link #microDirect3} for the first two
+     * vectors; the pair accumulators start from and end in pairAcc (pair q at q*L, rows 2q and 2q+1 in its halves).
      */
     static void microPair(float[] a, int ao, int lda, float[] b, int bo, int kc, float[] s0, int so, int lds,
-            float[] c, int co, int ldc, int w) {
+            float[] c, int co, int ldc, float[] pairAcc) {
         VectorMask<Float> upper = VectorMask.fromLong(S, ((1L << L) - 1) & ~((1L << HALF) - 1));
-        int e = 2 * L;
-        int f = 2 * L - HALF;
         int s1 = so + lds;
         int s2 = s1 + lds;
         int s3 = s2 + lds;
@@ -645,10 +658,10 @@ public final class Gemm {
         FloatVector x61 = FloatVector.fromArray(S, s0, s6 + L);
         FloatVector x70 = FloatVector.fromArray(S, s0, s7);
         FloatVector x71 = FloatVector.fromArray(S, s0, s7 + L);
-        FloatVector y0 = pairLoad(s0, so + e, s1 + f, w);
-        FloatVector y1 = pairLoad(s0, s2 + e, s3 + f, w);
-        FloatVector y2 = pairLoad(s0, s4 + e, s5 + f, w);
-        FloatVector y3 = pairLoad(s0, s6 + e, s7 + f, w);
+        FloatVector y0 = FloatVector.fromArray(S, pairAcc, 0 * L);
+        FloatVector y1 = FloatVector.fromArray(S, pairAcc, 1 * L);
+        FloatVector y2 = FloatVector.fromArray(S, pairAcc, 2 * L);
+        FloatVector y3 = FloatVector.fromArray(S, pairAcc, 3 * L);
         int a1 = ao + lda;
         int a2 = a1 + lda;
         int a3 = a2 + lda;
@@ -706,30 +719,10 @@ public final class Gemm {
         x61.intoArray(c, c6 + L);
         x70.intoArray(c, c7);
         x71.intoArray(c, c7 + L);
-        pairStore(y0, c, co + e, c1 + f, w);
-        pairStore(y1, c, c2 + e, c3 + f, w);
-        pairStore(y2, c, c4 + e, c5 + f, w);
-        pairStore(y3, c, c6 + e, c7 + f, w);
-    }
-
-    /**
-     * A pair accumulator's start: w floats of row r at lo into the lower half, w of row r+1 at hi + HALF into the
-     * upper. The masked operations live in these helpers, not in the kernel: with them inline, C1 cannot compile
-     * microPair at its profiling tier ("out of virtual registers"), and when C1 had compiled it at its plain tier
-     * first the method stayed there, never reaching C2, with every vector operation boxed (100x slower).
-     */
-    private static FloatVector pairLoad(float[] s, int lo, int hi, int w) {
-        VectorMask<Float> low = VectorMask.fromLong(S, (1L << w) - 1);
-        VectorMask<Float> high = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
-        return FloatVector.fromArray(S, s, lo, low).blend(FloatVector.fromArray(S, s, hi, high), high);
-    }
-
-    /** Stores a pair accumulator: its lower w lanes at lo (row r), lanes HALF to HALF+w at hi + HALF (row r+1). */
-    private static void pairStore(FloatVector y, float[] c, int lo, int hi, int w) {
-        VectorMask<Float> low = VectorMask.fromLong(S, (1L << w) - 1);
-        VectorMask<Float> high = VectorMask.fromLong(S, ((1L << w) - 1) << HALF);
-        y.intoArray(c, lo, low);
-        y.intoArray(c, hi, high);
+        y0.intoArray(pairAcc, 0 * L);
+        y1.intoArray(pairAcc, 1 * L);
+        y2.intoArray(pairAcc, 2 * L);
+        y3.intoArray(pairAcc, 3 * L);
     }
 
     /** C tile (8 rows x 3 vectors) = start tile (rows of s0 lds apart: C itself, or zeros / bias with lds 0) + A rows read in place (row r at a[ao + r*lda + p]) times B micro-panel (kc x NR, first 3 vectors). */
