@@ -13,7 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
  * place through an {@link ASource} (a row-major matrix, or a convolution's shifted input rows), in blocks of at
  * most {@link #MC} rows by {@link #KC} k. The micro-kernel keeps an MR x NR tile of C in registers (8 x 3 vectors:
  * 24 accumulators, 3 FMAs per broadcast A element; measured about 10% faster than 6 x 2 and 4 x 3 here), with
- * 1- and 2-vector variants for a last panel that is narrower (n = 320 ends in 32 columns), while a B micro-panel
+ * 1- and 2-vector variants for a last panel that is narrower (n = 320 ends in 32 columns) and a paired-rows variant
+ * for one two and a half vectors wide (n = 40, attention at head size 40: {@link #microPair}), while a B micro-panel
  * (KC x NR) streams from L2 and the A block sits in L2. Threads split
  * the rows (and, when there are few row blocks, the panels) of C; see {@link #multiply}.
  */
