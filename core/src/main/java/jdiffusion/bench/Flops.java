@@ -167,8 +167,10 @@ public final class Flops {
                 ch = out;
             }
             if (level > 0) {
+                // nearest 2x upsampling fused with its 3x3 convolution (UpsampleConv): four 2x2 convolutions of the
+                // low-resolution input, 4/9 of the 3x3 convolution over the upsampled image
+                f.conv(4 * px, ch, ch, 2);
                 px *= 4;
-                f.conv(px, ch, ch, 3);
             }
         }
         f.norm(px * ch);

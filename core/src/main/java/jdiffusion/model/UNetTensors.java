@@ -100,6 +100,18 @@ final class UNetTensors {
                 storage(weights, wn));
     }
 
+    /** Nearest 2x upsampling and a 3x3 "same" convolution, fused (see UpsampleConv). */
+    jdiffusion.tensor.UpsampleConv upsampleConv(String prefix, int in) {
+        String wn = prefix + ".weight";
+        int[] s = shape(wn);
+        if (s.length != 4 || s[1] != in || s[2] != 3 || s[3] != 3) {
+            throw new BadTensorException("tensor '" + wn + "' has shape " + Arrays.toString(s)
+                    + ", expected an upsampling conv weight [out, " + in + ", 3, 3]");
+        }
+        float[] b = has(prefix + ".bias") ? get(prefix + ".bias", s[0]) : null;
+        return jdiffusion.tensor.UpsampleConv.of(weights.get(wn), b, s[0], in);
+    }
+
     /** A 3x3 "same" convolution (pad 1) with stride 1. */
     Conv2d conv3x3(String prefix, int in) {
         return conv(prefix, in, 1, 1, 1, 1, 1);

@@ -301,7 +301,11 @@ public final class Vae {
         }
     }
 
-    private record Decoder(Linear postQuantConv, Conv2d convIn, Mid mid, List<Level> levels, GroupNorm normOut,
+    /** One decoder level: res blocks, then nearest 2x upsampling fused with its convolution, or none. */
+    private record UpLevel(List<ResnetBlock> blocks, jdiffusion.tensor.UpsampleConv up) {
+    }
+
+    private record Decoder(Linear postQuantConv, Conv2d convIn, Mid mid, List<UpLevel> levels, GroupNorm normOut,
                            Conv2d convOut, int latentChannels, int factor) {
         static Decoder load(UNetTensors t) {
             int zc = t.outWidth("post_quant_conv");
@@ -310,7 +314,7 @@ public final class Vae {
             int ch = convIn.out();
             Mid mid = Mid.load(t, "decoder.mid", ch);
             int n = t.countChildren("decoder.up");
-            List<Level> levels = new ArrayList<>();
+            List<UpLevel> levels = new ArrayList<>();
             int factor = 1;
             // up.{n-1} runs first (lowest resolution): the up index is reversed against the run order.
             for (int i = n - 1; i >= 0; i--) {
@@ -321,11 +325,12 @@ public final class Vae {
                     blocks.add(rb);
                     ch = rb.outChannels();
                 }
-                Conv2d up = t.has(p + ".upsample.conv.weight") ? t.conv3x3(p + ".upsample.conv", ch) : null;
+                jdiffusion.tensor.UpsampleConv up = t.has(p + ".upsample.conv.weight")
+                        ? t.upsampleConv(p + ".upsample.conv", ch) : null;
                 if (up != null) {
                     factor *= 2;
                 }
-                levels.add(new Level(List.copyOf(blocks), up));
+                levels.add(new UpLevel(List.copyOf(blocks), up));
             }
             GroupNorm normOut = t.groupNorm("decoder.norm_out", ch, 32, EPS);
             Conv2d convOut = t.conv3x3("decoder.conv_out", ch);
@@ -336,11 +341,12 @@ public final class Vae {
             long pixels = (long) batch * h * w;
             int ch = convIn.out();
             long m = ch * pixels;
-            for (Level level : levels) {
+            for (UpLevel level : levels) {
                 m = Math.max(m, widest(level.blocks(), ch, pixels));
                 ch = level.blocks().isEmpty() ? ch : level.blocks().getLast().outChannels();
-                if (level.resample() != null) {
+                if (level.up() != null) {
                     pixels *= 4;
+                    ch = level.up().out();
                     m = Math.max(m, ch * pixels);
                 }
             }
@@ -350,13 +356,17 @@ public final class Vae {
         Feature forward(Feature z) {
             Feature x = conv(convIn, linear(postQuantConv, z));
             x = mid.forward(x);
-            for (Level level : levels) {
+            for (UpLevel level : levels) {
                 for (ResnetBlock b : level.blocks()) {
                     x = b.forward(x, null);
                 }
-                if (level.resample() != null) {
-                    float[] up = Ops.resizeNearest(x.data(), x.batch(), x.h(), x.w(), x.c(), 2 * x.h(), 2 * x.w());
-                    x = conv(level.resample(), new Feature(up, x.batch(), 2 * x.h(), 2 * x.w(), x.c()));
+                if (level.up() != null) {
+                    if (x.c() != level.up().in()) {
+                        throw new IllegalStateException("upsampling conv expects " + level.up().in()
+                                + " channels, got " + x.c());
+                    }
+                    x = new Feature(level.up().forward(x.data(), x.batch(), x.h(), x.w()), x.batch(), 2 * x.h(),
+                            2 * x.w(), level.up().out());
                 }
             }
             return conv(convOut, x.with(normOut.apply(x, true), x.c()));

@@ -24,9 +24,12 @@ class FlopsTest {
     }
 
     @Test
-    void vaeDecoderAt512IsAbout25Tflop() {
-        double t = Flops.vaeDecoder(SD15.vae(), 1, 64, 64).total() / 1e12;
-        assertEquals(2.5, t, 2.5 * 0.06, "VAE decoder at 512x512: " + t + " TFLOP");
+    void vaeDecoderAt512IsAbout25TflopLessTheFusedUpsampling() {
+        // the usual count is about 2.5 TFLOP; the three upsampling convolutions (3x3 over the upsampled image:
+        // 512 channels at 128x128 and 256x256, 256 at 512x512) run fused at 4/9 of their work
+        double upsampling = 2.0 * 9 * (128 * 128 * 512.0 * 512 + 256 * 256 * 512.0 * 512 + 512 * 512 * 256.0 * 256);
+        double t = Flops.vaeDecoder(SD15.vae(), 1, 64, 64).total();
+        assertEquals(2.5e12 - upsampling * 5 / 9, t, 2.5e12 * 0.06, "VAE decoder at 512x512: " + t / 1e12 + " TFLOP");
     }
 
     @Test
