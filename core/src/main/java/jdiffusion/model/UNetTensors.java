@@ -89,25 +89,28 @@ final class UNetTensors {
     /** A convolution with a square kernel read from the weight shape, input channels in, the given stride and pads. */
     Conv2d conv(String prefix, int in, int stride, int padTop, int padLeft, int padBottom, int padRight) {
         String wn = prefix + ".weight";
-        int[] s = shape(wn);
-        if (s.length != 4 || s[1] != in) {
-            throw new BadTensorException("tensor '" + wn + "' has shape " + Arrays.toString(s)
-                    + ", expected a conv weight [out, " + in + ", kh, kw]");
-        }
+        int[] s = convShape(wn, in, 0);
         float[] w = weights.get(wn);
         float[] b = has(prefix + ".bias") ? get(prefix + ".bias", s[0]) : null;
         return Conv2d.of(w, b, s[0], in, s[2], s[3], stride, padTop, padLeft, padBottom, padRight,
                 storage(weights, wn));
     }
 
+    /** The shape [out, in, kh, kw] of a conv weight, checked; a kernel size k > 0 must be k x k. */
+    private int[] convShape(String wn, int in, int k) {
+        int[] s = shape(wn);
+        if (s.length != 4 || s[1] != in || k > 0 && (s[2] != k || s[3] != k)) {
+            String kernel = k > 0 ? k + ", " + k : "kh, kw";
+            throw new BadTensorException("tensor '" + wn + "' has shape " + Arrays.toString(s)
+                    + ", expected a conv weight [out, " + in + ", " + kernel + "]");
+        }
+        return s;
+    }
+
     /** Nearest 2x upsampling and a 3x3 "same" convolution, fused (see UpsampleConv). */
     jdiffusion.tensor.UpsampleConv upsampleConv(String prefix, int in) {
         String wn = prefix + ".weight";
-        int[] s = shape(wn);
-        if (s.length != 4 || s[1] != in || s[2] != 3 || s[3] != 3) {
-            throw new BadTensorException("tensor '" + wn + "' has shape " + Arrays.toString(s)
-                    + ", expected an upsampling conv weight [out, " + in + ", 3, 3]");
-        }
+        int[] s = convShape(wn, in, 3);
         float[] b = has(prefix + ".bias") ? get(prefix + ".bias", s[0]) : null;
         return jdiffusion.tensor.UpsampleConv.of(weights.get(wn), b, s[0], in);
     }

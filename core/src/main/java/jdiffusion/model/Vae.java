@@ -218,7 +218,7 @@ public final class Vae {
         return x.with(l.forward(x.data(), x.rows()), l.out());
     }
 
-    /** One resolution level: res blocks, then a resampling conv (stride-2 down or nearest-2x-up) or none. */
+    /** One encoder resolution level: res blocks, then a stride-2 downsampling conv or none. */
     private record Level(List<ResnetBlock> blocks, Conv2d resample) {
     }
 
@@ -361,10 +361,7 @@ public final class Vae {
                     x = b.forward(x, null);
                 }
                 if (level.up() != null) {
-                    if (x.c() != level.up().in()) {
-                        throw new IllegalStateException("upsampling conv expects " + level.up().in()
-                                + " channels, got " + x.c());
-                    }
+                    // UpsampleConv's convolutions check the input's size against their channels
                     x = new Feature(level.up().forward(x.data(), x.batch(), x.h(), x.w()), x.batch(), 2 * x.h(),
                             2 * x.w(), level.up().out());
                 }

@@ -209,7 +209,12 @@ public final class Gemm {
 
     /** The same, with k blocks that never cross a multiple of segment (the A source's segment). */
     public static PackedB pack(float[] src, int off, int sk, int sn, int k, int n, int segment) {
-        PackedB b = new PackedB(k, n, kBlocks(k, segment));
+        return pack(src, off, sk, sn, k, n, segment, null);
+    }
+
+    /** The same, into the given array when it is large enough (a caller's scratch). */
+    private static PackedB pack(float[] src, int off, int sk, int sn, int k, int n, int segment, float[] into) {
+        PackedB b = new PackedB(k, n, kBlocks(k, segment), into);
         packInto(src, off, sk, sn, b);
         return b;
     }
@@ -538,6 +543,7 @@ public final class Gemm {
     private static void direct(int cols, float[] a, int ao, int lda, float[] b, int bo, int kc, float[] c, int co,
                                int ldc, boolean load, float[] bias, int bi) {
         int vectors = (cols + L - 1) / L;
+        boolean pair = pairs(cols);
         // where the accumulators start: C itself, zeros or the bias (the last two with row stride 0)
         float[] si = c;
         int so = co;
@@ -547,9 +553,9 @@ public final class Gemm {
             so = bi < 0 ? 0 : bi;
             lds = 0;
         } else if (bi >= 0) {
-            addBias(c, co, ldc, pairs(cols) ? cols : vectors * L, bias, bi);
+            addBias(c, co, ldc, pair ? cols : vectors * L, bias, bi);
         }
-        if (pairs(cols)) {
+        if (pair) {
             // the pair accumulators start from and end in a small scratch: masked loads and stores in the kernel
             // kept C1 from compiling it at its profiling tier (a kernel C1 had compiled at its plain tier first
             // then never reached C2 and ran boxed), and as helpers C2 would not inline them (boxing every call)
@@ -1000,11 +1006,8 @@ public final class Gemm {
      * collector has no garbage to chase while the product runs.
      */
     public static void matmul(float[] a, float[] b, int m, int n, int k, float[] c) {
-        int[] starts = kBlocks(k, Integer.MAX_VALUE);
         float[] scratch = grow(PACK.get(), 0, (n + NR - 1) / NR * NR * k);
-        PackedB pb = new PackedB(k, n, starts, scratch);
-        packInto(b, 0, n, 1, pb);
-        multiply(new Dense(a, 0, k), m, pb, c, 0, n, null, false);
+        multiply(new Dense(a, 0, k), m, pack(b, 0, n, 1, k, n, Integer.MAX_VALUE, scratch), c, 0, n, null, false);
     }
 
     /**
