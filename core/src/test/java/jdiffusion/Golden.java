@@ -55,6 +55,29 @@ public final class Golden {
         }
     }
 
+    /**
+     * The manifests whose name starts with prefix in the golden folder's feature subfolder {@code sub} (searched
+     * recursively, so hidden twins in nested folders are found too) and at the top level, sorted by case name. An
+     * empty result fails: a missing golden folder must not pass silently.
+     */
+    public static List<Path> manifestsIn(String sub, String prefix) {
+        Path root = dir();
+        try (Stream<Path> top = Files.list(root); Stream<Path> feature = Files.isDirectory(root.resolve(sub))
+                ? Files.walk(root.resolve(sub)) : Stream.empty()) {
+            List<Path> found = Stream.concat(top, feature).filter(f -> {
+                String n = f.getFileName().toString();
+                return Files.isRegularFile(f) && n.startsWith(prefix) && n.endsWith(".json");
+            }).distinct().sorted(java.util.Comparator.comparing(Golden::caseName)).toList();
+            if (found.isEmpty()) {
+                throw new IllegalStateException("no golden manifests '" + prefix + "*.json' in " + root.resolve(sub)
+                        + " or " + root);
+            }
+            return found;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     public static String caseName(Path manifest) {
         String n = manifest.getFileName().toString();
         return n.substring(0, n.length() - ".json".length());

@@ -112,6 +112,8 @@ public final class Nodes {
                         integer("width", 512, 0, MAX_RESOLUTION, 1), integer("height", 512, 0, MAX_RESOLUTION, 1),
                         combo("crop", CROP)),
                 List.of("IMAGE"), ImageNodes::imageScale);
+        // Node groups of later features register themselves here, one line each (a class per feature keeps its
+        // node definitions next to its implementations).
     }
 
     private Nodes() {
@@ -122,7 +124,8 @@ public final class Nodes {
         return combo(name, Samplers.implemented());
     }
 
-    private static void add(String name, String display, String category, boolean outputNode, List<InputSpec> inputs,
+    /** Adds a node class; node groups in their own classes call this from the static block above. */
+    static void add(String name, String display, String category, boolean outputNode, List<InputSpec> inputs,
             List<String> outputs, NodeDefinition.Function f) {
         REGISTRY.put(name, new NodeDefinition(name, display, category, "", outputNode, inputs, outputs, outputs,
                 Map.of(), f));
