@@ -100,7 +100,7 @@ public final class TorchCheckpoint {
     // ---------------------------------------------------------------- zip
 
     /** A stored zip record: where its bytes start in the file and how many there are. */
-    private record Entry(long offset, long size) {
+    record Entry(long offset, long size) {
     }
 
     private static SafeTensors readZip(Path path, String where, Arena arena, MemorySegment all, String root)
@@ -449,7 +449,8 @@ public final class TorchCheckpoint {
                 return 1;
             }
             case Map<?, ?> m -> {
-                return children(where, o, path, depth, m.entrySet().stream().map(e -> Map.entry(keyText(e.getKey()), e.getValue()))
+                return children(where, o, path, depth, m.entrySet().stream()
+                        .map(e -> (Map.Entry<String, Object>) new java.util.AbstractMap.SimpleImmutableEntry<String, Object>(keyText(e.getKey()), e.getValue()))
                         .toList(), flat, dicts, scalars, ancestors, visits, true);
             }
             case List<?> l -> {

@@ -370,7 +370,7 @@ public final class TorchPickle {
                 }
                 case ')' -> push(created(new Tuple(List.of())));
                 case 't' -> push(created(tuple(popMark())));
-                case 0x85 -> push(created(tuple(List.of(pop()))));
+                case 0x85 -> push(created(tuple(java.util.Collections.singletonList(pop()))));
                 case 0x86 -> {
                     Object b = pop();
                     Object a = pop();
