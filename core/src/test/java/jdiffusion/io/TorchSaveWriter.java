@@ -21,7 +21,7 @@ import java.util.zip.ZipOutputStream;
  * {@code _rebuild_tensor_v2} tensors with persistent storage ids; zip or legacy container), so the reader can be
  * checked on layouts the goldens do not contain (strided views, wrappers, full models).
  */
-final class TorchSaveWriter {
+public final class TorchSaveWriter {
     /** A tensor: a view (element offset, shape, stride) of storage {@code storage}. */
     record T(String storage, DType dtype, long[] shape, long[] stride, long offset) {
         static T contiguous(String storage, DType dtype, long... shape) {
@@ -219,7 +219,7 @@ final class TorchSaveWriter {
      * Writes every tensor of a safetensors file into a zip (or legacy) checkpoint {@code {wrapper: OrderedDict}}
      * (no wrapper when null), one storage per tensor, as torch.save of a loaded state dict would.
      */
-    static void convert(SafeTensors src, Path dst, String wrapper, boolean legacyFormat) throws IOException {
+    public static void convert(SafeTensors src, Path dst, String wrapper, boolean legacyFormat) throws IOException {
         Map<String, byte[]> storages = new LinkedHashMap<>();
         Map<String, DType> dtypes = new LinkedHashMap<>();
         Map<String, Object> sd = new LinkedHashMap<>();
