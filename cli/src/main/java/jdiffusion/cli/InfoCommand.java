@@ -232,11 +232,14 @@ public final class InfoCommand implements Callable<Integer> {
     }
 
     /**
-     * Any other readable tensor file (an upscaler, a partial checkpoint, an embedding): its container, wrapper dicts
+     * Any other readable PyTorch pickle (an upscaler, a partial checkpoint, an embedding): its container, wrapper dicts
      * and tensor count, with why it is not a checkpoint; false when it cannot be read at all.
      */
     private boolean printTensorFile(PrintStream out, ModelFormatException why) {
         try (SafeTensors st = SafeTensors.open(file)) {
+            if (st.pickle() == null) {
+                return false; // a safetensors file that is no checkpoint stays an error
+            }
             long bytes = st.tensors().values().stream().mapToLong(t -> t.end() - t.begin()).sum();
             if (json) {
                 Map<String, Object> root = new LinkedHashMap<>();
