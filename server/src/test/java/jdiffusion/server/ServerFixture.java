@@ -147,9 +147,17 @@ final class ServerFixture {
 
         /** POSTs {prompt, client_id} and returns the prompt id (asserting 200). */
         String queue(ObjectNode prompt, String clientId) {
+            return queue(prompt, clientId, null);
+        }
+
+        /** {@link #queue(ObjectNode, String)} with extra_data.preview_method (null: none given). */
+        String queue(ObjectNode prompt, String clientId, String previewMethod) {
             ObjectNode body = JSON.createObjectNode();
             body.set("prompt", prompt);
             body.put("client_id", clientId);
+            if (previewMethod != null) {
+                body.putObject("extra_data").put("preview_method", previewMethod);
+            }
             Response r = post("/prompt", body);
             assertEquals(200, r.status(), r.body());
             return r.json().get("prompt_id").asText();
