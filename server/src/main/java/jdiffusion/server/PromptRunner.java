@@ -316,6 +316,12 @@ final class PromptRunner implements Runnable {
             hub.send("executed", d, sid);
         }
 
+        /** SaveImageWebsocket: the PNG as a binary frame (event 1, image type 2), to the prompt's client. */
+        @Override
+        public void image(String promptId, String nodeId, byte[] png) {
+            hub.sendBinary(LatentPreview.frame(LatentPreview.PNG, png), sid);
+        }
+
         @Override
         public void executionSuccess(String promptId) {
             sendKept("execution_success", data());

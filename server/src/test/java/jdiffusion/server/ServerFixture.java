@@ -189,11 +189,16 @@ final class ServerFixture {
         private java.io.ByteArrayOutputStream binary = new java.io.ByteArrayOutputStream();
 
         Ws(Client c, String clientId) {
+            this(c, clientId, "/ws");
+        }
+
+        /** A client of the websocket at path (/ws or /api/ws). */
+        Ws(Client c, String clientId, String path) {
             WebSocket.Builder b = c.http.newWebSocketBuilder();
             if (c.token != null) {
                 b.header("Authorization", "Bearer " + c.token);
             }
-            socket = b.buildAsync(URI.create(c.base.replace("http", "ws") + "/ws?clientId=" + clientId), this)
+            socket = b.buildAsync(URI.create(c.base.replace("http", "ws") + path + "?clientId=" + clientId), this)
                     .join();
         }
 
