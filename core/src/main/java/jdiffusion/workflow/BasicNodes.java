@@ -49,7 +49,7 @@ final class BasicNodes {
 
     /** ComfyUI's LoraLoader: a zero strength leaves that side untouched. */
     static NodeResult loraLoader(Map<String, Object> in, NodeContext ctx) {
-        Path file = ctx.paths().resolve("loras", (String) in.get("lora_name"));
+        Path file = checkedLora(ctx.paths().resolve("loras", (String) in.get("lora_name")));
         ModelRef model = (ModelRef) in.get("model");
         ClipRef clip = (ClipRef) in.get("clip");
         double sm = (Double) in.get("strength_model");
@@ -59,10 +59,26 @@ final class BasicNodes {
     }
 
     static NodeResult loraLoaderModelOnly(Map<String, Object> in, NodeContext ctx) {
-        Path file = ctx.paths().resolve("loras", (String) in.get("lora_name"));
+        Path file = checkedLora(ctx.paths().resolve("loras", (String) in.get("lora_name")));
         ModelRef model = (ModelRef) in.get("model");
         double sm = (Double) in.get("strength_model");
         return NodeResult.of(sm == 0 ? model : model.withLora(new LoraUse(file, sm)));
+    }
+
+    /**
+     * A LoRA is applied later, where the model or CLIP is used; its header is read here so that a broken file is
+     * the loader's error (execution_error names the LoRA node, as ComfyUI's), not the text encoder's or sampler's.
+     */
+    private static Path checkedLora(Path file) {
+        String n = file.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
+        if (n.endsWith(".safetensors") || n.endsWith(".sft")) {
+            try (jdiffusion.io.SafeTensors st = jdiffusion.io.SafeTensors.open(file)) {
+                st.names();
+            } catch (java.io.IOException e) {
+                throw new WorkflowException(e.getMessage());
+            }
+        }
+        return file;
     }
 
     static NodeResult modelSamplingDiscrete(Map<String, Object> in, NodeContext ctx) {

@@ -31,6 +31,10 @@ public interface ExecutionListener {
     default void executed(String promptId, String nodeId, Map<String, Object> ui) {
     }
 
+    /** An output node hands an encoded image (PNG) to the client (ComfyUI's SaveImageWebsocket). */
+    default void image(String promptId, String nodeId, byte[] png) {
+    }
+
     default void executionSuccess(String promptId) {
     }
 

@@ -44,9 +44,13 @@ public final class JDiffusionServer implements AutoCloseable {
     private final PromptRunner runner;
     private final Limits limits;
     private final FileRoutes files;
+    private final ServeOptions serve;
+    private final ServerLog log = new ServerLog(hub, System.err);
+    private final ApiJobs jobs;
     private final Javalin app;
 
-    private JDiffusionServer(ServerConfig config) {
+    private JDiffusionServer(ServerConfig config, ServeOptions serve) {
+        this.serve = serve;
         this.config = config;
         ModelPaths p = ModelPaths.of(config.baseDir());
         this.paths = config.extraModelPaths() == null ? p : p.withExtraPaths(config.extraModelPaths());
@@ -55,15 +59,27 @@ public final class JDiffusionServer implements AutoCloseable {
         this.runner = new PromptRunner(store, engine, hub);
         this.limits = new Limits(config);
         this.files = new FileRoutes(paths, config);
+        this.jobs = new ApiJobs(this);
+        runner.previewMethod = serve.previewMethod();
+        runner.log = log;
         this.app = Javalin.create(cfg -> {
+            cfg.requestLogger.http((ctx, ms) -> log.info(ctx.method() + " " + ctx.path() + " " + ctx.statusCode()
+                    + " " + Math.round(ms) + " ms"));
+            // ComfyUI's front end names user files with an encoded slash (/userdata/workflows%2Fa.json)
+            cfg.jetty.modifyHttpConfiguration(h -> h.setUriCompliance(org.eclipse.jetty.http.UriCompliance.LEGACY));
             cfg.showJavalinBanner = false;
             cfg.http.maxRequestSize = config.maxBodyBytes();
             cfg.jetty.multipartConfig.maxFileSize(config.maxBodyBytes(), SizeUnit.BYTES);
             cfg.jetty.multipartConfig.maxTotalRequestSize(config.maxBodyBytes(), SizeUnit.BYTES);
             cfg.staticFiles.add(sf -> {
                 sf.hostedPath = "/";
-                sf.directory = "/jdiffusion/web";
-                sf.location = Location.CLASSPATH;
+                if (serve.frontEndRoot() != null) {
+                    sf.directory = serve.frontEndRoot().toString();
+                    sf.location = Location.EXTERNAL;
+                } else {
+                    sf.directory = "/jdiffusion/web";
+                    sf.location = Location.CLASSPATH;
+                }
             });
         });
         routes();
@@ -75,8 +91,13 @@ public final class JDiffusionServer implements AutoCloseable {
      * @throws IllegalArgumentException when it would listen beyond loopback without a token
      */
     public static JDiffusionServer start(ServerConfig config) {
+        return start(config, ServeOptions.DEFAULT);
+    }
+
+    /** {@link #start(ServerConfig)} with another front end and / or a preview method. */
+    public static JDiffusionServer start(ServerConfig config, ServeOptions serve) {
         requireTokenBeyondLoopback(config);
-        JDiffusionServer s = new JDiffusionServer(config);
+        JDiffusionServer s = new JDiffusionServer(config, serve);
         List<String> again = s.store.recover();
         if (!again.isEmpty()) {
             System.err.println("jdiffusion: " + again.size() + " prompt(s) interrupted by the last stop will run again");
@@ -129,27 +150,28 @@ public final class JDiffusionServer implements AutoCloseable {
     private void routes() {
         app.before(ctx -> Security.check(ctx, config));
         app.wsBeforeUpgrade("/ws", ctx -> Security.check(ctx, config));
-        app.exception(ApiError.class, (e, ctx) -> ctx.status(e.status).contentType("application/json")
-                .result(e.body.toString()));
-        app.exception(WorkflowException.class, (e, ctx) -> error(ctx, 400, e.getMessage()));
+        app.wsBeforeUpgrade("/api/ws", ctx -> Security.check(ctx, config));
+        app.exception(ApiError.class, (e, ctx) -> {
+            String m = e.body.path("detail").isTextual() ? e.body.path("detail").asText()
+                    : e.body.path("error").path("message").isTextual() ? e.body.path("error").path("message").asText()
+                    : e.getMessage();
+            log.line(e.status >= 500 ? "ERROR" : "WARN", ctx.method() + " " + ctx.path() + " -> " + e.status + ": "
+                    + m.replace('\n', ' '));
+            ctx.status(e.status).contentType("application/json").result(e.body.toString());
+        });
+        app.exception(WorkflowException.class, (e, ctx) -> {
+            log.line("WARN", ctx.method() + " " + ctx.path() + " -> 400: " + e.getMessage());
+            error(ctx, 400, e.getMessage());
+        });
         app.exception(io.javalin.http.HttpResponseException.class, (e, ctx) -> error(ctx, e.getStatus(),
                 e.getMessage()));
-        app.exception(Exception.class, (e, ctx) -> error(ctx, 500, e.getMessage() == null ? e.toString()
-                : e.getMessage().replace('\n', ' ')));
-        app.ws("/ws", ws -> {
-            ws.onConnect(ctx -> {
-                String id = ctx.queryParam("clientId");
-                if (id == null || id.isBlank()) {
-                    id = UUID.randomUUID().toString().replace("-", "");
-                }
-                ctx.attribute("sid", id);
-                ctx.session.setIdleTimeout(java.time.Duration.ZERO);
-                hub.add(id, ctx);
-                hub.send("status", runner.statusData(id), id);
-            });
-            ws.onClose(ctx -> hub.remove(ctx.attribute("sid"), ctx));
-            ws.onError(ctx -> hub.remove(ctx.attribute("sid"), ctx));
+        app.exception(Exception.class, (e, ctx) -> {
+            log.error(ctx.method() + " " + ctx.path() + " failed", e);
+            error(ctx, 500, e.getMessage() == null ? e.toString() : e.getMessage().replace('\n', ' '));
         });
+        ComfyExtraRoutes extras = new ComfyExtraRoutes(this);
+        ws("/ws");
+        ws("/api/ws");
         both(HandlerType.POST, "/prompt", this::postPrompt);
         both(HandlerType.GET, "/prompt", ctx -> json(ctx, runner.statusData(null).get("status")));
         both(HandlerType.GET, "/queue", this::getQueue);
@@ -158,7 +180,7 @@ public final class JDiffusionServer implements AutoCloseable {
         both(HandlerType.GET, "/history", this::getHistory);
         both(HandlerType.GET, "/history/{prompt_id}", this::getHistoryItem);
         both(HandlerType.POST, "/history", this::postHistory);
-        both(HandlerType.GET, "/view", files::view);
+        both(HandlerType.GET, "/view", extras::view);
         both(HandlerType.POST, "/upload/image", files::upload);
         both(HandlerType.GET, "/object_info", ctx -> json(ctx, Nodes.objectInfo(paths)));
         both(HandlerType.GET, "/object_info/{node_class}", this::getObjectInfo);
@@ -171,10 +193,68 @@ public final class JDiffusionServer implements AutoCloseable {
         both(HandlerType.GET, "/extensions", ctx -> json(ctx, PromptStore.JSON.createArrayNode()));
         both(HandlerType.GET, "/models", this::getModelKinds);
         both(HandlerType.GET, "/models/{folder}", this::getModels);
-        new CompatRoutes(this).register(app);
+        new CompatRoutes(jobs).register(app);
+        new A1111Routes(jobs).register(app);
+        new OpenAiRoutes(jobs).register(app);
+        extras.register();
     }
 
-    private void both(HandlerType type, String path, Handler h) {
+    /**
+     * ComfyUI's websocket: a client id (the one given, or a new one), the queue status with its sid on connect, and
+     * the server's feature_flags in answer to the client's first feature_flags message.
+     */
+    private void ws(String path) {
+        app.ws(path, ws -> {
+            ws.onConnect(ctx -> {
+                String id = ctx.queryParam("clientId");
+                if (id == null || id.isBlank()) {
+                    id = UUID.randomUUID().toString().replace("-", "");
+                }
+                ctx.attribute("sid", id);
+                ctx.session.setIdleTimeout(java.time.Duration.ZERO);
+                hub.add(id, ctx);
+                hub.send("status", runner.statusData(id), id);
+            });
+            ws.onMessage(ctx -> {
+                JsonNode m;
+                try {
+                    m = PromptStore.JSON.readTree(ctx.message());
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    return;
+                }
+                if (m != null && "feature_flags".equals(m.path("type").asText())) {
+                    hub.send("feature_flags", ComfyExtraRoutes.featureFlags(config), ctx.attribute("sid"));
+                }
+            });
+            ws.onClose(ctx -> {
+                hub.remove(ctx.attribute("sid"), ctx);
+                log.subscribe(ctx.attribute("sid"), false);
+            });
+            ws.onError(ctx -> hub.remove(ctx.attribute("sid"), ctx));
+        });
+    }
+
+    ApiJobs jobs() {
+        return jobs;
+    }
+
+    ServerLog log() {
+        return log;
+    }
+
+    Hub hub() {
+        return hub;
+    }
+
+    FileRoutes files() {
+        return files;
+    }
+
+    ServeOptions serveOptions() {
+        return serve;
+    }
+
+    void both(HandlerType type, String path, Handler h) {
         app.addHttpHandler(type, path, h);
         app.addHttpHandler(type, "/api" + path, h);
     }
@@ -200,6 +280,8 @@ public final class JDiffusionServer implements AutoCloseable {
         }
         PromptValidator.Result v = engine.validate(prompt);
         if (!v.ok()) {
+            log.line("WARN", "invalid prompt: " + v.toJson().path("error").path("message").asText() + " "
+                    + v.toJson().path("node_errors"));
             throw new ApiError(400, v.toJson());
         }
         ObjectNode over = limits.check(prompt.json());
@@ -219,6 +301,9 @@ public final class JDiffusionServer implements AutoCloseable {
             v.goodOutputs().forEach(good::add);
             ObjectNode extra = extraData != null && extraData.isObject() ? ((ObjectNode) extraData).deepCopy()
                     : PromptStore.JSON.createObjectNode();
+            if (!extra.has("create_time")) {
+                extra.put("create_time", System.currentTimeMillis()); // as ComfyUI: its /jobs list shows it
+            }
             if (clientId != null) {
                 extra.put("client_id", clientId);
             }

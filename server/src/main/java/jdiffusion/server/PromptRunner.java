@@ -24,6 +24,12 @@ final class PromptRunner implements Runnable {
     private final WorkflowEngine engine;
     private final Hub hub;
     private final PreviewFormats previews;
+    /** The running prompt's progress (AUTOMATIC1111's /progress reads it). */
+    final ProgressState progress = new ProgressState();
+    /** The server's --preview-method: none, auto, latent2rgb or taesd; a prompt's extra_data may ask otherwise. */
+    volatile String previewMethod = "none";
+    /** Server log lines (/internal/logs); null in tests that build a runner alone. */
+    volatile ServerLog log;
     private final Map<String, CompletableFuture<PromptStore.Entry>> waiters = new ConcurrentHashMap<>();
     private final Object signal = new Object();
     private volatile boolean stopping;
@@ -119,6 +125,10 @@ final class PromptRunner implements Runnable {
                 store.finish(next.promptId(), JSON.createObjectNode(), PromptStore.status("error", false,
                         List.of(PromptStore.message("execution_error", next.promptId(), m))));
                 runningId = null;
+                progress.end();
+                if (log != null) {
+                    log.error("prompt " + next.promptId() + " failed in the worker", t);
+                }
                 CompletableFuture<PromptStore.Entry> f = waiters.remove(next.promptId());
                 if (f != null) {
                     f.complete(store.get(next.promptId()));
@@ -129,6 +139,7 @@ final class PromptRunner implements Runnable {
 
     private void runOne(PromptStore.Entry entry) {
         runningId = entry.promptId();
+        progress.start(entry.promptId(), entry.prompt().size());
         broadcastStatus();
         Events events = new Events(entry);
         if (entry.restarts() > 0) {
@@ -155,6 +166,7 @@ final class PromptRunner implements Runnable {
         // as ComfyUI: "executing null" (the prompt is done) only once the history has it, so a client that
         // fetches /history on that message finds the outputs
         events.done();
+        progress.end();
         runningId = null;
         CompletableFuture<PromptStore.Entry> f = waiters.remove(entry.promptId());
         if (f != null) {
@@ -166,6 +178,18 @@ final class PromptRunner implements Runnable {
     private static List<ArrayNode> withError(Events events, PromptStore.Entry entry, String message) {
         events.messages.add(PromptStore.message("execution_error", entry.promptId(), message));
         return events.messages;
+    }
+
+    /**
+     * ComfyUI's rule: latent previews only when the server runs with --preview-method other than none, or when the
+     * prompt's extra_data.preview_method asks for them ("default" means the server's).
+     */
+    static boolean previewsWanted(JsonNode extraData, String serverMethod) {
+        String m = extraData == null ? null : extraData.path("preview_method").asText(null);
+        if (m == null || m.isBlank() || m.equals("default")) {
+            m = serverMethod;
+        }
+        return m != null && !m.equals("none");
     }
 
     /** {type: status, data: {status: {exec_info: {queue_remaining}}}} to every client. */
@@ -186,11 +210,13 @@ final class PromptRunner implements Runnable {
     private final class Events implements ExecutionListener {
         private final PromptStore.Entry entry;
         private final String sid;
+        private final boolean sendPreviews;
         final List<ArrayNode> messages = new ArrayList<>();
 
         Events(PromptStore.Entry entry) {
             this.entry = entry;
             this.sid = entry.clientId();
+            this.sendPreviews = previewsWanted(entry.extraData(), previewMethod);
         }
 
         private ObjectNode data() {
@@ -223,6 +249,7 @@ final class PromptRunner implements Runnable {
         @Override
         public void executing(String promptId, String nodeId) {
             if (nodeId != null) {
+                progress.node(nodeId);
                 sendExecuting(nodeId);
             }
         }
@@ -247,15 +274,36 @@ final class PromptRunner implements Runnable {
             d.put("prompt_id", entry.promptId());
             d.put("node", nodeId);
             hub.send("progress", d, sid);
+            hub.send("progress_state", progressState(nodeId, value, max), sid);
+            LatentPreview.Format f = null;
             if (latent != null && shape != null && shape.length == 4) {
                 try {
-                    LatentPreview.Format f = previews.forNode(entry.prompt(), nodeId);
-                    hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, LatentPreview.jpeg(f, latent, shape)),
-                            sid);
+                    f = previews.forNode(entry.prompt(), nodeId);
+                    if (sendPreviews) {
+                        hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, LatentPreview.jpeg(f, latent, shape)),
+                                sid);
+                    }
                 } catch (RuntimeException e) {
                     // a preview is a courtesy: never fail the prompt for it
                 }
             }
+            progress.step(nodeId, value, max, latent, shape, f);
+        }
+
+        /** ComfyUI's per-node progress for its new front end: {prompt_id, nodes: {id: {value, max, state...}}}. */
+        private ObjectNode progressState(String nodeId, int value, int max) {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("prompt_id", entry.promptId());
+            ObjectNode n = d.putObject("nodes").putObject(nodeId);
+            n.put("value", value);
+            n.put("max", max);
+            n.put("state", value >= max ? "finished" : "running");
+            n.put("node_id", nodeId);
+            n.put("prompt_id", entry.promptId());
+            n.put("display_node_id", nodeId);
+            n.putNull("parent_node_id");
+            n.put("real_node_id", nodeId);
+            return d;
         }
 
         @Override
@@ -266,6 +314,12 @@ final class PromptRunner implements Runnable {
             d.set("output", JSON.valueToTree(ui));
             d.put("prompt_id", entry.promptId());
             hub.send("executed", d, sid);
+        }
+
+        /** SaveImageWebsocket: the PNG as a binary frame (event 1, image type 2), to the prompt's client. */
+        @Override
+        public void image(String promptId, String nodeId, byte[] png) {
+            hub.sendBinary(LatentPreview.frame(LatentPreview.PNG, png), sid);
         }
 
         @Override
@@ -283,7 +337,12 @@ final class PromptRunner implements Runnable {
             executed.forEach(ex::add);
             d.put("exception_message", exceptionMessage);
             d.put("exception_type", exceptionType);
-            d.putArray("traceback");
+            d.putArray("traceback").add("node " + nodeId + " (" + nodeType + "): " + exceptionType + ": "
+                    + exceptionMessage);
+            if (log != null) {
+                log.line("ERROR", "prompt " + entry.promptId() + ": node " + nodeId + " (" + nodeType + ") failed: "
+                        + exceptionType + ": " + exceptionMessage);
+            }
             d.putObject("current_inputs");
             d.putObject("current_outputs");
             sendKept("execution_error", d);

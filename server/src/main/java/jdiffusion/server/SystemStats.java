@@ -12,7 +12,9 @@ final class SystemStats {
         Runtime rt = Runtime.getRuntime();
         ObjectNode o = PromptStore.JSON.createObjectNode();
         ObjectNode sys = o.putObject("system");
-        sys.put("os", System.getProperty("os.name").toLowerCase(java.util.Locale.ROOT));
+        // Python's os.name, which ComfyUI reports and its clients parse
+        sys.put("os", System.getProperty("os.name").toLowerCase(java.util.Locale.ROOT).startsWith("windows") ? "nt"
+                : "posix");
         sys.put("ram_total", rt.maxMemory());
         sys.put("ram_free", rt.maxMemory() - (rt.totalMemory() - rt.freeMemory()));
         sys.put("comfyui_version", "jdiffusion 0.1.0");

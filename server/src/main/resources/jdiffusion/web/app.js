@@ -186,7 +186,8 @@ async function generate(ev) {
     const s = settings();
     s.image = await uploadInitImage();
     const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ prompt: buildPrompt(s), client_id: clientId }) });
+      body: JSON.stringify({ prompt: buildPrompt(s), client_id: clientId,
+        extra_data: { preview_method: 'auto' } }) });
     setMessage('Queued ' + r.prompt_id + ' (#' + r.number + ')');
     refreshQueue();
   } catch (e) {

@@ -147,9 +147,17 @@ final class ServerFixture {
 
         /** POSTs {prompt, client_id} and returns the prompt id (asserting 200). */
         String queue(ObjectNode prompt, String clientId) {
+            return queue(prompt, clientId, null);
+        }
+
+        /** {@link #queue(ObjectNode, String)} with extra_data.preview_method (null: none given). */
+        String queue(ObjectNode prompt, String clientId, String previewMethod) {
             ObjectNode body = JSON.createObjectNode();
             body.set("prompt", prompt);
             body.put("client_id", clientId);
+            if (previewMethod != null) {
+                body.putObject("extra_data").put("preview_method", previewMethod);
+            }
             Response r = post("/prompt", body);
             assertEquals(200, r.status(), r.body());
             return r.json().get("prompt_id").asText();
@@ -181,11 +189,16 @@ final class ServerFixture {
         private java.io.ByteArrayOutputStream binary = new java.io.ByteArrayOutputStream();
 
         Ws(Client c, String clientId) {
+            this(c, clientId, "/ws");
+        }
+
+        /** A client of the websocket at path (/ws or /api/ws). */
+        Ws(Client c, String clientId, String path) {
             WebSocket.Builder b = c.http.newWebSocketBuilder();
             if (c.token != null) {
                 b.header("Authorization", "Bearer " + c.token);
             }
-            socket = b.buildAsync(URI.create(c.base.replace("http", "ws") + "/ws?clientId=" + clientId), this)
+            socket = b.buildAsync(URI.create(c.base.replace("http", "ws") + path + "?clientId=" + clientId), this)
                     .join();
         }
 
