@@ -8,7 +8,7 @@ import jdiffusion.sampling.PredictionType;
  */
 public interface PipelineModels extends AutoCloseable {
 
-    /** "SD1", "SD2" or "SDXL". */
+    /** "SD1", "SD2", "SDXL" or "SD3". */
     String family();
 
     default boolean isSdxl() {
@@ -20,6 +20,16 @@ public interface PipelineModels extends AutoCloseable {
 
     /** The VAE latent scaling factor (0.18215 SD1/SD2, 0.13025 SDXL). */
     double latentScale();
+
+    /** The latent shift of the family's latent format (SD3: 0.0609): model latent = (vae latent - shift) * scale. */
+    default double latentShift() {
+        return 0.0;
+    }
+
+    /** Channels of the latent (4; SD3's 16). */
+    default int latentChannels() {
+        return 4;
+    }
 
     /** Prompt to conditioning; clipSkip 1 = the family's usual layer. */
     TextCond encodeText(String prompt, int clipSkip);
