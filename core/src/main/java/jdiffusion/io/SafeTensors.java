@@ -443,6 +443,16 @@ public final class SafeTensors implements AutoCloseable {
                     out[i] = (float) s.getAtIndex(DOUBLE_LE, i);
                 }
             }
+            case F8_E4M3 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = jdiffusion.tensor.Fp8.e4m3(s.get(ValueLayout.JAVA_BYTE, i));
+                }
+            }
+            case F8_E5M2 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = jdiffusion.tensor.Fp8.e5m2(s.get(ValueLayout.JAVA_BYTE, i));
+                }
+            }
             default -> throw new IllegalArgumentException("tensor '" + name + "' is " + dtype + ", not a float type");
         }
         return out;
