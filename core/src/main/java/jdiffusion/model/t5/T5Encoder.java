@@ -118,41 +118,54 @@ public final class T5Encoder {
         return Weights.prefixed(file, prefix);
     }
 
-    /** Loads the encoder; every size from the tensor shapes. */
+    /** Loads the encoder; every size from the tensor shapes ({@link #detect}). */
     public static T5Encoder load(Weights w) {
-        String embedding = w.has("shared.weight") ? "shared.weight"
+        Config config = detect(w);
+        List<Block> blocks = new ArrayList<>(config.layers());
+        for (int i = 0; i < config.layers(); i++) {
+            blocks.add(loadBlock(w, i, config));
+        }
+        return new T5Encoder(config, w, embeddingName(w), w.get(block(0, "layer.0.SelfAttention.relative_attention_bias.weight")),
+                List.copyOf(blocks), norm(w, FINAL_NORM, config.dModel()));
+    }
+
+    private static String embeddingName(Weights w) {
+        return w.has("shared.weight") ? "shared.weight"
                 : w.has("encoder.embed_tokens.weight") ? "encoder.embed_tokens.weight" : null;
+    }
+
+    /**
+     * The encoder's sizes from tensor names and shapes alone (nothing is read): d_model from the embedding, heads
+     * from the relative bias table [buckets, heads], d_kv = q rows / heads, d_ff from wi_0 (wi for v1.0), blocks
+     * counted.
+     */
+    public static Config detect(Weights w) {
+        String embedding = embeddingName(w);
         if (embedding == null) {
             throw new IllegalArgumentException("T5 encoder has no token embedding (shared.weight or encoder.embed_tokens.weight)");
         }
         int[] emb = w.shape(embedding);
         String bias = block(0, "layer.0.SelfAttention.relative_attention_bias.weight");
-        if (emb.length != 2 || !w.has(bias)) {
+        String qName = block(0, "layer.0.SelfAttention.q.weight");
+        if (emb.length != 2 || !w.has(bias) || !w.has(qName)) {
             throw new IllegalArgumentException("T5 encoder: token embedding " + Arrays.toString(emb)
-                    + (w.has(bias) ? "" : ", and no " + bias));
+                    + (w.has(bias) ? "" : ", no " + bias) + (w.has(qName) ? "" : ", no " + qName));
         }
         int[] biasShape = w.shape(bias);
-        int[] q = w.shape(block(0, "layer.0.SelfAttention.q.weight"));
+        int[] q = w.shape(qName);
         int dModel = emb[1];
-        if (biasShape.length != 2 || q.length != 2 || q[1] != dModel || q[0] % biasShape[1] != 0) {
+        if (biasShape.length != 2 || biasShape[1] == 0 || q.length != 2 || q[1] != dModel || q[0] % biasShape[1] != 0) {
             throw new IllegalArgumentException("T5 encoder: q weight " + Arrays.toString(q) + " and relative bias "
                     + Arrays.toString(biasShape) + " do not fit d_model " + dModel);
         }
         int heads = biasShape[1];
-        int inner = q[0];
         boolean gated = w.has(block(0, "layer.1.DenseReluDense.wi_0.weight"));
         String wi = gated ? "layer.1.DenseReluDense.wi_0.weight" : "layer.1.DenseReluDense.wi.weight";
         if (!w.has(block(0, wi))) {
             throw new IllegalArgumentException("T5 encoder block 0 has no feed-forward (" + block(0, wi) + ")");
         }
         int dFf = w.shape(block(0, wi))[0];
-        int layers = countBlocks(w);
-        Config config = new Config(emb[0], dModel, heads, inner / heads, dFf, layers, biasShape[0], MAX_DISTANCE, gated);
-        List<Block> blocks = new ArrayList<>(layers);
-        for (int i = 0; i < layers; i++) {
-            blocks.add(loadBlock(w, i, config));
-        }
-        return new T5Encoder(config, w, embedding, w.get(bias), List.copyOf(blocks), norm(w, FINAL_NORM, dModel));
+        return new Config(emb[0], dModel, heads, q[0] / heads, dFf, countBlocks(w), biasShape[0], MAX_DISTANCE, gated);
     }
 
     private static int countBlocks(Weights w) {
