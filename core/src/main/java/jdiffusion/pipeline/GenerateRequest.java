@@ -32,11 +32,51 @@ import java.util.List;
  * @param threads        compute threads (null: all cores)
  * @param loras          LoRA files with their strengths, applied in order
  * @param schedule       optional explicit schedule replacing steps and scheduler (the library's explicit-sigmas path)
+ * @param sd3            SD3 / SD3.5 settings (text encoder files, flow shift); ignored for other families
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
-        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule) {
+        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Sd3Options sd3) {
+
+    /**
+     * What SD3 / SD3.5 needs beyond the checkpoint.
+     *
+     * @param t5                a T5-XXL file ({@code t5xxl_fp16.safetensors}, fp8 too) when the checkpoint has none
+     * @param noT5              run without T5 even when one is available (zeros in its place)
+     * @param clipL             a CLIP-L file when the checkpoint has no text encoders ({@code clip_l.safetensors})
+     * @param clipG             a CLIP-G file likewise ({@code clip_g.safetensors})
+     * @param shift             the flow shift (ModelSamplingSD3; null: 3.0)
+     * @param maxSequenceLength T5 tokens under diffusers semantics (null: 256)
+     * @param clipLHeads        CLIP-L attention heads, 0 = width / 64 (every real CLIP-L; tiny test models differ)
+     * @param clipGHeads        CLIP-G attention heads, likewise
+     */
+    public record Sd3Options(Path t5, boolean noT5, Path clipL, Path clipG, Double shift, Integer maxSequenceLength,
+            int clipLHeads, int clipGHeads) {
+        public static final Sd3Options DEFAULT = new Sd3Options(null, false, null, null, null, null, 0, 0);
+
+        public Sd3Options {
+            if (shift != null && !(shift > 0 && shift < 1e6)) {
+                throw new IllegalArgumentException("the flow shift must be positive, got " + shift);
+            }
+            if (maxSequenceLength != null && (maxSequenceLength < 1 || maxSequenceLength > 4096)) {
+                throw new IllegalArgumentException("the T5 sequence length must be in 1..4096, got "
+                        + maxSequenceLength);
+            }
+            if (clipLHeads < 0 || clipGHeads < 0) {
+                throw new IllegalArgumentException("CLIP head counts must be 0 (width / 64) or positive");
+            }
+        }
+
+        public double shiftOrDefault() {
+            return shift == null ? 3.0 : shift;
+        }
+
+        public int maxSequenceLengthOrDefault() {
+            return maxSequenceLength == null ? 256 : maxSequenceLength;
+        }
+    }
+
 
     /** How the UNet output is read: as stored in the checkpoint, or forced. */
     public enum Prediction { AUTO, EPS, V, X0 }
@@ -76,6 +116,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         prompt = prompt == null ? "" : prompt;
         prediction = prediction == null ? Prediction.AUTO : prediction;
         loras = loras == null ? List.of() : List.copyOf(loras);
+        sd3 = sd3 == null ? Sd3Options.DEFAULT : sd3;
     }
 
     public boolean isImg2Img() {
@@ -109,6 +150,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.threads = threads;
         b.loras = loras;
         b.schedule = schedule;
+        b.sd3 = sd3;
         return b;
     }
 
@@ -136,6 +178,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private Integer threads;
         private List<LoraSpec> loras = List.of();
         private ExplicitSchedule schedule;
+        private Sd3Options sd3 = Sd3Options.DEFAULT;
 
         private Builder(Path model) {
             this.model = model;
@@ -163,11 +206,12 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder threads(Integer v) { threads = v; return this; }
         public Builder loras(List<LoraSpec> v) { loras = v; return this; }
         public Builder schedule(ExplicitSchedule v) { schedule = v; return this; }
+        public Builder sd3(Sd3Options v) { sd3 = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
-                    loras, schedule);
+                    loras, schedule, sd3);
         }
     }
 }

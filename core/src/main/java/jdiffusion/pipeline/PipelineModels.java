@@ -26,6 +26,11 @@ public interface PipelineModels extends AutoCloseable {
         return 0.0;
     }
 
+    /** The flow shift of a rectified-flow model (SD3: ModelSamplingSD3's, 3.0 by default); 0 for the others. */
+    default double flowShift() {
+        return 0.0;
+    }
+
     /** Channels of the latent (4; SD3's 16). */
     default int latentChannels() {
         return 4;
@@ -33,6 +38,11 @@ public interface PipelineModels extends AutoCloseable {
 
     /** Prompt to conditioning; clipSkip 1 = the family's usual layer. */
     TextCond encodeText(String prompt, int clipSkip);
+
+    /** Prompt to conditioning under ComfyUI's (comfy) or diffusers' conventions where the family has both (SD3). */
+    default TextCond encodeText(String prompt, int clipSkip, boolean comfy) {
+        return encodeText(prompt, clipSkip);
+    }
 
     /**
      * Called once a generation has all its text conditioning: models loaded for this one generation may free their

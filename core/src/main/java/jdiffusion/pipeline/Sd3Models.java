@@ -1,6 +1,17 @@
 package jdiffusion.pipeline;
 
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Function;
+import java.util.function.Supplier;
+import jdiffusion.io.ModelFormatException;
+import jdiffusion.io.SafeTensors;
+import jdiffusion.io.Weights;
+import jdiffusion.model.Conditioning;
+import jdiffusion.model.Sd3TextConditioner;
+import jdiffusion.model.mmdit.Sd3Config;
+import jdiffusion.model.t5.T5Encoder;
 import jdiffusion.model.Family;
 import jdiffusion.model.Vae;
 import jdiffusion.model.mmdit.MMDiT;
@@ -13,10 +24,16 @@ import jdiffusion.sampling.PredictionType;
  */
 public final class Sd3Models implements PipelineModels {
     private MMDiT mmdit;
+    /** Loads the MMDiT when sampling starts (after the text encoders are gone), or null. */
+    private Supplier<MMDiT> mmditLoader;
     private final Vae vae;
     private Function<String, TextCond> text;
-    private final AutoCloseable resources;
+    /** Prompt to conditioning under ComfyUI's conventions (CLIPTextEncode), or null: the same as text. */
+    private Function<String, TextCond> comfyText;
+    private Runnable freeText;
+    private final List<AutoCloseable> resources;
     private boolean oneShot;
+    private double shift = 3.0;
 
     /**
      * @param text      prompt to conditioning, or null when these models only sample from given conditioning
@@ -26,7 +43,143 @@ public final class Sd3Models implements PipelineModels {
         this.mmdit = mmdit;
         this.vae = vae;
         this.text = text;
+        this.resources = resources == null ? List.of() : List.of(resources);
+    }
+
+    private Sd3Models(Supplier<MMDiT> mmditLoader, Vae vae, Function<String, TextCond> text,
+                      Function<String, TextCond> comfyText, Runnable freeText, List<AutoCloseable> resources) {
+        this.mmditLoader = mmditLoader;
+        this.vae = vae;
+        this.text = text;
+        this.comfyText = comfyText;
+        this.freeText = freeText;
         this.resources = resources;
+    }
+
+    /** Whether a file is an SD3 / SD3.5 checkpoint (read from its header). */
+    public static boolean isSd3File(Path file) {
+        try (SafeTensors f = SafeTensors.open(file)) {
+            return Sd3Config.isSd3(f);
+        } catch (ModelFormatException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    /**
+     * The models of an SD3 / SD3.5 request: the checkpoint's MMDiT and VAE, CLIP-L / CLIP-G from the checkpoint or
+     * the request's files, T5 from the checkpoint or {@code --t5} (or none). Text encoders load at the first
+     * prompt; the MMDiT loads when sampling starts, so with one-shot models the T5 is freed before it is packed.
+     */
+    public static Sd3Models load(GenerateRequest r) {
+        List<AutoCloseable> open = new ArrayList<>();
+        try {
+            if (r.unet() != null || r.vae() != null || !r.loras().isEmpty()) {
+                throw new GenerateException("--unet, --vae and LoRAs are not supported for SD3 checkpoints yet");
+            }
+            GenerateRequest.Sd3Options o = r.sd3();
+            SafeTensors ckpt = SafeTensors.open(r.model());
+            open.add(ckpt);
+            Sd3Config config = Sd3Config.detect(ckpt);
+            if (config.vae() == null) {
+                throw new GenerateException(r.model() + ": no VAE (" + Sd3Config.VAE_PREFIX + "*) in this SD3 file");
+            }
+            Vae vae = Vae.load(Weights.prefixed(ckpt, Sd3Config.VAE_PREFIX));
+            Weights clipL = clipWeights(ckpt, o.clipL(), "clip_l", open);
+            Weights clipG = clipWeights(ckpt, o.clipG(), "clip_g", open);
+            SafeTensors t5File = null;
+            if (o.t5() != null && !o.noT5()) {
+                t5File = SafeTensors.open(o.t5());
+                open.add(t5File);
+                if (T5Encoder.prefixIn(t5File) == null) {
+                    throw new GenerateException(o.t5() + ": no T5 encoder in this file");
+                }
+            }
+            SafeTensors t5Source = o.noT5() ? null : t5File != null ? t5File
+                    : T5Encoder.prefixIn(ckpt) != null ? ckpt : null;
+            Sd3TextConditioner.Options options = new Sd3TextConditioner.Options(o.clipLHeads(), o.clipGHeads(),
+                    t5Source == null ? config.mmdit().contextIn() : 0);
+            int maxLength = o.maxSequenceLengthOrDefault();
+            Sd3TextConditioner[] conditioner = new Sd3TextConditioner[1];
+            Supplier<Sd3TextConditioner> get = () -> {
+                if (conditioner[0] == null) {
+                    conditioner[0] = Sd3TextConditioner.of(clipL, clipG, t5Source == null ? null
+                            : T5Encoder.weights(t5Source), options);
+                    if (conditioner[0].width() != config.mmdit().contextIn()) {
+                        throw new GenerateException("the text encoders give " + conditioner[0].width()
+                                + "-wide context rows but the MMDiT takes " + config.mmdit().contextIn());
+                    }
+                }
+                return conditioner[0];
+            };
+            Function<String, TextCond> diffusers = p -> toTextCond(get.get().encode(p, maxLength));
+            Function<String, TextCond> comfy = p -> toTextCond(get.get().encodeComfy(p));
+            Runnable free = () -> {
+                if (conditioner[0] != null) {
+                    conditioner[0].close();
+                    conditioner[0] = null;
+                }
+                releasePages(open);
+            };
+            Supplier<MMDiT> mmdit = () -> {
+                try {
+                    MMDiT m = MMDiT.load(Weights.prefixed(ckpt, Sd3Config.MMDIT_PREFIX));
+                    releasePages(open);
+                    return m;
+                } catch (ModelFormatException e) {
+                    throw new GenerateException(e.getMessage(), e);
+                }
+            };
+            Sd3Models models = new Sd3Models(mmdit, vae, diffusers, comfy, free, open);
+            models.shift = o.shiftOrDefault();
+            return models;
+        } catch (ModelFormatException | RuntimeException e) {
+            closeAll(open);
+            if (e instanceof GenerateException g) {
+                throw g;
+            }
+            throw new GenerateException(e.getMessage() == null ? e.toString() : e.getMessage(), e);
+        }
+    }
+
+    /** CLIP weights (HF names) from a separate file when given, else from the checkpoint's text_encoders.*. */
+    private static Weights clipWeights(SafeTensors ckpt, Path file, String name, List<AutoCloseable> open)
+            throws ModelFormatException {
+        String marker = "text_model.embeddings.token_embedding.weight";
+        SafeTensors source = ckpt;
+        if (file != null) {
+            source = SafeTensors.open(file);
+            open.add(source);
+        }
+        for (String n : source.names()) {
+            if (n.endsWith(marker) && (file != null || n.startsWith(Sd3Config.TEXT_PREFIX + name + "."))) {
+                return Weights.prefixed(source, n.substring(0, n.length() - marker.length()));
+            }
+        }
+        throw new GenerateException((file != null ? file : ckpt.path()) + ": no " + name + " text encoder ("
+                + (file != null ? "*" : Sd3Config.TEXT_PREFIX + name + ".transformer.") + marker
+                + "); give its file (" + name + ".safetensors)");
+    }
+
+    private static TextCond toTextCond(Conditioning c) {
+        return new TextCond(c.context(), c.tokens(), c.dim(), c.pooled());
+    }
+
+    private static void releasePages(List<AutoCloseable> open) {
+        for (AutoCloseable a : open) {
+            if (a instanceof SafeTensors f) {
+                f.releaseResidentPages();
+            }
+        }
+    }
+
+    private static void closeAll(List<AutoCloseable> open) {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            try {
+                open.get(i).close();
+            } catch (Exception ignored) {
+                // closing after a failure: the failure is what gets reported
+            }
+        }
     }
 
     /** Marks these models as serving a single generation: the text encoders and the MMDiT are let go when done. */
@@ -35,7 +188,10 @@ public final class Sd3Models implements PipelineModels {
         return this;
     }
 
-    public MMDiT mmdit() {
+    public synchronized MMDiT mmdit() {
+        if (mmdit == null && mmditLoader != null) {
+            mmdit = mmditLoader.get();
+        }
         if (mmdit == null) {
             throw new IllegalStateException("the MMDiT was already freed (one-shot models)");
         }
@@ -67,6 +223,20 @@ public final class Sd3Models implements PipelineModels {
     }
 
     @Override
+    public double flowShift() {
+        return shift;
+    }
+
+    /** The same models sampling with another flow shift (ModelSamplingSD3's shift). */
+    public Sd3Models withShift(double newShift) {
+        if (!(newShift > 0)) {
+            throw new IllegalArgumentException("the flow shift must be positive, got " + newShift);
+        }
+        shift = newShift;
+        return this;
+    }
+
+    @Override
     public int latentChannels() {
         return vae.latentChannels();
     }
@@ -80,9 +250,21 @@ public final class Sd3Models implements PipelineModels {
     }
 
     @Override
+    public TextCond encodeText(String prompt, int clipSkip, boolean comfy) {
+        if (comfy && comfyText != null) {
+            return comfyText.apply(prompt);
+        }
+        return encodeText(prompt, clipSkip);
+    }
+
+    @Override
     public void textEncodingDone() {
         if (oneShot) {
             text = null;
+            comfyText = null;
+            if (freeText != null) {
+                freeText.run();
+            }
         }
     }
 
@@ -90,6 +272,7 @@ public final class Sd3Models implements PipelineModels {
     public void samplingDone() {
         if (oneShot) {
             mmdit = null;
+            mmditLoader = null;
         }
     }
 
@@ -117,12 +300,9 @@ public final class Sd3Models implements PipelineModels {
 
     @Override
     public void close() {
-        if (resources != null) {
-            try {
-                resources.close();
-            } catch (Exception e) {
-                throw new IllegalStateException("closing SD3 models: " + e.getMessage(), e);
-            }
+        if (freeText != null) {
+            freeText.run();
         }
+        closeAll(resources);
     }
 }

@@ -64,6 +64,11 @@ public final class MMDiT {
     /** Reads the MMDiT from weights under its original names (no file prefix), every shape checked. */
     public static MMDiT load(Weights weights) throws ModelFormatException {
         MMDiTConfig cfg = MMDiTConfig.detect(weights);
+        for (String n : weights.names()) {
+            if (n.endsWith(".scale_weight")) {
+                throw new ModelFormatException("MMDiT: tensor '" + n + "': scaled fp8 MMDiT weights are not supported");
+            }
+        }
         try {
             Tensors t = new Tensors(weights);
             int h = cfg.hidden();
@@ -255,7 +260,7 @@ public final class MMDiT {
 
     // -------------------------------------------------------------------------------------------------------------
 
-    /** Reads layers, checking shapes; fp16/bf16 weights stay 16-bit. */
+    /** Reads layers, checking shapes; fp16/bf16 (and fp8) weights stay in their width. */
     static final class Tensors {
         private final Weights weights;
 
@@ -302,6 +307,8 @@ public final class MMDiT {
             return switch (t) {
                 case F16 -> WeightFormat.F16;
                 case BF16 -> WeightFormat.BF16;
+                case F8_E4M3 -> WeightFormat.F8_E4M3;
+                case F8_E5M2 -> WeightFormat.F8_E5M2;
                 default -> WeightFormat.F32;
             };
         }
