@@ -210,29 +210,76 @@ public final class Sd3TextConditioner implements AutoCloseable {
 
     /** ComfyUI's CLIPTextEncode of a prompt on an SD3 CLIP (see the class comment). */
     public Conditioning encodeComfy(String prompt) {
+        return encodeComfy(prompt, prompt, prompt, false);
+    }
+
+    /**
+     * ComfyUI's CLIPTextEncodeSD3: one text per encoder. With emptyPaddingNone (the node's {@code empty_padding:
+     * none}) an empty text gives that encoder no tokens at all: CLIP-L / CLIP-G chunk counts are then evened out
+     * with the empty prompt's chunks; no CLIP tokens at all means no CLIP rows and a zero pooled vector; T5 with no
+     * tokens encodes its lone end token (one row). Nothing at all gives zeros [77, width]. Otherwise every text is
+     * tokenized normally (an empty one as "").
+     */
+    public Conditioning encodeComfy(String clipLText, String clipGText, String t5Text, boolean emptyPaddingNone) {
         live();
-        WeightedChunks lChunks = ClipTokenizer.clipL().encodeWeighted(prompt);
-        WeightedChunks gChunks = ClipTokenizer.openClip().encodeWeighted(prompt);
-        ClipPart l = comfyClip(clipL, lChunks, ClipTokenizer.EOS);
-        ClipPart g = comfyClip(clipG, gChunks, 0);
-        int clipTokens = Math.min(l.tokens(), g.tokens());
-        float[] clip = clipContext(l.context(), g.context(), clipTokens);
-        float[] pooled = pooled(l.pooled(), g.projected());
-        if (!hasT5()) {
-            return new Conditioning(clip, clipTokens, width, pooled);
+        WeightedChunks gChunks = emptyPaddingNone && clipGText.isEmpty() ? null : ClipTokenizer.openClip().encodeWeighted(clipGText);
+        WeightedChunks lChunks = emptyPaddingNone && clipLText.isEmpty() ? null : ClipTokenizer.clipL().encodeWeighted(clipLText);
+        int lRows = lChunks == null ? 0 : lChunks.rows();
+        int gRows = gChunks == null ? 0 : gChunks.rows();
+        if (lRows < gRows) {
+            lChunks = padChunks(lChunks, ClipTokenizer.clipL().encodeWeighted(""), gRows);
+        } else if (gRows < lRows) {
+            gChunks = padChunks(gChunks, ClipTokenizer.openClip().encodeWeighted(""), lRows);
         }
-        WeightedChunks t5Chunks = comfyT5Tokens(prompt);
-        int[] ids = t5Chunks.ids()[0];
-        float[] t5Part = t5.forward(ids, 1);
-        if (t5Chunks.weighted()) {
-            int[] empty = new int[ids.length];
-            empty[0] = T5Tokenizer.EOS;
-            applyWeights(t5Part, t5Chunks.weights(), t5.forward(empty, 1), width);
+        float[] clip = null;
+        int clipTokens = 0;
+        float[] pooled;
+        if (lChunks != null) {
+            ClipPart l = comfyClip(clipL, lChunks, ClipTokenizer.EOS);
+            ClipPart g = comfyClip(clipG, gChunks, 0);
+            clipTokens = Math.min(l.tokens(), g.tokens());
+            clip = clipContext(l.context(), g.context(), clipTokens);
+            pooled = pooled(l.pooled(), g.projected());
+        } else {
+            pooled = new float[pooledWidth()];
         }
-        int tokens = clipTokens + ids.length;
-        float[] context = Arrays.copyOf(clip, tokens * width);
-        System.arraycopy(t5Part, 0, context, clip.length, t5Part.length);
+        float[] t5Part = null;
+        int t5Tokens = 0;
+        if (hasT5()) {
+            WeightedChunks t5Chunks = emptyPaddingNone && t5Text.isEmpty() ? null : comfyT5Tokens(t5Text);
+            int[] ids = t5Chunks == null ? new int[] {T5Tokenizer.EOS} : t5Chunks.ids()[0];
+            t5Part = t5.forward(ids, 1);
+            if (t5Chunks != null && t5Chunks.weighted()) {
+                int[] empty = new int[ids.length];
+                empty[0] = T5Tokenizer.EOS;
+                applyWeights(t5Part, t5Chunks.weights(), t5.forward(empty, 1), width);
+            }
+            t5Tokens = ids.length;
+        }
+        if (clip == null && t5Part == null) {
+            return new Conditioning(new float[CLIP_TOKENS * width], CLIP_TOKENS, width, pooled);
+        }
+        int tokens = clipTokens + t5Tokens;
+        float[] context = clip == null ? new float[tokens * width] : Arrays.copyOf(clip, tokens * width);
+        if (t5Part != null) {
+            System.arraycopy(t5Part, 0, context, clipTokens * width, t5Part.length);
+        }
         return new Conditioning(context, tokens, width, pooled);
+    }
+
+    /** chunks (or none) followed by copies of the empty prompt's chunk until there are rows of them. */
+    private static WeightedChunks padChunks(WeightedChunks chunks, WeightedChunks empty, int rows) {
+        List<int[]> ids = new ArrayList<>();
+        List<double[]> weights = new ArrayList<>();
+        if (chunks != null) {
+            ids.addAll(Arrays.asList(chunks.ids()));
+            weights.addAll(Arrays.asList(chunks.weights()));
+        }
+        while (ids.size() < rows) {
+            ids.add(empty.ids()[0]);
+            weights.add(empty.weights()[0]);
+        }
+        return new WeightedChunks(ids.toArray(int[][]::new), weights.toArray(double[][]::new));
     }
 
     /**
