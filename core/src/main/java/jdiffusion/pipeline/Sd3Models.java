@@ -238,7 +238,7 @@ public final class Sd3Models implements PipelineModels {
 
     @Override
     public int latentChannels() {
-        return vae.latentChannels();
+        return vae != null ? vae.latentChannels() : mmdit().config().outChannels();
     }
 
     @Override

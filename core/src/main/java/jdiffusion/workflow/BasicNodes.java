@@ -20,6 +20,9 @@ final class BasicNodes {
 
     static NodeResult checkpointLoader(Map<String, Object> in, NodeContext ctx) {
         Path file = ctx.paths().resolve("checkpoints", (String) in.get("ckpt_name"));
+        if (Sd3Nodes.isSd3File(file)) {
+            return Sd3Nodes.checkpoint(file);
+        }
         return NodeResult.of(new ModelRef(file, false, List.of(), null, false), new ClipRef(file, List.of(), 1),
                 new VaeRef(file));
     }
@@ -41,6 +44,9 @@ final class BasicNodes {
     }
 
     static NodeResult clipTextEncode(Map<String, Object> in, NodeContext ctx) {
+        if (in.get("clip") instanceof Sd3Nodes.Sd3Clip sd3) {
+            return Sd3Nodes.clipTextEncode(sd3, (String) in.get("text"), ctx);
+        }
         TextConditioner text = ModelLoading.clip(ctx.models(), (ClipRef) in.get("clip"));
         Conditioning c = text.encode((String) in.get("text"));
         return NodeResult.of(new Cond(new TextCond(c.context(), c.tokens(), c.dim(), c.pooled())));

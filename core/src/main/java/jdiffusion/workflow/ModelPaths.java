@@ -14,7 +14,8 @@ import java.util.stream.Stream;
 
 /**
  * ComfyUI's folder layout under a base directory: {@code models/checkpoints}, {@code models/loras}, {@code models/vae},
- * {@code models/diffusion_models} (and the older {@code models/unet}), {@code input/}, {@code output/}, {@code temp/},
+ * {@code models/diffusion_models} (and the older {@code models/unet}), {@code models/text_encoders} (and the older
+ * {@code models/clip}), {@code input/}, {@code output/}, {@code temp/},
  * plus extra model folders from an {@code extra_model_paths.yaml}-shaped file ({@link ExtraPaths}).
  *
  * <p>File names in node inputs are relative to those folders. A name with {@code ..}, an absolute path, or one that
@@ -26,7 +27,8 @@ public final class ModelPaths {
             "checkpoints", List.of("checkpoints"),
             "loras", List.of("loras"),
             "vae", List.of("vae"),
-            "diffusion_models", List.of("diffusion_models", "unet"));
+            "diffusion_models", List.of("diffusion_models", "unet"),
+            "text_encoders", List.of("text_encoders", "clip"));
 
     private static final List<String> MODEL_EXTENSIONS = List.of(".safetensors", ".sft");
     private static final List<String> IMAGE_EXTENSIONS = List.of(".png");
@@ -60,7 +62,8 @@ public final class ModelPaths {
         Map<String, List<Path>> merged = new LinkedHashMap<>();
         folders.forEach((k, v) -> merged.put(k, new ArrayList<>(v)));
         for (var e : ExtraPaths.read(file).entrySet()) {
-            String kind = e.getKey().equals("unet") ? "diffusion_models" : e.getKey();
+            String kind = e.getKey().equals("unet") ? "diffusion_models"
+                    : e.getKey().equals("clip") ? "text_encoders" : e.getKey();
             if (merged.containsKey(kind)) {
                 merged.get(kind).addAll(e.getValue());
             }
