@@ -38,7 +38,7 @@ final class BasicNodes {
     }
 
     static NodeResult clipSetLastLayer(Map<String, Object> in, NodeContext ctx) {
-        ClipRef clip = (ClipRef) in.get("clip");
+        ClipRef clip = Sd3Nodes.unetClip(in.get("clip"), "CLIPSetLastLayer");
         long stop = (Long) in.get("stop_at_clip_layer");
         return NodeResult.of(clip.withClipSkip((int) -stop));
     }
@@ -47,7 +47,7 @@ final class BasicNodes {
         if (in.get("clip") instanceof Sd3Nodes.Sd3Clip sd3) {
             return Sd3Nodes.clipTextEncode(sd3, (String) in.get("text"), ctx);
         }
-        TextConditioner text = ModelLoading.clip(ctx.models(), (ClipRef) in.get("clip"));
+        TextConditioner text = ModelLoading.clip(ctx.models(), Sd3Nodes.unetClip(in.get("clip"), "CLIPTextEncode"));
         Conditioning c = text.encode((String) in.get("text"));
         return NodeResult.of(new Cond(new TextCond(c.context(), c.tokens(), c.dim(), c.pooled())));
     }
@@ -55,8 +55,8 @@ final class BasicNodes {
     /** ComfyUI's LoraLoader: a zero strength leaves that side untouched. */
     static NodeResult loraLoader(Map<String, Object> in, NodeContext ctx) {
         Path file = ctx.paths().resolve("loras", (String) in.get("lora_name"));
-        ModelRef model = (ModelRef) in.get("model");
-        ClipRef clip = (ClipRef) in.get("clip");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "LoraLoader");
+        ClipRef clip = Sd3Nodes.unetClip(in.get("clip"), "LoraLoader");
         double sm = (Double) in.get("strength_model");
         double sc = (Double) in.get("strength_clip");
         return NodeResult.of(sm == 0 ? model : model.withLora(new LoraUse(file, sm)),
@@ -65,7 +65,7 @@ final class BasicNodes {
 
     static NodeResult loraLoaderModelOnly(Map<String, Object> in, NodeContext ctx) {
         Path file = ctx.paths().resolve("loras", (String) in.get("lora_name"));
-        ModelRef model = (ModelRef) in.get("model");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "LoraLoaderModelOnly");
         double sm = (Double) in.get("strength_model");
         return NodeResult.of(sm == 0 ? model : model.withLora(new LoraUse(file, sm)));
     }
@@ -76,7 +76,7 @@ final class BasicNodes {
             throw new WorkflowException("ModelSamplingDiscrete: sampling '" + sampling
                     + "' is not supported by this build (supported: eps, v_prediction, x0)");
         }
-        ModelRef model = (ModelRef) in.get("model");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "ModelSamplingDiscrete");
         return NodeResult.of(model.withSampling(sampling, (Boolean) in.get("zsnr")));
     }
 

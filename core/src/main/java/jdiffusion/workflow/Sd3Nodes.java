@@ -90,6 +90,22 @@ public final class Sd3Nodes {
         clipGHeads = g;
     }
 
+    /** A UNet MODEL for a node that has no SD3 form (LoRAs, ModelSamplingDiscrete): an SD3 MODEL fails clearly. */
+    static Values.ModelRef unetModel(Object v, String node) {
+        if (v instanceof Sd3Model) {
+            throw new WorkflowException(node + " does not support SD3 / SD3.5 models (use ModelSamplingSD3)");
+        }
+        return (Values.ModelRef) v;
+    }
+
+    /** A UNet checkpoint's CLIP for a node that has no SD3 form: an SD3 CLIP fails clearly. */
+    static Values.ClipRef unetClip(Object v, String node) {
+        if (v instanceof Sd3Clip) {
+            throw new WorkflowException(node + " does not support SD3's CLIP-L / CLIP-G / T5 text encoders");
+        }
+        return (Values.ClipRef) v;
+    }
+
     /** Whether a file is an SD3 / SD3.5 single file (header only). */
     static boolean isSd3File(Path file) {
         return Sd3Models.isSd3File(file);
