@@ -120,7 +120,12 @@ public final class Golden {
                 SafeTensorsWriter.convert(src, twin, DType.F32, false);
             }
             try (SafeTensors check = SafeTensors.open(twin)) {
-                DType written = check.info("model.diffusion_model.input_blocks.0.0.weight").dtype();
+                String probe = "model.diffusion_model.input_blocks.0.0.weight";
+                if (!check.contains(probe)) {
+                    probe = check.names().stream().filter(n -> n.startsWith("model.diffusion_model.")).sorted()
+                            .findFirst().orElseThrow();
+                }
+                DType written = check.info(probe).dtype();
                 if (written != DType.F32) {
                     throw new AssertionError(twin + ": expected F32 weights, got " + written);
                 }

@@ -28,7 +28,7 @@ public final class DevCommand implements Runnable {
     @Command(name = "random-checkpoint", mixinStandardHelpOptions = true,
             description = "Write a full-size checkpoint with random weights (std 0.02, norm scales 1) in the real key layout.")
     static final class RandomCheckpointCommand implements Callable<Integer> {
-        @Option(names = "--arch", required = true, paramLabel = "ARCH", description = "sd15, sd21 or sdxl")
+        @Option(names = "--arch", required = true, paramLabel = "ARCH", description = "sd15, sd21, sdxl, sd35m (SD3.5 Medium), sd35l (SD3.5 Large) or sd3m")
         String arch;
 
         @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "the .safetensors file to write (must not exist)")
@@ -42,6 +42,9 @@ public final class DevCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
+            if (jdiffusion.model.mmdit.Sd3Keys.isPreset(arch.toLowerCase(Locale.ROOT))) {
+                return sd3();
+            }
             ModelConfig config;
             try {
                 config = ModelConfig.preset(arch.toLowerCase(Locale.ROOT));
@@ -66,6 +69,34 @@ public final class DevCommand implements Runnable {
             RandomCheckpoint.write(config, output, type, seed);
             System.err.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
             return 0;
+        }
+
+        /** An SD3 / SD3.5 file in Stability's layout: MMDiT and VAE (no text encoders, as sd3.5_medium.safetensors). */
+        private Integer sd3() throws Exception {
+            String a = arch.toLowerCase(Locale.ROOT);
+            var mmdit = jdiffusion.model.mmdit.Sd3Keys.preset(a);
+            DType type = dtype();
+            if (Files.exists(output)) {
+                throw new CliException(output + ": already exists (refusing to overwrite)");
+            }
+            var specs = jdiffusion.model.mmdit.Sd3Keys.checkpoint(mmdit);
+            long params = specs.stream().mapToLong(CheckpointKeys.TensorSpec::numel).sum();
+            System.err.printf(Locale.ROOT, "writing %s: %s, %d tensors, %,d parameters (MMDiT %,d) as %s (%s)...%n",
+                    output, mmdit.variant(), specs.size(), params, jdiffusion.model.mmdit.Sd3Keys.parameters(mmdit),
+                    type, InfoCommand.size(params * type.size()));
+            long t0 = System.nanoTime();
+            RandomCheckpoint.write(specs, "SD3 " + a, output, type, seed);
+            System.err.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            return 0;
+        }
+
+        private DType dtype() {
+            return switch (dtype.toLowerCase(Locale.ROOT)) {
+                case "f16", "fp16", "float16" -> DType.F16;
+                case "bf16", "bfloat16" -> DType.BF16;
+                case "f32", "fp32", "float32" -> DType.F32;
+                default -> throw new CliException("--dtype: unknown type '" + dtype + "' (known: f16, bf16, f32)");
+            };
         }
     }
 }

@@ -75,7 +75,7 @@ public final class GenerateCommand implements Callable<Integer> {
     String prediction = "auto";
 
     @Option(names = "--preset", paramLabel = "NAME",
-            description = "lightning|lcm|turbo: sampler, scheduler, steps, cfg (and turbo's 512x512) for few-step"
+            description = "lightning|lcm|turbo|sd35-turbo: sampler, scheduler, steps, cfg (and turbo's 512x512) for few-step"
                     + " models; explicit flags win")
     String preset;
 
@@ -106,6 +106,9 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @picocli.CommandLine.Mixin
     EmbeddingsOption embeddings = new EmbeddingsOption();
+
+    @picocli.CommandLine.Mixin
+    Sd3Flags sd3 = new Sd3Flags();
 
     @Override
     public Integer call() {
@@ -156,7 +159,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
-                .embeddings(embeddings.folder(model)).build();
+                .embeddings(embeddings.folder(model)).sd3(sd3.options()).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI (a negative number is taken modulo 2^64 as torch does). */

@@ -52,7 +52,7 @@ public final class InfoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = System.out;
-        if (unet == null && vae == null && printLora(out)) {
+        if (unet == null && vae == null && (printLora(out) || printSd3(out))) {
             return 0;
         }
         Checkpoint ckpt;
@@ -175,6 +175,46 @@ public final class InfoCommand implements Callable<Integer> {
             } else {
                 LoraInfoPrinter.lines(info).forEach(out::println);
             }
+            return true;
+        }
+    }
+
+    /** An SD3 / SD3.5 single file (MMDiT): family, architecture and parameters per component, or false. */
+    private boolean printSd3(PrintStream out) throws Exception {
+        SafeTensors st;
+        try {
+            st = SafeTensors.open(file);
+        } catch (ModelFormatException | RuntimeException e) {
+            return false;
+        }
+        try (st) {
+            if (!ModelDetector.isSd3(st)) {
+                return false;
+            }
+            jdiffusion.model.mmdit.Sd3Config c = ModelDetector.detectSd3(st);
+            if (json) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("file", file.toString());
+                root.put("tensors", st.names().size());
+                root.put("metadata", st.metadata());
+                root.put("config", c);
+                out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
+                return true;
+            }
+            long bytes = st.tensors().values().stream().mapToLong(t -> t.end() - t.begin()).sum();
+            out.printf("%s: %s checkpoint (%s), %d tensors, %s%n", file, c.family(), c.mmdit().variant(),
+                    st.names().size(), size(bytes));
+            out.println("prediction: flow (rectified flow, velocity; shift 3.0)");
+            c.describe().forEach(out::println);
+            out.println();
+            out.printf("%-10s %15s %8s %10s %8s%n", "component", "parameters", "dtype", "size", "tensors");
+            long total = 0;
+            for (ComponentStats s : c.components()) {
+                out.printf("%-10s %15s %8s %10s %8d%n", s.component(), String.format(Locale.ROOT, "%,d",
+                        s.parameters()), s.dtype() == null ? "-" : s.dtype(), size(s.bytes()), s.tensors());
+                total += s.parameters();
+            }
+            out.printf("%-10s %15s%n", "total", String.format(Locale.ROOT, "%,d", total));
             return true;
         }
     }

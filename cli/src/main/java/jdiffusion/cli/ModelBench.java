@@ -52,7 +52,8 @@ final class ModelBench {
 
     /** Options every model benchmark takes. */
     static final class Options {
-        @Option(names = "--arch", paramLabel = "ARCH", description = "sd15, sd21 or sdxl (default: ${DEFAULT-VALUE})")
+        @Option(names = "--arch", paramLabel = "ARCH", description = "sd15, sd21, sdxl; for bench unet also sd35m, sd35l, sd3m"
+                + " (default: ${DEFAULT-VALUE})")
         String arch = "sd15";
 
         @Option(names = {"-W", "--width"}, paramLabel = "PX", description = "image width (default: the family's)")
@@ -155,7 +156,7 @@ final class ModelBench {
         if (o.checkpoint != null && !Files.isRegularFile(o.checkpoint)) {
             throw new CliException("no checkpoint file " + o.checkpoint);
         }
-        if (o.checkpoint == null) {
+        if (o.checkpoint == null && !jdiffusion.model.mmdit.Sd3Keys.isPreset(o.arch)) {
             try {
                 o.size(ModelConfig.preset(o.arch));
             } catch (IllegalArgumentException e) {
@@ -232,6 +233,10 @@ final class ModelBench {
         public void run() {
             if (batch < 1) {
                 throw new CliException("--batch must be at least 1, got " + batch);
+            }
+            if (Sd3Bench.wanted(o)) {
+                Sd3Bench.run(o, batch);
+                return;
             }
             double peak = setUp(o, "unet");
             try (Source src = Source.open(o)) {

@@ -57,7 +57,7 @@ class PresetCliTest {
         LightningCli.Run r = cli("generate", "-m", model("tiny-sd1-fp16.safetensors").toString(), "--preset", "hyper",
                 "-o", png.toString(), "-q");
         assertTrue(r.exit() != 0);
-        assertEquals("jdiffusion: error: unknown --preset 'hyper'; valid: lightning, lcm, turbo", r.err().strip());
+        assertEquals("jdiffusion: error: unknown --preset 'hyper'; valid: lightning, lcm, turbo, sd35-turbo", r.err().strip());
         assertFalse(Files.exists(png));
     }
 }

@@ -66,6 +66,42 @@ public final class Flops {
         add(Kind.ELEMENTWISE, elements);
     }
 
+    /** One MMDiT (SD3) evaluation of batch latents h x w with tokens context tokens. */
+    public static Flops mmdit(jdiffusion.model.mmdit.MMDiTConfig c, int batch, int h, int w, int tokens) {
+        Flops f = new Flops();
+        int hid = c.hidden();
+        double n = (double) batch * ((h + c.patch() - 1) / c.patch()) * ((w + c.patch() - 1) / c.patch());
+        double ctx = (double) batch * tokens;
+        f.linear(n, c.inChannels() * c.patch() * c.patch(), hid);
+        f.linear(ctx, c.contextIn(), hid);
+        for (int i = 0; i < c.depth(); i++) {
+            boolean last = i == c.depth() - 1;
+            boolean dual = c.dualAttentionBlocks().contains(i);
+            f.linear(n, hid, 3 * hid);
+            f.linear(ctx, hid, 3 * hid);
+            f.attention(batch, n / batch + tokens, n / batch + tokens, hid);
+            f.linear(n, hid, hid);
+            f.linear(n, hid, c.mlpHidden());
+            f.linear(n, c.mlpHidden(), hid);
+            f.norm(2 * n * hid);
+            f.elementwise(8 * n * hid + n * c.mlpHidden());
+            if (!last) {
+                f.linear(ctx, hid, hid);
+                f.linear(ctx, hid, c.mlpHidden());
+                f.linear(ctx, c.mlpHidden(), hid);
+                f.norm(2 * ctx * hid);
+                f.elementwise(8 * ctx * hid + ctx * c.mlpHidden());
+            }
+            if (dual) {
+                f.linear(n, hid, 3 * hid);
+                f.attention(batch, n / batch, n / batch, hid);
+                f.linear(n, hid, hid);
+            }
+        }
+        f.linear(n, hid, c.patch() * c.patch() * c.outChannels());
+        return f;
+    }
+
     /** One UNet evaluation of batch latents h x w with tokens context tokens. */
     public static Flops unet(UNetSpec u, int batch, int h, int w, int tokens) {
         Flops f = new Flops();

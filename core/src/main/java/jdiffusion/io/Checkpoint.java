@@ -114,6 +114,10 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     private static String missingMessage(SafeTensors file, Layout guess) {
+        if (ModelDetector.isSd3(file)) {
+            return file.path() + ": an SD3 / SD3.5 checkpoint (MMDiT), not a UNet checkpoint; this operation needs"
+                    + " SD1, SD2 or SDXL";
+        }
         List<String> missing = new ArrayList<>();
         if (!file.contains(CheckpointLayouts.UNET_PREFIX + CheckpointLayouts.UNET_MARKER)) {
             missing.add("UNet (" + CheckpointLayouts.UNET_PREFIX + "*)");

@@ -175,6 +175,20 @@ public final class CheckpointKeys {
     // ---------------------------------------------------------------------------------------------------------
     // VAE (ldm.modules.diffusionmodules.model Encoder/Decoder)
 
+    /**
+     * An AutoencoderKL's tensors under prefix; without quant convs for SD3's VAE (which has no quant_conv /
+     * post_quant_conv).
+     */
+    public static List<TensorSpec> vae(String prefix, VaeSpec v, boolean quantConvs) {
+        Builder b = new Builder();
+        vae(b.at(prefix), v);
+        if (!quantConvs) {
+            b.out.removeIf(t -> t.name().startsWith(prefix + "quant_conv.")
+                    || t.name().startsWith(prefix + "post_quant_conv."));
+        }
+        return b.out;
+    }
+
     static void vae(Builder b, VaeSpec v) {
         int base = v.baseChannels();
         List<Integer> mult = v.channelMult();

@@ -81,6 +81,14 @@ public final class MappedWeights implements Weights {
         return info(name).dtype();
     }
 
+    @Override
+    public float[] row(String name, int index) {
+        if (shapes.containsKey(name)) {
+            return Weights.super.row(name, index);
+        }
+        return Weights.rowOf(file, fileName(name), index);
+    }
+
     private String fileName(String name) {
         String f = fileNames.get(name);
         if (f == null) {

@@ -18,9 +18,14 @@ public final class RandomCheckpoint {
 
     /** Writes config's architecture to target in dtype (F16, BF16 or F32); fails if target exists. */
     public static void write(ModelConfig config, Path target, DType dtype, long seed) throws ModelFormatException {
-        List<TensorSpec> specs = CheckpointKeys.of(config);
+        write(CheckpointKeys.of(config), config.family().name(), target, dtype, seed);
+    }
+
+    /** Writes the given tensors (an architecture's key list, e.g. SD3's) with random values; label goes in metadata. */
+    public static void write(List<TensorSpec> specs, String label, Path target, DType dtype, long seed)
+            throws ModelFormatException {
         SafeTensorsWriter w = SafeTensorsWriter.to(target).metadata("format", "pt")
-                .metadata("jdiffusion.random_checkpoint", config.family() + " random weights, seed " + seed);
+                .metadata("jdiffusion.random_checkpoint", label + " random weights, seed " + seed);
         long index = 0;
         for (TensorSpec t : specs) {
             long streamSeed = mix(seed, index++);

@@ -424,6 +424,20 @@ public final class SafeTensors implements AutoCloseable {
     }
 
     /**
+     * count values of a tensor from element start, widened to float32, read from the mapping without touching the
+     * rest of the tensor (one row of an embedding table).
+     */
+    public float[] floats(String name, long start, int count) {
+        TensorInfo t = info(name);
+        if (start < 0 || count < 0 || start + count > t.numel()) {
+            throw new IllegalArgumentException(path + ": elements " + start + ".." + (start + count) + " outside tensor '"
+                    + name + "' of " + t.numel());
+        }
+        int size = t.dtype().size();
+        return toFloats(segment(name).asSlice(start * size, (long) count * size), t.dtype(), count, name);
+    }
+
+    /**
      * Drops the pages of a tensor that was just copied out from this process's resident set (the page cache keeps
      * them): models copy their weights into their own layout, and otherwise a 7 GB checkpoint's mapped pages would
      * count on top of the copies. The pages come back on demand if read again.
@@ -494,6 +508,16 @@ public final class SafeTensors implements AutoCloseable {
             case F64 -> {
                 for (int i = 0; i < n; i++) {
                     out[i] = (float) s.getAtIndex(DOUBLE_LE, i);
+                }
+            }
+            case F8_E4M3 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = jdiffusion.tensor.Fp8.e4m3(s.get(ValueLayout.JAVA_BYTE, i));
+                }
+            }
+            case F8_E5M2 -> {
+                for (int i = 0; i < n; i++) {
+                    out[i] = jdiffusion.tensor.Fp8.e5m2(s.get(ValueLayout.JAVA_BYTE, i));
                 }
             }
             default -> throw new IllegalArgumentException("tensor '" + name + "' is " + dtype + ", not a float type");

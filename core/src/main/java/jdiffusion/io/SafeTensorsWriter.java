@@ -321,6 +321,16 @@ public final class SafeTensorsWriter {
                     buf.putShort(toBf16(values[i]));
                 }
             }
+            case F8_E4M3 -> {
+                for (int i = 0; i < count; i++) {
+                    buf.put(jdiffusion.tensor.Fp8.toE4m3(values[i]));
+                }
+            }
+            case F8_E5M2 -> {
+                for (int i = 0; i < count; i++) {
+                    buf.put(jdiffusion.tensor.Fp8.toE5m2(values[i]));
+                }
+            }
             default -> throw new IllegalArgumentException("cannot store floats as " + dtype);
         }
     }

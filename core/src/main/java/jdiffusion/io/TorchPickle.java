@@ -109,7 +109,8 @@ public final class TorchPickle {
         allow(new GlobalRef(Global.REBUILD_PARAMETER, "torch._utils._rebuild_parameter", null));
         allow(new GlobalRef(Global.REBUILD_PARAMETER_WITH_STATE, "torch._utils._rebuild_parameter_with_state", null));
         String[][] storages = {{"Half", "F16"}, {"Float", "F32"}, {"BFloat16", "BF16"}, {"Double", "F64"}, {"Long", "I64"},
-            {"Int", "I32"}, {"Short", "I16"}, {"Char", "I8"}, {"Byte", "U8"}, {"Bool", "BOOL"}};
+            {"Int", "I32"}, {"Short", "I16"}, {"Char", "I8"}, {"Byte", "U8"}, {"Bool", "BOOL"},
+            {"Float8_e4m3fn", "F8_E4M3"}, {"Float8_e5m2", "F8_E5M2"}};
         for (String[] s : storages) {
             allow(new GlobalRef(Global.STORAGE, "torch." + s[0] + "Storage", DType.valueOf(s[1])));
         }

@@ -32,6 +32,22 @@ public interface Weights {
         return DType.F32;
     }
 
+    /**
+     * Row index of a tensor viewed as [shape[0]][rest], widened to float32 (an embedding lookup). Views over a file
+     * read just that row from the mapping; the default reads the whole tensor.
+     */
+    default float[] row(String name, int index) {
+        int[] s = shape(name);
+        int width = 1;
+        for (int i = 1; i < s.length; i++) {
+            width *= s[i];
+        }
+        if (s.length == 0 || index < 0 || index >= s[0]) {
+            throw new IllegalArgumentException("row " + index + " outside tensor '" + name + "' " + java.util.Arrays.toString(s));
+        }
+        return java.util.Arrays.copyOfRange(get(name), index * width, (index + 1) * width);
+    }
+
     /** The tensors of one file whose names start with prefix, with the prefix removed. */
     static Weights prefixed(SafeTensors file, String prefix) {
         Set<String> names = new LinkedHashSet<>();
@@ -66,6 +82,11 @@ public interface Weights {
                 return file.info(full(name)).dtype();
             }
 
+            @Override
+            public float[] row(String name, int index) {
+                return rowOf(file, full(name), index);
+            }
+
             private String full(String name) {
                 if (!names.contains(name)) {
                     throw new MissingTensorException(file.path() + ": no tensor '" + prefix + name + "'");
@@ -73,6 +94,19 @@ public interface Weights {
                 return prefix + name;
             }
         };
+    }
+
+    /** Row index of a file's tensor viewed as [shape[0]][rest], read from the mapping. */
+    static float[] rowOf(SafeTensors file, String fileName, int index) {
+        int[] s = file.info(fileName).dims();
+        if (s.length == 0 || index < 0 || index >= s[0]) {
+            throw new IllegalArgumentException("row " + index + " outside tensor '" + fileName + "' " + java.util.Arrays.toString(s));
+        }
+        int width = 1;
+        for (int i = 1; i < s.length; i++) {
+            width *= s[i];
+        }
+        return file.floats(fileName, (long) index * width, width);
     }
 
     /** A tensor a model needs is not in the checkpoint. */

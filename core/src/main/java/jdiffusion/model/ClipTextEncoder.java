@@ -71,13 +71,29 @@ public final class ClipTextEncoder {
 
     /** Loads an encoder with an explicit activation (for wrapped Weights that hide their layout). */
     public static ClipTextEncoder load(Weights w, Activation activation) {
+        return load(w, activation, 0);
+    }
+
+    /**
+     * As {@link #load(Weights, Activation)} with an explicit head count (the weights cannot tell it); heads 0 means
+     * width / {@link #HEAD_DIM}, true of every released CLIP text tower.
+     */
+    public static ClipTextEncoder load(Weights w, Activation activation, int heads) {
         int[] tok = w.shape(P + "embeddings.token_embedding.weight");
         int[] pos = w.shape(P + "embeddings.position_embedding.weight");
         int width = tok[1];
-        if (width % HEAD_DIM != 0 || pos[1] != width) {
+        if (pos[1] != width) {
+            throw new IllegalArgumentException("CLIP text encoder width " + width + " and position embedding "
+                    + Arrays.toString(pos) + " disagree");
+        }
+        if (heads == 0 && width % HEAD_DIM != 0) {
             throw new IllegalArgumentException("CLIP text encoder width " + width + " (position embedding " + Arrays.toString(pos)
                     + ") is not a multiple of the head size " + HEAD_DIM);
         }
+        if (heads < 0 || heads > 0 && width % heads != 0) {
+            throw new IllegalArgumentException("CLIP text encoder width " + width + " does not split into " + heads + " heads");
+        }
+        int headCount = heads == 0 ? width / HEAD_DIM : heads;
         int layerCount = countLayers(w);
         if (layerCount == 0) {
             throw new IllegalArgumentException("CLIP text encoder has no layers (no text_model.encoder.layers.* tensors)");
@@ -94,7 +110,7 @@ public final class ClipTextEncoder {
             projection = Linear.of(w.get("text_projection.weight"), null, projectionDim, width,
                     UNetTensors.storage(w, "text_projection.weight"));
         }
-        Config config = new Config(tok[0], pos[0], width, layerCount, width / HEAD_DIM, mlp, projectionDim, activation);
+        Config config = new Config(tok[0], pos[0], width, layerCount, headCount, mlp, projectionDim, activation);
         return new ClipTextEncoder(config, w.get(P + "embeddings.token_embedding.weight"),
                 w.get(P + "embeddings.position_embedding.weight"), List.copyOf(layers), norm(w, P + "final_layer_norm"), projection);
     }
@@ -235,7 +251,7 @@ public final class ClipTextEncoder {
         float[] q = l.q().forward(h, rows);
         float[] k = l.k().forward(h, rows);
         float[] v = l.v().forward(h, rows);
-        float[] attn = Ops.attention(q, k, v, batch, tokens, tokens, config.heads(), HEAD_DIM, true);
+        float[] attn = Ops.attention(q, k, v, batch, tokens, tokens, config.heads(), config.width() / config.heads(), true);
         float[] y = l.out().forward(attn, rows);
         Ops.addInPlace(y, x);
         float[] m = l.fc1().forward(l.norm2().apply(y, rows), rows);

@@ -10,12 +10,28 @@ public enum Family {
     /** SD 2.x: OpenCLIP-H text encoder (penultimate layer), linear proj_in, head size 64. */
     SD2(0.18215),
     /** SDXL: CLIP-L + OpenCLIP-bigG, size conditioning (label_emb), linear proj_in, head size 64. */
-    SDXL(0.13025);
+    SDXL(0.13025),
+    /**
+     * SD3 / SD3.5: an MMDiT (not a UNet) on 16-channel latents, rectified-flow sampling (shift 3), CLIP-L + CLIP-G
+     * + T5-XXL text encoders under {@code text_encoders.*}; the latents are shifted before scaling.
+     */
+    SD3(1.5305, 0.0609);
 
     private final double latentScale;
+    private final double latentShift;
 
     Family(double latentScale) {
+        this(latentScale, 0.0);
+    }
+
+    Family(double latentScale, double latentShift) {
         this.latentScale = latentScale;
+        this.latentShift = latentShift;
+    }
+
+    /** The latent format: model latent = (VAE latent - shift) * scale. */
+    public LatentFormat latentFormat() {
+        return new LatentFormat(latentScale, latentShift);
     }
 
     /** The VAE latent scaling factor the family was trained with (not stored in checkpoints). */

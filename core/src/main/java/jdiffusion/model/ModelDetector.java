@@ -104,6 +104,20 @@ public final class ModelDetector {
     }
 
     // ---------------------------------------------------------------------------------------------------------
+    // SD3 / SD3.5 (an MMDiT instead of a UNet, text encoders under text_encoders.*)
+
+    /** Whether a single file is an SD3 / SD3.5 checkpoint (ComfyUI's test: an MMDiT joint block's context qkv). */
+    public static boolean isSd3(jdiffusion.io.SafeTensors file) {
+        return jdiffusion.model.mmdit.Sd3Config.isSd3(file);
+    }
+
+    /** The SD3 checkpoint's family, MMDiT / VAE / text encoder numbers and parameter counts, from the header. */
+    public static jdiffusion.model.mmdit.Sd3Config detectSd3(jdiffusion.io.SafeTensors file)
+            throws ModelFormatException {
+        return jdiffusion.model.mmdit.Sd3Config.detect(file);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
     // UNet
 
     private enum Kind { RES, DOWN, OTHER }

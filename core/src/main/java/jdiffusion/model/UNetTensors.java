@@ -82,6 +82,8 @@ final class UNetTensors {
         return switch (weights.dtype(name)) {
             case F16 -> WeightFormat.F16;
             case BF16 -> WeightFormat.BF16;
+            case F8_E4M3 -> WeightFormat.F8_E4M3;
+            case F8_E5M2 -> WeightFormat.F8_E5M2;
             default -> WeightFormat.F32;
         };
     }

@@ -15,8 +15,9 @@ import jdiffusion.tensor.Ops;
  * maps an image in [-1, 1] to a diagonal Gaussian over latents, the decoder maps a latent back to an image. Levels,
  * res blocks per level and every width are read from the weights. Kept in float32: fp16 VAEs overflow.
  *
- * <p>The latents here are the VAE's own; the sampler's latents are these times the family's scaling factor
- * (0.18215 SD1/SD2, 0.13025 SDXL), which the caller applies.
+ * <p>The latents here are the VAE's own; the sampler's latents are (these - shift) times the family's scaling factor
+ * (0.18215 SD1/SD2, 0.13025 SDXL; SD3: shift 0.0609, scale 1.5305), which the caller applies. SD3's VAE has 16
+ * latent channels and no quant_conv / post_quant_conv.
  */
 public final class Vae {
     private static final float EPS = 1e-6f;
@@ -49,7 +50,7 @@ public final class Vae {
         }
     }
 
-    /** Latent channels (4 for SD1/SD2/SDXL). */
+    /** Latent channels (4 for SD1/SD2/SDXL, 16 for SD3). */
     public int latentChannels() {
         return latentChannels;
     }
@@ -267,7 +268,8 @@ public final class Vae {
                 throw new UNetTensors.BadTensorException("tensor 'encoder.conv_out.weight' has " + convOut.out()
                         + " outputs, expected mean and logvar of " + latentChannels + " channels");
             }
-            Linear quant = t.linear("quant_conv", 2 * latentChannels);
+            // SD3's VAE has no quant_conv / post_quant_conv
+            Linear quant = t.has("quant_conv.weight") ? t.linear("quant_conv", 2 * latentChannels) : null;
             return new Encoder(convIn, List.copyOf(levels), mid, normOut, convOut, quant, imageChannels);
         }
 
@@ -297,7 +299,7 @@ public final class Vae {
             }
             x = mid.forward(x);
             x = conv(convOut, x.with(normOut.apply(x, true), x.c()));
-            return linear(quantConv, x);
+            return quantConv == null ? x : linear(quantConv, x);
         }
     }
 
@@ -308,8 +310,9 @@ public final class Vae {
     private record Decoder(Linear postQuantConv, Conv2d convIn, Mid mid, List<UpLevel> levels, GroupNorm normOut,
                            Conv2d convOut, int latentChannels, int factor) {
         static Decoder load(UNetTensors t) {
-            int zc = t.outWidth("post_quant_conv");
-            Linear postQuant = t.linear("post_quant_conv", zc);
+            boolean postQuantConv = t.has("post_quant_conv.weight");
+            int zc = postQuantConv ? t.outWidth("post_quant_conv") : t.inWidth("decoder.conv_in");
+            Linear postQuant = postQuantConv ? t.linear("post_quant_conv", zc) : null;
             Conv2d convIn = t.conv3x3("decoder.conv_in", zc);
             int ch = convIn.out();
             Mid mid = Mid.load(t, "decoder.mid", ch);
@@ -354,7 +357,7 @@ public final class Vae {
         }
 
         Feature forward(Feature z) {
-            Feature x = conv(convIn, linear(postQuantConv, z));
+            Feature x = conv(convIn, postQuantConv == null ? z : linear(postQuantConv, z));
             x = mid.forward(x);
             for (UpLevel level : levels) {
                 for (ResnetBlock b : level.blocks()) {

@@ -34,11 +34,52 @@ import java.util.List;
  * @param schedule       optional explicit schedule replacing steps and scheduler (the library's explicit-sigmas path)
  * @param embeddings     folder of textual-inversion embeddings for {@code embedding:name} in prompts (null: none)
  * @param a1111Embeddings also match embeddings by their bare file name in prompts, as AUTOMATIC1111 does
+ * @param sd3            SD3 / SD3.5 settings (text encoder files, flow shift); ignored for other families
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
-        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Path embeddings, boolean a1111Embeddings) {
+        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Path embeddings,
+        boolean a1111Embeddings, Sd3Options sd3) {
+
+    /**
+     * What SD3 / SD3.5 needs beyond the checkpoint.
+     *
+     * @param t5                a T5-XXL file ({@code t5xxl_fp16.safetensors}, fp8 too) when the checkpoint has none
+     * @param noT5              run without T5 even when one is available (zeros in its place)
+     * @param clipL             a CLIP-L file when the checkpoint has no text encoders ({@code clip_l.safetensors})
+     * @param clipG             a CLIP-G file likewise ({@code clip_g.safetensors})
+     * @param shift             the flow shift (ModelSamplingSD3; null: 3.0)
+     * @param maxSequenceLength T5 tokens under diffusers semantics (null: 256)
+     * @param clipLHeads        CLIP-L attention heads, 0 = width / 64 (every real CLIP-L; tiny test models differ)
+     * @param clipGHeads        CLIP-G attention heads, likewise
+     */
+    public record Sd3Options(Path t5, boolean noT5, Path clipL, Path clipG, Double shift, Integer maxSequenceLength,
+            int clipLHeads, int clipGHeads) {
+        public static final Sd3Options DEFAULT = new Sd3Options(null, false, null, null, null, null, 0, 0);
+
+        public Sd3Options {
+            if (shift != null && !(shift > 0 && shift < 1e6)) {
+                throw new IllegalArgumentException("the flow shift must be positive, got " + shift);
+            }
+            if (maxSequenceLength != null && (maxSequenceLength < 1 || maxSequenceLength > 4096)) {
+                throw new IllegalArgumentException("the T5 sequence length must be in 1..4096, got "
+                        + maxSequenceLength);
+            }
+            if (clipLHeads < 0 || clipGHeads < 0) {
+                throw new IllegalArgumentException("CLIP head counts must be 0 (width / 64) or positive");
+            }
+        }
+
+        public double shiftOrDefault() {
+            return shift == null ? 3.0 : shift;
+        }
+
+        public int maxSequenceLengthOrDefault() {
+            return maxSequenceLength == null ? 256 : maxSequenceLength;
+        }
+    }
+
 
     /** How the UNet output is read: as stored in the checkpoint, or forced. */
     public enum Prediction { AUTO, EPS, V, X0 }
@@ -78,6 +119,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         prompt = prompt == null ? "" : prompt;
         prediction = prediction == null ? Prediction.AUTO : prediction;
         loras = loras == null ? List.of() : List.copyOf(loras);
+        sd3 = sd3 == null ? Sd3Options.DEFAULT : sd3;
     }
 
     public boolean isImg2Img() {
@@ -113,6 +155,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.schedule = schedule;
         b.embeddings = embeddings;
         b.a1111Embeddings = a1111Embeddings;
+        b.sd3 = sd3;
         return b;
     }
 
@@ -142,6 +185,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private ExplicitSchedule schedule;
         private Path embeddings;
         private boolean a1111Embeddings;
+        private Sd3Options sd3 = Sd3Options.DEFAULT;
 
         private Builder(Path model) {
             this.model = model;
@@ -171,11 +215,12 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder schedule(ExplicitSchedule v) { schedule = v; return this; }
         public Builder embeddings(Path v) { embeddings = v; return this; }
         public Builder a1111Embeddings(boolean v) { a1111Embeddings = v; return this; }
+        public Builder sd3(Sd3Options v) { sd3 = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
-                    loras, schedule, embeddings, a1111Embeddings);
+                    loras, schedule, embeddings, a1111Embeddings, sd3);
         }
     }
 }

@@ -41,7 +41,8 @@ public final class Pipeline {
         // the hash only goes into saved files, and reading a 7 GB checkpoint is not free
         CompletableFuture<String> hash = request.output() != null || request.saveLatent() != null
                 ? ModelHash.background(request.model()) : null;
-        try (PipelineModels models = timings.time("load", () -> CheckpointModels.load(request).oneShot())) {
+        try (PipelineModels models = timings.time("load", () -> Sd3Models.isSd3File(request.model())
+                ? Sd3Models.load(request).oneShot() : CheckpointModels.load(request).oneShot())) {
             return generate(models, request, init, hash, progress, cancel, timings);
         }
     }
@@ -52,7 +53,7 @@ public final class Pipeline {
      */
     public static PipelineModels load(GenerateRequest request) {
         RequestValidator.validate(request);
-        return CheckpointModels.load(request);
+        return Sd3Models.isSd3File(request.model()) ? Sd3Models.load(request) : CheckpointModels.load(request);
     }
 
     /**
@@ -112,14 +113,18 @@ public final class Pipeline {
             case V -> PredictionType.V;
             case X0 -> PredictionType.X0;
         };
+        if (m.detectedPrediction() == PredictionType.FLOW && prediction != PredictionType.FLOW) {
+            throw new GenerateException("a " + m.family() + " model predicts flow velocity; --prediction "
+                    + prediction.name().toLowerCase(java.util.Locale.ROOT) + " does not apply");
+        }
         int defaultSize = switch (m.family()) {
-            case "SDXL" -> 1024;
+            case "SDXL", "SD3" -> 1024;
             case "SD2" -> prediction == PredictionType.V ? 768 : 512;
             default -> 512;
         };
         int width = r.width() != null ? r.width() : init != null ? init.width() : defaultSize;
         int height = r.height() != null ? r.height() : init != null ? init.height() : defaultSize;
-        double cfg = r.cfg() != null ? r.cfg() : m.isSdxl() ? 5.0 : 7.0;
+        double cfg = r.cfg() != null ? r.cfg() : m.isSdxl() ? 5.0 : m.family().equals("SD3") ? 4.5 : 7.0;
         String scheduler = r.scheduler() != null ? r.scheduler() : Defaults.SCHEDULER;
         long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(1L << 32);
         Semantics semantics = Names.isDiffusersSpacing(scheduler) ? Semantics.DIFFUSERS : Semantics.COMFY;

@@ -8,7 +8,7 @@ import jdiffusion.sampling.PredictionType;
  */
 public interface PipelineModels extends AutoCloseable {
 
-    /** "SD1", "SD2" or "SDXL". */
+    /** "SD1", "SD2", "SDXL" or "SD3". */
     String family();
 
     default boolean isSdxl() {
@@ -21,8 +21,28 @@ public interface PipelineModels extends AutoCloseable {
     /** The VAE latent scaling factor (0.18215 SD1/SD2, 0.13025 SDXL). */
     double latentScale();
 
+    /** The latent shift of the family's latent format (SD3: 0.0609): model latent = (vae latent - shift) * scale. */
+    default double latentShift() {
+        return 0.0;
+    }
+
+    /** The flow shift of a rectified-flow model (SD3: ModelSamplingSD3's, 3.0 by default); 0 for the others. */
+    default double flowShift() {
+        return 0.0;
+    }
+
+    /** Channels of the latent (4; SD3's 16). */
+    default int latentChannels() {
+        return 4;
+    }
+
     /** Prompt to conditioning; clipSkip 1 = the family's usual layer. */
     TextCond encodeText(String prompt, int clipSkip);
+
+    /** Prompt to conditioning under ComfyUI's (comfy) or diffusers' conventions where the family has both (SD3). */
+    default TextCond encodeText(String prompt, int clipSkip, boolean comfy) {
+        return encodeText(prompt, clipSkip);
+    }
 
     /**
      * Called once a generation has all its text conditioning: models loaded for this one generation may free their

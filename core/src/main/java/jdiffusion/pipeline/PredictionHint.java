@@ -81,6 +81,7 @@ public record PredictionHint(PredictionType prediction, String source) {
             case EPS -> "eps";
             case V -> "v";
             case X0 -> "x0";
+            case FLOW -> "flow";
         };
     }
 }

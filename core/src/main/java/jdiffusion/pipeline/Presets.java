@@ -15,7 +15,8 @@ import java.util.regex.Pattern;
  * <li>{@code lightning} (SDXL-Lightning checkpoint, UNet or LoRA): euler + sgm_uniform, cfg 1, the step count from
  * the UNet, LoRA or checkpoint file name ({@code 1step}, {@code 2step}, {@code 4step}, {@code 8step}), else 4;</li>
  * <li>{@code lcm} (LCM-LoRA): lcm + sgm_uniform, 4 steps, cfg 1.5;</li>
- * <li>{@code turbo} (SD-Turbo, SDXL-Turbo): euler_ancestral + sgm_uniform, 1 step, cfg 1, 512x512.</li>
+ * <li>{@code turbo} (SD-Turbo, SDXL-Turbo): euler_ancestral + sgm_uniform, 1 step, cfg 1, 512x512;</li>
+ * <li>{@code sd35-turbo} (SD3.5 Large Turbo): euler + sgm_uniform, 4 steps, cfg 1.</li>
  * </ul>
  */
 public final class Presets {
@@ -27,7 +28,7 @@ public final class Presets {
     }
 
     public enum Preset {
-        LIGHTNING, LCM, TURBO;
+        LIGHTNING, LCM, TURBO, SD35_TURBO;
 
         /** Case-insensitive name; an unknown one is an {@link IllegalArgumentException} naming the valid ones. */
         public static Preset parse(String name) {
@@ -36,11 +37,12 @@ public final class Presets {
                     return p;
                 }
             }
-            throw new IllegalArgumentException("unknown --preset '" + name + "'; valid: lightning, lcm, turbo");
+            throw new IllegalArgumentException("unknown --preset '" + name + "'; valid: lightning, lcm, turbo,"
+                    + " sd35-turbo");
         }
 
         public String label() {
-            return name().toLowerCase(Locale.ROOT);
+            return name().toLowerCase(Locale.ROOT).replace('_', '-');
         }
     }
 
@@ -82,7 +84,7 @@ public final class Presets {
             return r.steps() + " steps (yours)";
         }
         if (preset != Preset.LIGHTNING) {
-            int n = preset == Preset.LCM ? 4 : 1;
+            int n = preset == Preset.LCM || preset == Preset.SD35_TURBO ? 4 : 1;
             b.steps(n);
             return n + (n == 1 ? " step" : " steps");
         }

@@ -7,9 +7,11 @@ import jdiffusion.sampling.ConditionalModel;
 import jdiffusion.sampling.Denoiser;
 import jdiffusion.sampling.DiffusersSchedule;
 import jdiffusion.sampling.DiscreteModel;
+import jdiffusion.sampling.FlowMatchEulerScheduler;
 import jdiffusion.sampling.KSampler;
 import jdiffusion.sampling.ModelSamplingDiscrete;
 import jdiffusion.sampling.NoiseSource;
+import jdiffusion.sampling.PredictionType;
 import jdiffusion.sampling.SamplerInfo;
 import jdiffusion.sampling.Samplers;
 import jdiffusion.sampling.StepCallback;
@@ -60,13 +62,13 @@ final class Sampling {
             cancel.check("image encoding");
         }
         UnetNetwork network = new UnetNetwork(m, conds[0], conds[1], s.batch(), s.height(), s.width());
-        int[] shape = {s.batch(), 4, s.latentHeight(), s.latentWidth()};
+        int[] shape = {s.batch(), m.latentChannels(), s.latentHeight(), s.latentWidth()};
         PipelineModels.Moments mom = moments;
         progress.onStage("sampling");
         float[] latent = timings.time("sampling", () -> comfy
                 ? comfy(m, s, sampler, network, mom, shape, progress, cancel)
                 : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
-        float[] forVae = KSampler.processLatentOut(latent, m.latentScale());
+        float[] forVae = KSampler.processLatentOut(latent, m.latentScale(), m.latentShift());
         return new Outcome(latent, forVae, shape, network.calls());
     }
 
@@ -88,8 +90,8 @@ final class Sampling {
 
     /** ComfyUI encodes a long prompt in 77-token chunks; diffusers truncates it to the first 77 tokens. */
     private static TextCond encode(PipelineModels m, String prompt, int clipSkip, boolean comfy) {
-        TextCond c = m.encodeText(prompt, clipSkip);
-        if (comfy || c.tokens() <= DIFFUSERS_TOKENS) {
+        TextCond c = m.encodeText(prompt, clipSkip, comfy);
+        if (comfy || c.tokens() <= DIFFUSERS_TOKENS || m.flowShift() > 0) {
             return c;
         }
         return new TextCond(java.util.Arrays.copyOf(c.context(), DIFFUSERS_TOKENS * c.dim()), DIFFUSERS_TOKENS,
@@ -102,7 +104,8 @@ final class Sampling {
 
     private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
-        ModelSamplingDiscrete ms = ModelSamplingDiscrete.DEFAULT;
+        boolean flow = s.prediction() == PredictionType.FLOW;
+        ModelSamplingDiscrete ms = flow ? ModelSamplingDiscrete.flow(flowShift(m)) : ModelSamplingDiscrete.DEFAULT;
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
         double[] sigmas = explicit != null ? explicit.sigmas().clone()
                 : KSampler.sigmas(ms, s.scheduler(), sampler, s.steps(), s.denoise());
@@ -110,9 +113,11 @@ final class Sampling {
         float[] noise = new TorchGenerator(s.seed()).randn(n);
         // VAEEncode's posterior mean (ComfyUI no longer samples it), repeated over the batch; zeros for txt2img
         float[] latent = moments == null ? new float[n] : UnetNetwork.repeatRows(moments.mean(), s.batch());
-        float[] latentIn = KSampler.processLatentIn(latent, m.latentScale());
+        float[] latentIn = KSampler.processLatentIn(latent, m.latentScale(), m.latentShift());
         float[] x;
-        if (explicit != null && explicit.variancePreserving()) {
+        if (flow) {
+            x = PredictionType.FLOW.noiseScaling(sigmas[0], noise, latentIn, true);
+        } else if (explicit != null && explicit.variancePreserving()) {
             x = KSampler.noiseScaling(sigmas[0], noise, latentIn, true);
         } else {
             x = KSampler.noiseScaling(sigmas[0], noise, latentIn, KSampler.isMaxDenoise(ms, sigmas[0]));
@@ -125,11 +130,77 @@ final class Sampling {
         NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
         float[] out = sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress,
                 cancel));
+        if (flow) {
+            return PredictionType.FLOW.inverseNoiseScaling(sigmas[sigmas.length - 1], out);
+        }
         return explicit != null && explicit.variancePreserving() ? toVariancePreserving(out, sigmas) : out;
+    }
+
+    private static double flowShift(PipelineModels m) {
+        double shift = m.flowShift();
+        if (!(shift > 0)) {
+            throw new GenerateException("flow prediction needs a rectified-flow model (SD3); this " + m.family()
+                    + " model has no flow shift");
+        }
+        return shift;
+    }
+
+    /**
+     * diffusers' StableDiffusion3Pipeline (and its img2img): FlowMatchEulerDiscreteScheduler's plan; Euler steps on
+     * the velocity for {@code euler}, any other sampler on the same sigmas with denoised = x - sigma * v. img2img
+     * keeps the last int(steps * strength) steps and starts from sigma0 * noise + (1 - sigma0) * the posterior
+     * sample in model space; random draws from the one generator in diffusers' order.
+     */
+    private static float[] flowDiffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler,
+            UnetNetwork network, PipelineModels.Moments moments, int[] shape, ProgressListener progress,
+            CancellationToken cancel) {
+        FlowMatchEulerScheduler.Schedule plan = FlowMatchEulerScheduler.schedule(s.steps(), flowShift(m));
+        float[] timesteps = plan.timesteps();
+        float[] sig = plan.sigmas();
+        int n = numel(shape);
+        TorchGenerator generator = new TorchGenerator(s.seed());
+        float[] x;
+        if (moments == null) {
+            x = generator.randn(n);
+        } else {
+            int steps = s.steps();
+            double initTimestep = Math.min(steps * s.denoise(), steps);
+            int start = (int) Math.max(steps - initTimestep, 0);
+            timesteps = java.util.Arrays.copyOfRange(timesteps, start, timesteps.length);
+            sig = java.util.Arrays.copyOfRange(sig, start, sig.length);
+            if (timesteps.length == 0) {
+                throw new GenerateException("denoise " + s.denoise() + " leaves no step of " + steps);
+            }
+            float[] sample = posteriorSample(moments, generator);
+            float[] init = UnetNetwork.repeatRows(new jdiffusion.model.LatentFormat(m.latentScale(),
+                    m.latentShift()).toModel(sample), s.batch());
+            float[] noise = generator.randn(n);
+            x = FlowMatchEulerScheduler.scaleNoise(init, noise, sig[0]);
+        }
+        FlowMatchEulerScheduler.Schedule run = new FlowMatchEulerScheduler.Schedule(timesteps, sig);
+        double[] sigmas = new double[sig.length];
+        double[] ts = new double[timesteps.length];
+        for (int i = 0; i < sig.length; i++) {
+            sigmas[i] = sig[i];
+        }
+        for (int i = 0; i < ts.length; i++) {
+            ts[i] = timesteps[i];
+        }
+        StepCallback cb = callback(stepsOf(sigmas), progress, cancel);
+        if (s.sampler().equals("euler")) {
+            return FlowMatchEulerScheduler.sample(network, x, run, s.cfg(), cb);
+        }
+        ConditionalModel model = new ScheduledModel(network, PredictionType.FLOW, sigmas, ts, new float[] {1f});
+        Denoiser guided = Cfg.guider(model, cfgOrNone(s.cfg()), false);
+        NoiseSource noise = (sigma, next) -> generator.randn(n);
+        return sampler.sampler().sample(guided, x, sigmas, noise, cb);
     }
 
     private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
+        if (s.prediction() == PredictionType.FLOW) {
+            return flowDiffusers(m, s, sampler, network, moments, shape, progress, cancel);
+        }
         Plan plan = plan(s);
         int n = numel(shape);
         TorchGenerator generator = new TorchGenerator(s.seed());

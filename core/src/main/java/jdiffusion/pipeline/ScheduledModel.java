@@ -38,7 +38,7 @@ final class ScheduledModel implements ConditionalModel {
 
     @Override
     public Pair evaluate(float[] x, double sigma, boolean withUncond) {
-        float[] xc = PredictionType.scaleInput(x, sigma);
+        float[] xc = prediction.calculateInput(x, sigma);
         float t = timestep(sigma);
         int n = x.length;
         if (!withUncond) {
@@ -52,6 +52,9 @@ final class ScheduledModel implements ConditionalModel {
 
     float timestep(double sigma) {
         Float t = timestepBySigma.get((float) sigma);
+        if (t == null && prediction == PredictionType.FLOW) {
+            return (float) sigma * 1000f; // flow: the timestep is sigma * 1000
+        }
         return t != null ? t : (float) interpolatedTimestep(sigma);
     }
 

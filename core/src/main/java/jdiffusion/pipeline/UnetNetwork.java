@@ -25,6 +25,7 @@ final class UnetNetwork implements DiscreteModel.Network {
         this.batch = batch;
         this.h = height / 8;
         this.w = width / 8;
+        // (SD3's MMDiT, too, sees latents of 1/8 the image size)
         // cond and uncond may differ in length (long prompts): ComfyUI repeats both to the least common multiple
         this.tokens = uncond == null ? cond.tokens() : lcm(cond.tokens(), uncond.tokens());
         float[] c = cond.contextRepeatedTo(tokens);
@@ -35,6 +36,10 @@ final class UnetNetwork implements DiscreteModel.Network {
             bothAdm = uncond == null ? null
                     : models.sdxlAdm(concat(repeatRows(uncond.pooled(), batch), repeatRows(cond.pooled(), batch)),
                             2 * batch, height, width);
+        } else if (cond.pooled() != null && models.family().equals("SD3")) {
+            // the MMDiT's y is the pooled text embedding itself
+            condAdm = repeatRows(cond.pooled(), batch);
+            bothAdm = uncond == null ? null : concat(repeatRows(uncond.pooled(), batch), condAdm);
         } else {
             condAdm = null;
             bothAdm = null;

@@ -3,6 +3,7 @@ package jdiffusion.sampling;
 /**
  * ComfyUI's BaseModel._apply_model around a network: scales the input by 1 / sqrt(sigma^2 + 1), hands the network
  * the nearest integer training timestep of sigma, and converts its eps / v / x0 output to the denoised estimate.
+ * A flow model (SD3) sees x unscaled and the timestep sigma * 1000, and predicts a velocity.
  * With uncond the network sees one batch [uncond rows, cond rows] (both rows hold the same x).
  */
 public final class DiscreteModel implements ConditionalModel {
@@ -12,7 +13,7 @@ public final class DiscreteModel implements ConditionalModel {
     public interface Network {
         /**
          * @param xc         scaled input, [B*C*H*W] or, withUncond, [2B*C*H*W] = uncond rows then cond rows
-         * @param timestep   integer training timestep (as a float, as ComfyUI passes it)
+         * @param timestep   integer training timestep (as a float, as ComfyUI passes it); sigma * 1000 for flow
          * @param withUncond whether the first half of xc is to be run with the uncond conditioning
          * @return the raw output, same size as xc
          */
@@ -31,8 +32,8 @@ public final class DiscreteModel implements ConditionalModel {
 
     @Override
     public Pair evaluate(float[] x, double sigma, boolean withUncond) {
-        float[] xc = PredictionType.scaleInput(x, sigma);
-        float t = modelSampling.timestep(sigma);
+        float[] xc = prediction.calculateInput(x, sigma);
+        float t = modelSampling.networkTimestep(sigma);
         int n = x.length;
         if (!withUncond) {
             return new Pair(prediction.denoised(x, network.apply(xc, t, false), sigma), null);

@@ -111,6 +111,41 @@ public final class KSampler {
         return out;
     }
 
+    /** process_latent_in with a shift: (latent - shift) * scale, an all-zero (empty) latent left as is. */
+    public static float[] processLatentIn(float[] latent, double scale, double shift) {
+        if (shift == 0.0) {
+            return processLatentIn(latent, scale);
+        }
+        boolean empty = true;
+        for (float v : latent) {
+            if (v != 0) {
+                empty = false;
+                break;
+            }
+        }
+        if (empty) {
+            return latent.clone();
+        }
+        float s = (float) scale;
+        float sh = (float) shift;
+        float[] out = new float[latent.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (latent[i] - sh) * s;
+        }
+        return out;
+    }
+
+    /** process_latent_out with a shift: samples / scale + shift. */
+    public static float[] processLatentOut(float[] samples, double scale, double shift) {
+        float s = (float) scale;
+        float sh = (float) shift;
+        float[] out = new float[samples.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = samples[i] / s + sh;
+        }
+        return out;
+    }
+
     /** process_latent_out: samples / scale. */
     public static float[] processLatentOut(float[] samples, double scale) {
         float s = (float) scale;
@@ -139,16 +174,29 @@ public final class KSampler {
     public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
             float[] latent, double latentScale, float[] noise, double[] sigmas, NoiseSource noiseSource,
             StepCallback callback) {
+        return sample(model, ms, sampler, cfg, latent, latentScale, 0.0, noise, sigmas, noiseSource, callback);
+    }
+
+    /**
+     * The same for a latent format with a shift (SD3: model latent = (latent - shift) * scale); on a flow schedule
+     * ({@link ModelSamplingDiscrete#isFlow()}) the noise is mixed in as sigma0 * noise + (1 - sigma0) * latent and
+     * the result divided by (1 - last sigma).
+     */
+    public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
+            float[] latent, double latentScale, double latentShift, float[] noise, double[] sigmas,
+            NoiseSource noiseSource, StepCallback callback) {
         if (noise.length != latent.length) {
             throw new IllegalArgumentException("noise has " + noise.length + " values, latent " + latent.length);
         }
         if (sigmas.length == 0) {
             return latent.clone();
         }
-        float[] latentIn = processLatentIn(latent, latentScale);
-        float[] x = noiseScaling(sigmas[0], noise, latentIn, isMaxDenoise(ms, sigmas[0]));
+        float[] latentIn = processLatentIn(latent, latentScale, latentShift);
+        PredictionType type = ms.isFlow() ? PredictionType.FLOW : PredictionType.EPS;
+        float[] x = type.noiseScaling(sigmas[0], noise, latentIn, isMaxDenoise(ms, sigmas[0]));
         Denoiser guided = Cfg.guider(model, cfg, sampler.needsUncond());
         float[] samples = sampler.sampler().sample(guided, x, sigmas.clone(), noiseSource, callback);
-        return processLatentOut(samples, latentScale);
+        samples = type.inverseNoiseScaling(sigmas[sigmas.length - 1], samples);
+        return processLatentOut(samples, latentScale, latentShift);
     }
 }

@@ -84,8 +84,8 @@ public final class Schedulers {
 
     /** normal: sigma(t) at linspace(999, 0, steps) then 0; sgm_uniform: linspace(999, 0, steps + 1) without its end. */
     static double[] normal(ModelSamplingDiscrete ms, int steps, boolean sgm) {
-        int start = ms.timestep(ms.sigmaMax());
-        int end = ms.timestep(ms.sigmaMin());
+        double start = ms.schedulerTimestep(ms.sigmaMax());
+        double end = ms.schedulerTimestep(ms.sigmaMin());
         boolean appendZero = true;
         float[] timesteps;
         if (sgm) {

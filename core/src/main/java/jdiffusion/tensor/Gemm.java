@@ -111,6 +111,7 @@ public final class Gemm {
     public static final class PackedB {
         private final float[] data;
         private final short[] half;
+        private final byte[] quarter;
         private final WeightFormat format;
         private final int k;
         private final int n;
@@ -128,19 +129,29 @@ public final class Gemm {
             int size = panels() * NR * k;
             this.data = into != null && into.length >= size ? into : new float[size];
             this.half = null;
+            this.quarter = null;
             this.format = WeightFormat.F32;
         }
 
-        /** The same values stored in 16 bits. */
+        /** The same values stored in 16 or 8 bits. */
         PackedB(PackedB f32, WeightFormat format) {
             this.k = f32.k;
             this.n = f32.n;
             this.starts = f32.starts;
             this.data = null;
             this.format = format;
-            this.half = new short[f32.data.length];
-            for (int i = 0; i < half.length; i++) {
-                half[i] = format.encode(f32.data[i]);
+            if (format.bytes() == 1) {
+                this.half = null;
+                this.quarter = new byte[f32.data.length];
+                for (int i = 0; i < quarter.length; i++) {
+                    quarter[i] = format.encode8(f32.data[i]);
+                }
+            } else {
+                this.quarter = null;
+                this.half = new short[f32.data.length];
+                for (int i = 0; i < half.length; i++) {
+                    half[i] = format.encode(f32.data[i]);
+                }
             }
         }
 
@@ -150,7 +161,7 @@ public final class Gemm {
 
         /** Bytes of packed weights held in memory. */
         public long bytes() {
-            return data != null ? 4L * data.length : 2L * half.length;
+            return data != null ? 4L * data.length : half != null ? 2L * half.length : quarter.length;
         }
 
         public int k() {
@@ -372,7 +383,7 @@ public final class Gemm {
                 throw new IllegalArgumentException("k block at " + k0 + " crosses an A segment of " + seg);
             }
         }
-        if (p1 - p0 <= FEW_PANELS && b.half == null && last - first > 1) {
+        if (p1 - p0 <= FEW_PANELS && b.data != null && last - first > 1) {
             rowStreams(a, m0, rows, b, p0, p1, first, last, c, cOff, ldc, paddedBias, accumulate, paddedC);
             return;
         }
@@ -451,7 +462,7 @@ public final class Gemm {
             tail = A_BLOCK.get();
             copyTail(a, m0 + full, mr - full, k0, kc, tail);
         }
-        if (p1 - p0 <= FEW_PANELS || (kc <= SHORT_K && b.half == null)) {
+        if (p1 - p0 <= FEW_PANELS || (kc <= SHORT_K && b.data != null)) {
             // few panels, one k block (or 16-bit B): as rowStreams, each A micro-panel serves every panel in L1.
             // Short k (attention's Q K^T at head size 40): each tile is little work per store of C, and C (far larger
             // than any cache) is the traffic; row tile by row tile, C is written as whole sequential rows while the
@@ -493,13 +504,17 @@ public final class Gemm {
     }
 
     private static Panels panels(PackedB b, int blk, int p0, int p1) {
-        if (b.half == null) {
+        if (b.data != null) {
             return new Panels(b.data, 0, b, blk);
         }
         int first = b.offset(blk, p0, 0);
         int size = b.offset(blk, p1 - 1, 0) - first + (b.blockStart(blk + 1) - b.blockStart(blk)) * NR;
         float[] wide = grow(WIDE.get(), 0, size);
-        b.format.decode(b.half, first, wide, 0, size);
+        if (b.half != null) {
+            b.format.decode(b.half, first, wide, 0, size);
+        } else {
+            b.format.decode(b.quarter, first, wide, 0, size);
+        }
         return new Panels(wide, -first, b, blk);
     }
 

@@ -20,6 +20,9 @@ final class BasicNodes {
 
     static NodeResult checkpointLoader(Map<String, Object> in, NodeContext ctx) {
         Path file = ctx.paths().resolve("checkpoints", (String) in.get("ckpt_name"));
+        if (Sd3Nodes.isSd3File(file)) {
+            return Sd3Nodes.checkpoint(file);
+        }
         return NodeResult.of(new ModelRef(file, false, List.of(), null, false), new ClipRef(file, List.of(), 1),
                 new VaeRef(file));
     }
@@ -35,13 +38,16 @@ final class BasicNodes {
     }
 
     static NodeResult clipSetLastLayer(Map<String, Object> in, NodeContext ctx) {
-        ClipRef clip = (ClipRef) in.get("clip");
+        ClipRef clip = Sd3Nodes.unetClip(in.get("clip"), "CLIPSetLastLayer");
         long stop = (Long) in.get("stop_at_clip_layer");
         return NodeResult.of(clip.withClipSkip((int) -stop));
     }
 
     static NodeResult clipTextEncode(Map<String, Object> in, NodeContext ctx) {
-        TextConditioner text = ModelLoading.clip(ctx.models(), (ClipRef) in.get("clip"))
+        if (in.get("clip") instanceof Sd3Nodes.Sd3Clip sd3) {
+            return Sd3Nodes.clipTextEncode(sd3, (String) in.get("text"), ctx);
+        }
+        TextConditioner text = ModelLoading.clip(ctx.models(), Sd3Nodes.unetClip(in.get("clip"), "CLIPTextEncode"))
                 .withEmbeddings(jdiffusion.text.Embeddings.folders(ctx.paths().folders("embeddings"))); // embedding:name
         Conditioning c = text.encode((String) in.get("text"));
         return NodeResult.of(new Cond(new TextCond(c.context(), c.tokens(), c.dim(), c.pooled())));
@@ -50,8 +56,8 @@ final class BasicNodes {
     /** ComfyUI's LoraLoader: a zero strength leaves that side untouched. */
     static NodeResult loraLoader(Map<String, Object> in, NodeContext ctx) {
         Path file = checkedLora(ctx.paths().resolve("loras", (String) in.get("lora_name")));
-        ModelRef model = (ModelRef) in.get("model");
-        ClipRef clip = (ClipRef) in.get("clip");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "LoraLoader");
+        ClipRef clip = Sd3Nodes.unetClip(in.get("clip"), "LoraLoader");
         double sm = (Double) in.get("strength_model");
         double sc = (Double) in.get("strength_clip");
         return NodeResult.of(sm == 0 ? model : model.withLora(new LoraUse(file, sm)),
@@ -60,7 +66,7 @@ final class BasicNodes {
 
     static NodeResult loraLoaderModelOnly(Map<String, Object> in, NodeContext ctx) {
         Path file = checkedLora(ctx.paths().resolve("loras", (String) in.get("lora_name")));
-        ModelRef model = (ModelRef) in.get("model");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "LoraLoaderModelOnly");
         double sm = (Double) in.get("strength_model");
         return NodeResult.of(sm == 0 ? model : model.withLora(new LoraUse(file, sm)));
     }
@@ -87,7 +93,7 @@ final class BasicNodes {
             throw new WorkflowException("ModelSamplingDiscrete: sampling '" + sampling
                     + "' is not supported by this build (supported: eps, v_prediction, x0)");
         }
-        ModelRef model = (ModelRef) in.get("model");
+        ModelRef model = Sd3Nodes.unetModel(in.get("model"), "ModelSamplingDiscrete");
         return NodeResult.of(model.withSampling(sampling, (Boolean) in.get("zsnr")));
     }
 

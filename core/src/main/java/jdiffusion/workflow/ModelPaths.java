@@ -14,7 +14,8 @@ import java.util.stream.Stream;
 
 /**
  * ComfyUI's folder layout under a base directory: {@code models/checkpoints}, {@code models/loras}, {@code models/vae},
- * {@code models/diffusion_models} (and the older {@code models/unet}), {@code input/}, {@code output/}, {@code temp/},
+ * {@code models/diffusion_models} (and the older {@code models/unet}), {@code models/text_encoders} (and the older
+ * {@code models/clip}), {@code input/}, {@code output/}, {@code temp/},
  * plus extra model folders from an {@code extra_model_paths.yaml}-shaped file ({@link ExtraPaths}).
  *
  * <p>File names in node inputs are relative to those folders. A name with {@code ..}, an absolute path, or one that
@@ -27,7 +28,8 @@ public final class ModelPaths {
             "loras", List.of("loras"),
             "vae", List.of("vae"),
             "diffusion_models", List.of("diffusion_models", "unet"),
-            "embeddings", List.of("embeddings"));
+            "embeddings", List.of("embeddings"),
+            "text_encoders", List.of("text_encoders", "clip"));
 
     /** safetensors and PyTorch pickles (read by the safe pickle reader); the container is recognised by content. */
     private static final List<String> MODEL_EXTENSIONS = jdiffusion.io.Container.MODEL_EXTENSIONS;
@@ -62,7 +64,8 @@ public final class ModelPaths {
         Map<String, List<Path>> merged = new LinkedHashMap<>();
         folders.forEach((k, v) -> merged.put(k, new ArrayList<>(v)));
         for (var e : ExtraPaths.read(file).entrySet()) {
-            String kind = e.getKey().equals("unet") ? "diffusion_models" : e.getKey();
+            String kind = e.getKey().equals("unet") ? "diffusion_models"
+                    : e.getKey().equals("clip") ? "text_encoders" : e.getKey();
             if (merged.containsKey(kind)) {
                 merged.get(kind).addAll(e.getValue());
             }

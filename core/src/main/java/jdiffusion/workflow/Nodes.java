@@ -115,6 +115,7 @@ public final class Nodes {
         // Node groups of later features register themselves here, one line each (a class per feature keeps its
         // node definitions next to its implementations).
         WebsocketNodes.register();
+        Sd3Nodes.register();
     }
 
     private Nodes() {

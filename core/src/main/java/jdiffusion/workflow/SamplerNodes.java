@@ -30,20 +30,29 @@ final class SamplerNodes {
     }
 
     static NodeResult ksampler(Map<String, Object> in, NodeContext ctx) {
-        Job job = new Job((ModelRef) in.get("model"), (Long) in.get("seed"), intOf(in, "steps"),
+        Job job = new Job(in.get("model") instanceof ModelRef r ? r : null, (Long) in.get("seed"), intOf(in, "steps"),
                 (Double) in.get("cfg"), (String) in.get("sampler_name"), (String) in.get("scheduler"),
                 (Cond) in.get("positive"), (Cond) in.get("negative"), (Latent) in.get("latent_image"),
                 (Double) in.get("denoise"), false, null, null, false);
-        return NodeResult.of(sample(job, ctx));
+        return NodeResult.of(sample(job, in.get("model"), ctx));
     }
 
     static NodeResult ksamplerAdvanced(Map<String, Object> in, NodeContext ctx) {
-        Job job = new Job((ModelRef) in.get("model"), (Long) in.get("noise_seed"), intOf(in, "steps"),
+        Job job = new Job(in.get("model") instanceof ModelRef r ? r : null, (Long) in.get("noise_seed"),
+                intOf(in, "steps"),
                 (Double) in.get("cfg"), (String) in.get("sampler_name"), (String) in.get("scheduler"),
                 (Cond) in.get("positive"), (Cond) in.get("negative"), (Latent) in.get("latent_image"), 1.0,
                 "disable".equals(in.get("add_noise")), intOf(in, "start_at_step"), intOf(in, "end_at_step"),
                 !"enable".equals(in.get("return_with_leftover_noise")));
-        return NodeResult.of(sample(job, ctx));
+        return NodeResult.of(sample(job, in.get("model"), ctx));
+    }
+
+    /** The job on its MODEL: an SD3 MMDiT ({@link Sd3Nodes}) or a UNet. */
+    static Latent sample(Job job, Object model, NodeContext ctx) {
+        if (model instanceof Sd3Nodes.Sd3Model sd3) {
+            return Sd3Nodes.sample(sd3, job, ctx);
+        }
+        return sample(job, ctx);
     }
 
     static Latent sample(Job job, NodeContext ctx) {

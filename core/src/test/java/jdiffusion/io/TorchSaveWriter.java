@@ -163,6 +163,8 @@ public final class TorchSaveWriter {
             case I8 -> "CharStorage";
             case U8 -> "ByteStorage";
             case BOOL -> "BoolStorage";
+            case F8_E4M3 -> "Float8_e4m3fnStorage";
+            case F8_E5M2 -> "Float8_e5m2Storage";
         };
     }
 

@@ -105,10 +105,22 @@ class PresetsTest {
     }
 
     @Test
+    void sd35TurboIsFourStepsCfg1() {
+        Presets.Applied a = Presets.apply(Preset.parse("sd35-turbo"), base().build());
+        assertEquals("euler", a.request().sampler());
+        assertEquals("sgm_uniform", a.request().scheduler());
+        assertEquals(4, a.request().steps());
+        assertEquals(1.0, a.request().cfg());
+        assertNull(a.request().width(), "the family's size");
+        assertEquals("preset sd35-turbo: euler + sgm_uniform, 4 steps, cfg 1", a.summary());
+        assertEquals(8, Presets.apply(Preset.SD35_TURBO, base().steps(8).build()).request().steps());
+    }
+
+    @Test
     void presetNames() {
         assertEquals(Preset.TURBO, Preset.parse("Turbo"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Preset.parse("hyper"));
-        assertEquals("unknown --preset 'hyper'; valid: lightning, lcm, turbo", e.getMessage());
+        assertEquals("unknown --preset 'hyper'; valid: lightning, lcm, turbo, sd35-turbo", e.getMessage());
     }
 
     @Test

@@ -32,8 +32,33 @@ final class RecordingModels implements PipelineModels {
     }
 
     @Override
+    public double latentShift() {
+        return inner.latentShift();
+    }
+
+    @Override
+    public int latentChannels() {
+        return inner.latentChannels();
+    }
+
+    @Override
+    public double flowShift() {
+        return inner.flowShift();
+    }
+
+    @Override
     public TextCond encodeText(String prompt, int clipSkip) {
         return inner.encodeText(prompt, clipSkip);
+    }
+
+    @Override
+    public TextCond encodeText(String prompt, int clipSkip, boolean comfy) {
+        return inner.encodeText(prompt, clipSkip, comfy);
+    }
+
+    @Override
+    public void textEncodingDone() {
+        inner.textEncodingDone();
     }
 
     @Override
