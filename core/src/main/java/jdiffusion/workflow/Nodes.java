@@ -114,6 +114,7 @@ public final class Nodes {
                 List.of("IMAGE"), ImageNodes::imageScale);
         // Node groups of later features register themselves here, one line each (a class per feature keeps its
         // node definitions next to its implementations).
+        UpscaleNodes.register();
     }
 
     private Nodes() {
