@@ -37,6 +37,41 @@ class ScaleNodesGoldenTest {
         return cases("comfy_image_scale_");
     }
 
+    /**
+     * comfy_image_upscale_with_model through the nodes: UpscaleModelLoader finds the model in models/upscale_models,
+     * ImageUpscaleWithModel tiles the IMAGE (channels last in the golden) with its fixed tile and overlap.
+     */
+    @TestFactory
+    Stream<DynamicTest> imageUpscaleWithModel(@org.junit.jupiter.api.io.TempDir Path base) {
+        return Golden.manifestsIn("upscale", "comfy_image_upscale_with_model").stream().map(m -> DynamicTest
+                .dynamicTest(Golden.caseName(m), () -> {
+                    JsonNode json = Golden.json(m);
+                    JsonNode node = json.get("params").get("node");
+                    org.junit.jupiter.api.Assertions.assertEquals(UpscaleNodes.TILE, node.get("tile").asInt());
+                    org.junit.jupiter.api.Assertions.assertEquals(UpscaleNodes.OVERLAP, node.get("overlap").asInt());
+                    ModelPaths paths = ModelPaths.of(base);
+                    Path model = Golden.dir().resolve(json.get("params").get("model_file").asText());
+                    java.nio.file.Files.copy(model, paths.folders("upscale_models").getFirst()
+                            .resolve(model.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    try (ModelCache cache = new ModelCache(1L << 30); SafeTensors t = Golden.tensors(m)) {
+                        NodeContext ctx = new NodeContext("1", "p", paths, cache, null, null, ExecutionListener.NONE,
+                                new NodeContext.Interrupt());
+                        Object ref = Nodes.get("UpscaleModelLoader").function().run(
+                                Map.of("model_name", model.getFileName().toString()), ctx).outputs().getFirst();
+                        int[] s = Golden.shape(json.get("inputs").get("image"));
+                        Image img = new Image(Ops.nhwcToNchw(t.floats(json.get("inputs").get("image").get("tensor")
+                                .asText()), s[0], s[3], s[1], s[2]), s[0], s[1], s[2]);
+                        Image r = (Image) Nodes.get("ImageUpscaleWithModel").function().run(
+                                Map.of("upscale_model", ref, "image", img), ctx).outputs().getFirst();
+                        JsonNode out = json.get("outputs").get("image");
+                        assertArrayEquals(Golden.shape(out), new int[] {r.batch(), r.height(), r.width(), 3});
+                        Golden.assertClose(Golden.caseName(m), t.floats(out.get("tensor").asText()),
+                                Ops.nchwToNhwc(r.pixels(), r.batch(), 3, r.height(), r.width()),
+                                out.get("tolerance").get("atol").asDouble());
+                    }
+                }));
+    }
+
     private static Stream<DynamicTest> cases(String prefix) {
         return Golden.manifestsIn("upscale", prefix).stream().flatMap(m -> {
             JsonNode json = Golden.json(m);
