@@ -40,15 +40,31 @@ class UpscaleCommandTest {
         try (Stream<Path> files = Files.walk(CliTests.golden().resolve("upscale"))) {
             return files.filter(f -> f.getFileName().toString().startsWith("esrgan_")
                     && f.getFileName().toString().endsWith(".json")).sorted().toList().stream()
-                    .map(m -> DynamicTest.dynamicTest(m.getFileName().toString().replace(".json", ""),
-                            () -> reproduce(m)));
+                    .flatMap(m -> {
+                        JsonNode params = read(m).path("params");
+                        String name = m.getFileName().toString().replace(".json", "");
+                        DynamicTest safetensors = DynamicTest.dynamicTest(name, () -> reproduce(m,
+                                params.path("model_file").asText()));
+                        // the PyTorch twin (params.pth_file: "models/x.pth (...)"), read by the safe pickle reader
+                        return params.has("pth_file") ? Stream.of(safetensors, DynamicTest.dynamicTest(name + " .pth",
+                                () -> reproduce(m, params.path("pth_file").asText().split(" ")[0])))
+                                : Stream.of(safetensors);
+                    });
         }
     }
 
-    private void reproduce(Path manifest) throws Exception {
-        JsonNode m = JSON.readTree(manifest.toFile());
+    private static JsonNode read(Path manifest) {
+        try {
+            return JSON.readTree(manifest.toFile());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private void reproduce(Path manifest, String modelFile) throws Exception {
+        JsonNode m = read(manifest);
         String name = manifest.getFileName().toString().replace(".json", "");
-        Path model = CliTests.golden().resolve(m.path("params").path("model_file").asText());
+        Path model = CliTests.golden().resolve(modelFile);
         JsonNode in = m.path("inputs").path("image");
         JsonNode out = m.path("outputs").path("output");
         int h = in.path("shape").get(2).asInt();
@@ -68,7 +84,7 @@ class UpscaleCommandTest {
             }
         }
         Path png = PngWriter.writeNew(dir.resolve(name + ".in.png"), new PngImage(w, h, rgb), Map.of());
-        Path target = dir.resolve(name + ".out.png");
+        Path target = dir.resolve(name + "." + model.getFileName() + ".out.png");
         CliTests.Result r = CliTests.run("upscale", "-m", model.toString(), "-i", png.toString(), "-o",
                 target.toString(), "--tile", "512");
         assertEquals(0, r.code(), r.err());

@@ -79,14 +79,11 @@ public final class UpscaleModel {
     }
 
     /**
-     * Opens a model file (safetensors; PyTorch pickles once the safe reader is there), reads it and closes it: the
-     * model keeps its own packed copy of the weights.
+     * Opens a model file (safetensors, or a PyTorch .pth/.pt/.ckpt read by the safe pickle reader, whose wrapper
+     * dict such as {@code params_ema} is chosen as spandrel does), reads it and closes it: the model keeps its own
+     * packed copy of the weights.
      */
     public static UpscaleModel open(Path file) throws ModelFormatException {
-        String name = file.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
-        if (!(name.endsWith(".safetensors") || name.endsWith(".sft"))) {
-            throw new ModelFormatException(file + ": only .safetensors upscale models can be read by this build");
-        }
         try (SafeTensors st = SafeTensors.open(file)) {
             try {
                 return load(Weights.prefixed(st, ""));

@@ -39,6 +39,15 @@ class UpscaleModelGoldenTest {
                 .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> spandrelCase(m, fp32Twin(modelOf(m), tmp))));
     }
 
+    /** Cases whose manifest names a PyTorch twin (params.pth_file: the same weights in float32) run on it too. */
+    @TestFactory
+    Stream<DynamicTest> spandrelCallsOnThePthTwin() {
+        return Golden.manifestsIn("upscale", "esrgan_").stream()
+                .filter(m -> Golden.json(m).get("params").has("pth_file"))
+                .map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> spandrelCase(m, Golden.dir().resolve(
+                        Golden.json(m).get("params").get("pth_file").asText().split(" ")[0]))));
+    }
+
     @TestFactory
     Stream<DynamicTest> tiledScale(@TempDir Path tmp) {
         return Stream.concat(Golden.manifestsIn("upscale", "comfy_tiled_scale").stream(),
