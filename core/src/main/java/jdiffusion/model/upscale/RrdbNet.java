@@ -148,10 +148,10 @@ final class RrdbNet implements UpscaleModel.Net {
         return shuffle;
     }
 
+    /** spandrel: minimum 2, multiple of 4 for pixel-unshuffle models (whatever the factor); minimum raised to it. */
     @Override
     public UpscaleModel.SizeRequirements sizeRequirements() {
-        return shuffle > 1 ? new UpscaleModel.SizeRequirements(shuffle * shuffle, shuffle * shuffle)
-                : new UpscaleModel.SizeRequirements(2, 1);
+        return shuffle > 1 ? new UpscaleModel.SizeRequirements(4, 4) : new UpscaleModel.SizeRequirements(2, 1);
     }
 
     @Override
