@@ -134,4 +134,49 @@ class UpscaleModelBadInputTest {
         assertEquals(new UpscaleModel.SizeRequirements(4, 4).pad(14), 16);
         assertEquals(new UpscaleModel.SizeRequirements(2, 1).pad(1), 2);
     }
+
+    /** Real-ESRGAN-layout RRDBNet tensors: in channels of conv_first, up convs, nb blocks, nf features, gc growth. */
+    private static java.util.List<jdiffusion.io.CheckpointKeys.TensorSpec> rrdb(int in, int ups, int nb, int nf,
+            int gc) {
+        java.util.List<jdiffusion.io.CheckpointKeys.TensorSpec> t = new java.util.ArrayList<>();
+        java.util.function.BiConsumer<String, int[]> conv = (name, io) -> {
+            t.add(new jdiffusion.io.CheckpointKeys.TensorSpec(name + ".weight", new long[] {io[1], io[0], 3, 3},
+                    jdiffusion.io.CheckpointKeys.Init.NORMAL));
+            t.add(new jdiffusion.io.CheckpointKeys.TensorSpec(name + ".bias", new long[] {io[1]},
+                    jdiffusion.io.CheckpointKeys.Init.NORMAL));
+        };
+        conv.accept("conv_first", new int[] {in, nf});
+        for (int b = 0; b < nb; b++) {
+            for (int k = 1; k <= 3; k++) {
+                for (int j = 1; j <= 5; j++) {
+                    conv.accept("body." + b + ".rdb" + k + ".conv" + j, new int[] {nf + (j - 1) * gc, j < 5 ? gc : nf});
+                }
+            }
+        }
+        conv.accept("conv_body", new int[] {nf, nf});
+        for (int u = 1; u <= ups; u++) {
+            conv.accept("conv_up" + u, new int[] {nf, nf});
+        }
+        conv.accept("conv_hr", new int[] {nf, nf});
+        conv.accept("conv_last", new int[] {nf, 3});
+        return t;
+    }
+
+    @Test
+    void scaleAndUnshuffleComeFromTheWeights() throws Exception {
+        // x1 (unshuffle 4, two up convs), x2 plus (unshuffle 2), x8 (three up convs)
+        int[][] cases = {{48, 2, 1}, {12, 2, 2}, {3, 3, 8}, {3, 1, 2}};
+        for (int[] c : cases) {
+            UpscaleModel m = UpscaleModel.load(jdiffusion.bench.RandomWeights.of(rrdb(c[0], c[1], 1, 8, 4), "", 1));
+            assertEquals(c[2], m.scale(), java.util.Arrays.toString(c));
+            assertEquals(3, m.inChannels());
+            assertEquals(c[0] > 3, m.tags().contains("unshuffle"));
+            float[] img = new float[3 * 7 * 9];
+            float[] out = m.upscale(img, 7, 9, false);
+            assertEquals(3 * 7 * c[2] * 9 * c[2], out.length);
+        }
+        // a growth other than spandrel's hard-coded 32 is read from the shapes too
+        assertEquals(java.util.List.of("8nf", "1nb"), UpscaleModel.load(jdiffusion.bench.RandomWeights.of(
+                rrdb(3, 2, 1, 8, 4), "", 1)).tags());
+    }
 }
