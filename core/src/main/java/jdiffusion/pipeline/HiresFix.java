@@ -57,11 +57,14 @@ public record HiresFix(double scale, String upscaler, Integer steps, double deno
         return upscaler.startsWith("latent-") ? upscaler.substring("latent-".length()) : null;
     }
 
-    /** What the A1111 parameters call the upscaler: the mode, or the model file's name without extension. */
+    /**
+     * What the A1111 parameters call the upscaler: A1111's latent names ("Latent" is its bilinear mode, the others
+     * "Latent (mode)"), or the model file's name without extension.
+     */
     String label() {
         String mode = latentMode();
         if (mode != null) {
-            return "Latent (" + mode + ")";
+            return mode.equals("bilinear") ? "Latent" : "Latent (" + mode + ")";
         }
         String name = Path.of(upscaler).getFileName().toString();
         int dot = name.lastIndexOf('.');
