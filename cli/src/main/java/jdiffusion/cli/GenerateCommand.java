@@ -110,10 +110,14 @@ public final class GenerateCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     Sd3Flags sd3 = new Sd3Flags();
 
+    @picocli.CommandLine.Mixin
+    HiresOptions hires = new HiresOptions();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
         GenerateRequest request = PresetOption.apply(request(), preset, err);
+        jdiffusion.pipeline.HiresFix hiresFix = hires.toHiresFix();
         // the seed is printed once the request passed validation, before the long part starts
         ProgressBar bar = new ProgressBar(err, quiet, System.console() != null && System.console().isTerminal(),
                 "seed: " + Long.toUnsignedString(request.seed()));
@@ -123,7 +127,8 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerateResult result;
         try {
             jdiffusion.model.Vae.setDefaultTiling(vaeTiling ? jdiffusion.model.VaeTiling.always() : null);
-            result = Pipeline.generate(request, bar, cancel);
+            result = hiresFix == null ? Pipeline.generate(request, bar, cancel)
+                    : jdiffusion.pipeline.HiresFix.generate(request, hiresFix, bar, cancel);
         } catch (GenerationCancelledException e) {
             throw new CliException(e.getMessage(), 130);
         } catch (GenerateException e) {

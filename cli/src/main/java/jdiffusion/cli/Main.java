@@ -17,6 +17,7 @@ import picocli.CommandLine.Command;
             BenchCommand.class,
             RunCommand.class,
             ServeCommand.class,
+            UpscaleCommand.class,
         })
 public final class Main implements Runnable {
     @CommandLine.Spec

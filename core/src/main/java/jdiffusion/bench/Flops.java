@@ -268,6 +268,17 @@ public final class Flops {
         return f;
     }
 
+    /**
+     * A network of convolutions counted by multiply-adds (an upscale model: {@code UpscaleModel.macs}), plus the
+     * elementwise steps between them.
+     */
+    public static Flops convolutions(double macs, double elementwise) {
+        Flops f = new Flops();
+        f.add(Kind.GEMM, 2.0 * macs);
+        f.elementwise(elementwise);
+        return f;
+    }
+
     /** Sum of several counts (the text encoders of SDXL). */
     public static Flops sum(Iterable<Flops> parts) {
         Flops f = new Flops();

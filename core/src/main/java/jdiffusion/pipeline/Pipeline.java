@@ -91,13 +91,14 @@ public final class Pipeline {
         progress.onStage("save");
         long t0 = System.nanoTime();
         String hash = modelHash == null ? null : join(modelHash);
-        Saved saved = save(request, s, images, out.latent(), out.shape(), hash);
+        Saved saved = save(request, images, out.latent(), out.shape(), PngMetadata.chunks(s, hash),
+                PngMetadata.parameters(s, hash));
         timings.add("save", (System.nanoTime() - t0) / 1e9);
         return new GenerateResult(images, image01, out.latent(), out.shape(), s.seed(), s, saved.images(),
                 saved.latent(), timings);
     }
 
-    private static String join(CompletableFuture<String> f) {
+    static String join(CompletableFuture<String> f) {
         try {
             return f.get(120, java.util.concurrent.TimeUnit.SECONDS);
         } catch (Exception e) {
@@ -149,17 +150,19 @@ public final class Pipeline {
         return out;
     }
 
-    private record Saved(List<Path> images, Path latent) {
+    record Saved(List<Path> images, Path latent) {
     }
 
-    /** Writes images then the latent; everything was computed before, so a failure here cannot leave half a file. */
-    private static Saved save(GenerateRequest r, ResolvedSettings s, List<PngImage> images, float[] latent,
-            int[] shape, String hash) {
+    /**
+     * Writes images (with the text chunks) then the latent (with the parameters line); everything was computed
+     * before, so a failure here cannot leave half a file.
+     */
+    static Saved save(GenerateRequest r, List<PngImage> images, float[] latent, int[] shape,
+            Map<String, String> text, String parameters) {
         List<Path> written = new ArrayList<>();
         Path latentFile = null;
         try {
             if (r.output() != null) {
-                Map<String, String> text = PngMetadata.chunks(s, hash);
                 List<Path> targets = new ArrayList<>();
                 for (int b = 0; b < images.size(); b++) {
                     targets.add(b == 0 ? r.output() : PngWriter.withCounter(r.output(), b));
@@ -170,7 +173,7 @@ public final class Pipeline {
                 Map<String, String> meta = new LinkedHashMap<>();
                 meta.put("format", "jdiffusion latent");
                 meta.put("space", "unet (after the sampler, before division by the VAE scaling factor)");
-                meta.put("parameters", PngMetadata.parameters(s, hash));
+                meta.put("parameters", parameters);
                 latentFile = LatentFile.write(r.saveLatent(), latent, shape, meta);
             }
         } catch (IOException e) {

@@ -48,6 +48,15 @@ final class Sampling {
 
     static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, ProgressListener progress,
             CancellationToken cancel, Timings timings) {
+        return run(m, s, init, null, progress, cancel, timings);
+    }
+
+    /**
+     * @param start a start latent in VAE space [B,4,h,w] given directly (hires fix's second pass: ComfyUI semantics
+     *              only), in place of an encoded init image; null for txt2img / img2img
+     */
+    static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, float[] start, ProgressListener progress,
+            CancellationToken cancel, Timings timings) {
         SamplerInfo sampler = SamplerBinding.sampler(s.sampler());
         boolean comfy = s.semantics() == Semantics.COMFY;
         boolean guided = comfy ? s.cfg() != 1.0 || sampler.needsUncond() : s.cfg() > 1.0;
@@ -66,7 +75,7 @@ final class Sampling {
         PipelineModels.Moments mom = moments;
         progress.onStage("sampling");
         float[] latent = timings.time("sampling", () -> comfy
-                ? comfy(m, s, sampler, network, mom, shape, progress, cancel)
+                ? comfy(m, s, sampler, network, mom, start, shape, progress, cancel)
                 : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
         float[] forVae = KSampler.processLatentOut(latent, m.latentScale(), m.latentShift());
         return new Outcome(latent, forVae, shape, network.calls());
@@ -103,7 +112,8 @@ final class Sampling {
     }
 
     private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
-            PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
+            PipelineModels.Moments moments, float[] start, int[] shape, ProgressListener progress,
+            CancellationToken cancel) {
         boolean flow = s.prediction() == PredictionType.FLOW;
         ModelSamplingDiscrete ms = flow ? ModelSamplingDiscrete.flow(flowShift(m)) : ModelSamplingDiscrete.DEFAULT;
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
@@ -112,7 +122,8 @@ final class Sampling {
         int n = numel(shape);
         float[] noise = new TorchGenerator(s.seed()).randn(n);
         // VAEEncode's posterior mean (ComfyUI no longer samples it), repeated over the batch; zeros for txt2img
-        float[] latent = moments == null ? new float[n] : UnetNetwork.repeatRows(moments.mean(), s.batch());
+        float[] latent = start != null ? start
+                : moments == null ? new float[n] : UnetNetwork.repeatRows(moments.mean(), s.batch());
         float[] latentIn = KSampler.processLatentIn(latent, m.latentScale(), m.latentShift());
         float[] x;
         if (flow) {

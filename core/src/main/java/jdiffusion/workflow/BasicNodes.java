@@ -119,17 +119,17 @@ final class BasicNodes {
         }
         if (width == 0) {
             height = Math.max(64, height);
-            width = Math.max(64, (int) Math.round((double) s.width() * height / s.height()));
+            width = Math.max(64, UpscaleNodes.round((double) s.width() * height / s.height()));
         } else if (height == 0) {
             width = Math.max(64, width);
-            height = Math.max(64, (int) Math.round((double) s.height() * width / s.width()));
+            height = Math.max(64, UpscaleNodes.round((double) s.height() * width / s.width()));
         } else {
             width = Math.max(64, width);
             height = Math.max(64, height);
         }
         int nw = width / 8;
         int nh = height / 8;
-        float[] out = Resample.upscale(s.samples(), s.batch() * s.channels(), s.height(), s.width(), nw, nh,
+        float[] out = Resample.upscale(s.samples(), s.batch(), s.channels(), s.height(), s.width(), nw, nh,
                 (String) in.get("upscale_method"), (String) in.get("crop"));
         return NodeResult.of(new Latent(out, s.batch(), s.channels(), nh, nw));
     }

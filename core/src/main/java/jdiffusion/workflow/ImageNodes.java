@@ -324,11 +324,11 @@ final class ImageNodes {
             return NodeResult.of(img);
         }
         if (width == 0) {
-            width = Math.max(1, (int) Math.round((double) img.width() * height / img.height()));
+            width = Math.max(1, UpscaleNodes.round((double) img.width() * height / img.height()));
         } else if (height == 0) {
-            height = Math.max(1, (int) Math.round((double) img.height() * width / img.width()));
+            height = Math.max(1, UpscaleNodes.round((double) img.height() * width / img.width()));
         }
-        float[] out = Resample.upscale(img.pixels(), img.batch() * 3, img.height(), img.width(), width, height,
+        float[] out = Resample.upscale(img.pixels(), img.batch(), 3, img.height(), img.width(), width, height,
                 (String) in.get("upscale_method"), (String) in.get("crop"));
         return NodeResult.of(new Image(out, img.batch(), height, width));
     }

@@ -29,7 +29,8 @@ public final class ModelPaths {
             "vae", List.of("vae"),
             "diffusion_models", List.of("diffusion_models", "unet"),
             "embeddings", List.of("embeddings"),
-            "text_encoders", List.of("text_encoders", "clip"));
+            "text_encoders", List.of("text_encoders", "clip"),
+            "upscale_models", List.of("upscale_models"));
 
     /** safetensors and PyTorch pickles (read by the safe pickle reader); the container is recognised by content. */
     private static final List<String> MODEL_EXTENSIONS = jdiffusion.io.Container.MODEL_EXTENSIONS;

@@ -116,6 +116,7 @@ public final class Nodes {
         // node definitions next to its implementations).
         WebsocketNodes.register();
         Sd3Nodes.register();
+        UpscaleNodes.register();
     }
 
     private Nodes() {

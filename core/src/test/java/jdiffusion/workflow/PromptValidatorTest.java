@@ -88,9 +88,9 @@ class PromptValidatorTest {
 
     @Test
     void unknownClass() {
-        PromptValidator.Result r = validate(graph().node("12", "UpscaleModelLoader", "model_name", "x"));
+        PromptValidator.Result r = validate(graph().node("12", "NoSuchNodeClass", "model_name", "x"));
         assertEquals("invalid_prompt", r.error().path("type").asText());
-        assertEquals("Cannot execute because node UpscaleModelLoader does not exist.",
+        assertEquals("Cannot execute because node NoSuchNodeClass does not exist.",
                 r.error().path("message").asText());
         assertEquals("Node ID '#12'", r.error().path("details").asText());
     }

@@ -72,8 +72,7 @@ final class A1111Routes {
         get(app, "sd-vae", this::sdVae);
         get(app, "samplers", this::samplers);
         get(app, "schedulers", this::schedulers);
-        get(app, "upscalers", this::upscalers);
-        get(app, "latent-upscale-modes", this::latentUpscaleModes);
+        // upscalers, latent-upscale-modes and extra-single-image: UpscaleRoutes
         get(app, "loras", this::loras);
         post(app, "refresh-loras", A1111Routes::none);
         get(app, "embeddings", this::embeddings);
@@ -313,38 +312,6 @@ final class A1111Routes {
             o.putNull("aliases");
             o.put("default_rho", (Double) s[2]);
             o.put("need_inner_model", (Boolean) s[3]);
-        }
-        JDiffusionServer.json(ctx, out);
-    }
-
-    private void upscalers(Context ctx) throws IOException {
-        ArrayNode out = PromptStore.JSON.createArrayNode();
-        for (String n : List.of("None", "Lanczos", "Nearest")) {
-            ObjectNode o = out.addObject();
-            o.put("name", n);
-            o.putNull("model_name");
-            o.putNull("model_path");
-            o.putNull("model_url");
-            o.put("scale", 4.0);
-        }
-        for (Path f : files(jobs.paths().base().resolve("models/upscale_models"), ".safetensors", ".pth", ".pt",
-                ".sft")) {
-            ObjectNode o = out.addObject();
-            String name = ApiJobs.stem(f.getFileName().toString());
-            o.put("name", name);
-            o.put("model_name", name);
-            o.put("model_path", f.toString());
-            o.putNull("model_url");
-            o.put("scale", 4.0);
-        }
-        JDiffusionServer.json(ctx, out);
-    }
-
-    private void latentUpscaleModes(Context ctx) {
-        ArrayNode out = PromptStore.JSON.createArrayNode();
-        for (String n : List.of("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
-                "Latent (nearest)", "Latent (nearest-exact)")) {
-            out.addObject().put("name", n);
         }
         JDiffusionServer.json(ctx, out);
     }

@@ -196,6 +196,7 @@ public final class JDiffusionServer implements AutoCloseable {
         new CompatRoutes(jobs).register(app);
         new A1111Routes(jobs).register(app);
         new OpenAiRoutes(jobs).register(app);
+        new UpscaleRoutes(this).register(app);
         extras.register();
     }
 
