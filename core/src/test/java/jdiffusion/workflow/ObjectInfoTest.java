@@ -27,7 +27,8 @@ class ObjectInfoTest {
         List<String> expected = List.of("CheckpointLoaderSimple", "UNETLoader", "VAELoader", "CLIPSetLastLayer",
                 "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode", "VAEDecodeTiled",
                 "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader", "LoraLoaderModelOnly",
-                "ModelSamplingDiscrete", "LatentUpscale", "ImageScale", "LatentUpscaleBy", "ImageScaleBy",
+                "ModelSamplingDiscrete", "LatentUpscale", "ImageScale", "SaveImageWebsocket", "TripleCLIPLoader",
+                "CLIPTextEncodeSD3", "EmptySD3LatentImage", "ModelSamplingSD3", "LatentUpscaleBy", "ImageScaleBy",
                 "UpscaleModelLoader", "ImageUpscaleWithModel");
         for (String name : expected) {
             JsonNode n = info.path(name);

@@ -84,6 +84,29 @@ class Sd3DetectionTest {
         assertBad(tmp, "joint_blocks.0.x_block.mlp.fc1.weight", null, "joint_blocks.0.x_block.mlp.fc1.weight");
     }
 
+    @Test
+    void forwardRefusesInputsThatDoNotFit() throws Exception {
+        try (SafeTensors f = SafeTensors.open(TINY)) {
+            MMDiT m = MMDiT.load(Weights.prefixed(f, Sd3Config.MMDIT_PREFIX));
+            float[] pooled = new float[2 * m.config().admIn()];
+            float[] ctx = new float[2 * 3 * m.config().contextIn()];
+            float[] t = {1000f, 1000f};
+            // 200x200 latent = 100x100 patches, larger than the 12x12 positional table
+            IllegalArgumentException big = assertThrows(IllegalArgumentException.class,
+                    () -> m.forward(new float[2 * 16 * 200 * 200], 2, 200, 200, t, ctx, 3, pooled));
+            assertTrue(big.getMessage().contains("positional table"), big.getMessage());
+            IllegalArgumentException shape = assertThrows(IllegalArgumentException.class,
+                    () -> m.forward(new float[2 * 16 * 8 * 8], 2, 8, 8, t, new float[5], 3, pooled));
+            assertTrue(shape.getMessage().contains("context"), shape.getMessage());
+            // an odd latent is padded circularly to whole patches and cropped back, as ComfyUI does
+            float[] v = m.forward(new float[2 * 16 * 7 * 5], 2, 7, 5, t, ctx, 3, pooled);
+            assertEquals(2 * 16 * 7 * 5, v.length);
+            for (float x : v) {
+                assertTrue(Float.isFinite(x));
+            }
+        }
+    }
+
     /** Copies the tiny MMDiT with one tensor dropped (shape null) or reshaped, and expects a message naming it. */
     private static void assertBad(Path tmp, String victim, int[] shape, String expected) throws Exception {
         Path out = tmp.resolve("bad-" + victim + ".safetensors");
