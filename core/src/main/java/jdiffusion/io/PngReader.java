@@ -37,6 +37,7 @@ public final class PngReader {
         if (!Files.isReadable(file)) {
             throw new IOException(file + ": image file is not readable (permission denied)");
         }
+        RegularFiles.require(file);
         BufferedImage image;
         try (InputStream in = Files.newInputStream(file)) {
             image = ImageIO.read(in);
@@ -88,6 +89,7 @@ public final class PngReader {
 
     /** The text chunks (tEXt, zTXt, iTXt) of a PNG, keyword to text, in file order. */
     public static Map<String, String> text(Path file) throws IOException {
+        RegularFiles.require(file);
         return text(Files.readAllBytes(file));
     }
 

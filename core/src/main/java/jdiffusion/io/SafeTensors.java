@@ -68,12 +68,7 @@ public final class SafeTensors implements AutoCloseable {
         if (Files.isDirectory(path)) {
             throw new ModelFormatException(where + ": is a directory, not a safetensors file");
         }
-        if (!Files.exists(path)) {
-            throw new ModelFormatException(where + ": file not found");
-        }
-        if (!Files.isReadable(path)) {
-            throw new ModelFormatException(where + ": file is not readable (permission denied)");
-        }
+        RegularFiles.require(path); // a FIFO or a device would block or never end
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -361,11 +356,21 @@ public final class SafeTensors implements AutoCloseable {
         return data.asSlice(t.begin(), t.end() - t.begin());
     }
 
+    /** The element count of a tensor copied into one Java array; a clear error naming file and tensor past 2^31 - 1. */
+    private int arrayLength(TensorInfo t) {
+        long n = t.numel();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' has " + n + " elements "
+                    + java.util.Arrays.toString(t.shape()) + ", more than one array can hold (2^31 - 1)");
+        }
+        return (int) n;
+    }
+
     /** A tensor's values widened (or narrowed from F64) to float32, in row-major order. */
     public float[] floats(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        float[] values = toFloats(s, t.dtype(), Math.toIntExact(t.numel()), name);
+        float[] values = toFloats(s, t.dtype(), arrayLength(t), name);
         release(s);
         return values;
     }
@@ -389,7 +394,7 @@ public final class SafeTensors implements AutoCloseable {
     public double[] doubles(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        int n = Math.toIntExact(t.numel());
+        int n = arrayLength(t);
         double[] out = new double[n];
         if (t.dtype() == DType.F64) {
             for (int i = 0; i < n; i++) {
@@ -408,7 +413,7 @@ public final class SafeTensors implements AutoCloseable {
     public long[] longs(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        int n = Math.toIntExact(t.numel());
+        int n = arrayLength(t);
         long[] out = new long[n];
         for (int i = 0; i < n; i++) {
             out[i] = switch (t.dtype()) {
