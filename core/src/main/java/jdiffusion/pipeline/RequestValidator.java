@@ -34,6 +34,15 @@ public final class RequestValidator {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
+        for (String text : new String[] {r.prompt(), r.negativePrompt()}) {
+            if (text != null) {
+                try {
+                    jdiffusion.text.PromptParser.parse(text); // weights are checked here, before any model loads
+                } catch (IllegalArgumentException e) {
+                    throw new GenerateException(e.getMessage());
+                }
+            }
+        }
         checkSize("width", r.width());
         checkSize("height", r.height());
         if (r.steps() != null && (r.steps() < 1 || r.steps() > MAX_STEPS)) {
