@@ -47,32 +47,27 @@ final class CompatRoutes {
 
     private void a1111(Context ctx, boolean img2img) throws IOException {
         JsonNode r = ApiError.readJson(ctx);
-        String[] sampler = Workflows.sampler(text(r, "sampler_name", text(r, "sampler_index", null)));
-        String scheduler = Workflows.scheduler(text(r, "scheduler", null), sampler[1]);
-        long seed = r.path("seed").asLong(-1);
-        if (seed < 0) {
+        A1111Request q = A1111Request.parse(r, server.config(), img2img); // 422 for a bad type or range
+        String[] sampler = Workflows.sampler(q.sampler);
+        String scheduler = Workflows.scheduler(q.scheduler, sampler[1]);
+        long seed = q.seed;
+        if (seed == -1) {
             seed = RANDOM.nextLong(1L << 32);
         }
-        int width = r.path("width").asInt(512);
-        int height = r.path("height").asInt(512);
+        int width = q.width == null ? 512 : q.width;
+        int height = q.height == null ? 512 : q.height;
         String init = null;
         if (img2img) {
-            JsonNode images = r.path("init_images");
-            if (!images.isArray() || images.isEmpty()) {
-                throw ApiError.status(400, "img2img needs init_images (base64 images)");
-            }
-            BufferedImage image = decodeBase64(images.get(0).asText(), "init_images[0]");
+            BufferedImage image = decodeBase64(q.initImage, "init_images[0]");
             init = saveInput(image);
             if (image.getWidth() == width && image.getHeight() == height) {
                 width = 0; // no resize needed
                 height = 0;
             }
         }
-        String checkpoint = checkpoint(r.path("override_settings").path("sd_model_checkpoint").asText(null));
-        Workflows.Settings s = new Workflows.Settings(checkpoint, text(r, "prompt", ""),
-                text(r, "negative_prompt", ""), width, height, r.path("steps").asInt(20),
-                r.path("cfg_scale").asDouble(7.0), sampler[0], scheduler, seed, r.path("batch_size").asInt(1),
-                img2img ? r.path("denoising_strength").asDouble(0.75) : 1.0, init, "sdapi");
+        String checkpoint = checkpoint(q.checkpoint);
+        Workflows.Settings s = new Workflows.Settings(checkpoint, q.prompt, q.negative, width, height, q.steps,
+                q.cfg, sampler[0], scheduler, seed, q.batch, img2img ? q.denoise : 1.0, init, "sdapi");
         PromptStore.Entry done = run(Workflows.prompt(s));
         ObjectNode out = PromptStore.JSON.createObjectNode();
         ArrayNode images = out.putArray("images");
@@ -119,7 +114,13 @@ final class CompatRoutes {
         if (seed == 0) {
             seed = 1 + RANDOM.nextLong(4294967294L); // Stability: 0 means random
         }
+        if (seed < 0 || seed > 4294967294L) {
+            throw stabilityError(400, "seed must be 0..4294967294, not " + seed);
+        }
         double cfg = parseDouble(form(ctx, "cfg_scale", "7"), "cfg_scale");
+        if (cfg < 0 || cfg > 35) {
+            throw stabilityError(400, "cfg_scale must be 0..35, not " + cfg);
+        }
         String init = null;
         double denoise = 1.0;
         int[] size;
@@ -135,6 +136,9 @@ final class CompatRoutes {
             init = saveInput(img);
             size = new int[] {0, 0};
             denoise = parseDouble(form(ctx, "strength", "0.75"), "strength");
+            if (denoise < 0 || denoise > 1) {
+                throw stabilityError(400, "strength must be 0..1, not " + denoise);
+            }
         } else if (mode.equals("text-to-image")) {
             size = aspectSize(form(ctx, "aspect_ratio", "1:1"), server.config().apiSize());
         } else {
@@ -285,7 +289,11 @@ final class CompatRoutes {
 
     private static double parseDouble(String v, String what) {
         try {
-            return Double.parseDouble(v.trim());
+            double d = Double.parseDouble(v.trim());
+            if (!Double.isFinite(d)) {
+                throw new NumberFormatException("not finite");
+            }
+            return d;
         } catch (NumberFormatException e) {
             throw stabilityError(400, what + " must be a number, not '" + v + "'");
         }

@@ -60,6 +60,10 @@ public final class JDiffusionServer implements AutoCloseable {
             cfg.http.maxRequestSize = config.maxBodyBytes();
             cfg.jetty.multipartConfig.maxFileSize(config.maxBodyBytes(), SizeUnit.BYTES);
             cfg.jetty.multipartConfig.maxTotalRequestSize(config.maxBodyBytes(), SizeUnit.BYTES);
+            // the limit on the bytes actually read (chunked bodies too), before any route
+            cfg.jetty.modifyServletContextHandler(h -> h.addFilter(new org.eclipse.jetty.servlet.FilterHolder(
+                    new BodyLimit(config.maxBodyBytes())), "/*", java.util.EnumSet.of(
+                    jakarta.servlet.DispatcherType.REQUEST)));
             cfg.staticFiles.add(sf -> {
                 sf.hostedPath = "/";
                 sf.directory = "/jdiffusion/web";
@@ -132,6 +136,13 @@ public final class JDiffusionServer implements AutoCloseable {
         app.exception(ApiError.class, (e, ctx) -> ctx.status(e.status).contentType("application/json")
                 .result(e.body.toString()));
         app.exception(WorkflowException.class, (e, ctx) -> error(ctx, 400, e.getMessage()));
+        app.exception(BodyLimit.TooLarge.class, (e, ctx) -> {
+            ctx.header("Connection", "close");
+            error(ctx, 413, e.getMessage());
+        });
+        app.exception(BodyLimit.BadMultipart.class, (e, ctx) -> error(ctx, 400, e.getMessage()));
+        app.exception(java.nio.file.InvalidPathException.class, (e, ctx) -> error(ctx, 400, "bad file name: "
+                + e.getMessage().replace('\0', ' ')));
         app.exception(io.javalin.http.HttpResponseException.class, (e, ctx) -> error(ctx, e.getStatus(),
                 e.getMessage()));
         app.exception(Exception.class, (e, ctx) -> error(ctx, 500, e.getMessage() == null ? e.toString()
