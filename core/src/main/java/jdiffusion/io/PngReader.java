@@ -105,7 +105,7 @@ public final class PngReader {
             int len = readInt(png, at);
             String type = new String(png, at + 4, 4, StandardCharsets.US_ASCII);
             int data = at + 8;
-            if (len < 0 || data + len + 4 > png.length) {
+            if (len < 0 || (long) data + len + 4 > png.length) { // long: a length near 2^31 must not wrap
                 throw new IOException("truncated PNG chunk " + type);
             }
             switch (type) {
@@ -129,6 +129,9 @@ public final class PngReader {
 
     private static void putCompressed(Map<String, String> out, byte[] png, int data, int len) throws IOException {
         int nul = indexOf(png, data, data + len);
+        if (nul + 2 > data + len) {
+            throw new IOException("malformed zTXt chunk (no compression method)");
+        }
         byte[] text = inflate(png, nul + 2, data + len);
         out.put(latin1(png, data, nul), new String(text, StandardCharsets.ISO_8859_1));
     }
@@ -136,19 +139,33 @@ public final class PngReader {
     private static void putInternational(Map<String, String> out, byte[] png, int data, int len) throws IOException {
         int end = data + len;
         int keyEnd = indexOf(png, data, end);
+        if (keyEnd + 3 > end) {
+            throw new IOException("malformed iTXt chunk (no room for its flags)");
+        }
         boolean compressed = png[keyEnd + 1] != 0;
         int langEnd = indexOf(png, keyEnd + 3, end);
-        int translatedEnd = indexOf(png, langEnd + 1, end);
-        int textStart = translatedEnd + 1;
+        int translatedEnd = indexOf(png, Math.min(langEnd + 1, end), end);
+        int textStart = Math.min(translatedEnd + 1, end);
         byte[] text = compressed ? inflate(png, textStart, end) : java.util.Arrays.copyOfRange(png, textStart, end);
         out.put(latin1(png, data, keyEnd), new String(text, StandardCharsets.UTF_8));
     }
 
+    /** The most text one compressed chunk may inflate to (a small chunk can be a decompression bomb). */
+    static final int MAX_TEXT_CHUNK = 16 << 20;
+
     private static byte[] inflate(byte[] png, int from, int to) throws IOException {
         try (InflaterInputStream z = new InflaterInputStream(new ByteArrayInputStream(png, from, to - from))) {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
-            z.transferTo(out);
+            byte[] buf = new byte[8192];
+            for (int n; (n = z.read(buf)) > 0; ) {
+                out.write(buf, 0, n);
+                if (out.size() > MAX_TEXT_CHUNK) {
+                    throw new IOException("compressed text chunk inflates past " + MAX_TEXT_CHUNK + " bytes");
+                }
+            }
             return out.toByteArray();
+        } catch (java.util.zip.ZipException e) {
+            throw new IOException("bad compressed text chunk (" + e.getMessage() + ")");
         }
     }
 

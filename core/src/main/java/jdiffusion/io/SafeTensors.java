@@ -139,7 +139,7 @@ public final class SafeTensors implements AutoCloseable {
      * Parses the header with Jackson's streaming parser: no tree, no databind (its start-up alone costs more than
      * reading an SDXL header), one pass over the bytes.
      */
-    private static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
+    static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
                                                        Map<String, String> meta) throws ModelFormatException {
         try {
             StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
