@@ -106,7 +106,8 @@ public final class PngReader {
             String type = new String(png, at + 4, 4, StandardCharsets.US_ASCII);
             int data = at + 8;
             if (len < 0 || (long) data + len + 4 > png.length) { // long: a length near 2^31 must not wrap
-                throw new IOException("truncated PNG chunk " + type);
+                // the type is four raw bytes: shown printable, so the message stays one line
+                throw new IOException("truncated PNG chunk " + type.replaceAll("[^\\x21-\\x7e]", "?"));
             }
             switch (type) {
                 case "tEXt" -> putLatin1(out, png, data, len);

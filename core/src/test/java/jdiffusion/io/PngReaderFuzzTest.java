@@ -35,12 +35,26 @@ class PngReaderFuzzTest {
             return; // the JDK's decoder is not the target; keep its share of the time small
         }
         BufferedImage image;
-        try {
-            image = ImageIO.read(new ByteArrayInputStream(input));
+        try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(
+                new ByteArrayInputStream(input))) {
+            var readers = ImageIO.getImageReaders(in);
+            if (!readers.hasNext()) {
+                return;
+            }
+            javax.imageio.ImageReader r = readers.next();
+            try {
+                r.setInput(in);
+                if ((long) r.getWidth(0) * r.getHeight(0) > 1 << 16) {
+                    return; // sized from the header first, as the server does: no huge allocation
+                }
+                image = r.read(0);
+            } finally {
+                r.dispose();
+            }
         } catch (IOException | RuntimeException decoderRefused) {
             return;
         }
-        if (image == null || (long) image.getWidth() * image.getHeight() > 1 << 20) {
+        if (image == null) {
             return;
         }
         PngImage rgb = PngReader.toRgb(image);
