@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 
 /** Developer tools: {@code jdiffusion dev random-checkpoint}. */
 @Command(name = "dev", mixinStandardHelpOptions = true, description = "Developer tools (test files, diagnostics).",
-        subcommands = {DevCommand.RandomCheckpointCommand.class})
+        subcommands = {DevCommand.RandomCheckpointCommand.class, LoadTestCommand.class})
 public final class DevCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -167,11 +167,13 @@ public final class GenerateCommand implements Callable<Integer> {
                 .embeddings(embeddings.folder(model)).sd3(sd3.options()).build();
     }
 
-    /** Seeds are 0 .. 2^64 - 1 as in ComfyUI (a negative number is taken modulo 2^64 as torch does). */
+    /** Seeds are 0 .. 2^64 - 1 as in ComfyUI; a negative seed is refused rather than silently wrapped. */
     static long parseSeed(String s) {
         try {
             if (s.startsWith("-")) {
-                return Long.parseLong(s);
+                Long.parseLong(s); // a number: say what is wrong with it
+                throw new CliException("seed must be between 0 and 18446744073709551615, got " + s
+                        + " (omit -s for a random seed)");
             }
             return Long.parseUnsignedLong(s);
         } catch (NumberFormatException e) {

@@ -29,7 +29,44 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        applySoftMaxHeap(System.getProperty("jdiffusion.softMaxHeap"));
         System.exit(run(args));
+    }
+
+    /**
+     * Sets ZGC's soft heap limit to the wanted size (e.g. "2g", from the launcher) or the effective maximum heap when
+     * that is smaller, so -Xmx1g and small containers start. Returns the bytes set, or -1 when nothing was set.
+     */
+    static long applySoftMaxHeap(String wanted) {
+        if (wanted == null || wanted.isBlank()) {
+            return -1;
+        }
+        long bytes = softMaxHeap(parseSize(wanted), Runtime.getRuntime().maxMemory());
+        try {
+            java.lang.management.ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
+                    .setVMOption("SoftMaxHeapSize", Long.toString(bytes));
+            return bytes;
+        } catch (RuntimeException e) {
+            return -1; // not a HotSpot JVM, or the flag is not manageable there: the default applies
+        }
+    }
+
+    /** The soft limit: the wanted size, at most the maximum heap. */
+    static long softMaxHeap(long wanted, long maxHeap) {
+        return Math.max(1, Math.min(wanted, maxHeap));
+    }
+
+    /** "2g", "512m", "65536k" or bytes. */
+    static long parseSize(String s) {
+        String t = s.strip().toLowerCase(java.util.Locale.ROOT);
+        long unit = switch (t.charAt(t.length() - 1)) {
+            case 'k' -> 1L << 10;
+            case 'm' -> 1L << 20;
+            case 'g' -> 1L << 30;
+            case 't' -> 1L << 40;
+            default -> 1;
+        };
+        return Long.parseLong(unit == 1 ? t : t.substring(0, t.length() - 1)) * unit;
     }
 
     /** Runs the CLI and returns the exit code; errors become one line on stderr, never a stack trace. */

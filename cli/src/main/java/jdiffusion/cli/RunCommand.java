@@ -41,13 +41,15 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (threads != null && Parallel.threadsProblem(threads) != null) {
+            throw new CliException("--" + Parallel.threadsProblem(threads));
+        }
         if (!Files.isRegularFile(workflow)) {
-            throw new CliException("workflow file not found: " + workflow);
+            String problem = jdiffusion.io.RegularFiles.problem(workflow);
+            throw new CliException("workflow file " + (problem == null || problem.equals("file not found")
+                    ? "not found: " + workflow : workflow + ": " + problem));
         }
         if (threads != null) {
-            if (threads < 1) {
-                throw new CliException("--threads must be at least 1, got " + threads);
-            }
             Parallel.setThreads(threads);
         }
         PrintStream out = System.out;

@@ -37,8 +37,19 @@ public final class ServeCommand implements Callable<Integer> {
             + " (for example an existing ComfyUI install's)")
     Path extraModelPaths;
 
+    @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "compute threads (default: all cores;"
+            + " at most 4 x the cores)")
+    Integer threads;
+
     @Override
     public Integer call() throws InterruptedException {
+        if (threads != null) {
+            String problem = jdiffusion.tensor.Parallel.threadsProblem(threads);
+            if (problem != null) {
+                throw new CliException("--" + problem);
+            }
+            jdiffusion.tensor.Parallel.setThreads(threads);
+        }
         String token = authToken != null ? authToken : System.getenv("JDIFFUSION_AUTH_TOKEN");
         if (extraModelPaths != null && !Files.isRegularFile(extraModelPaths)) {
             throw new CliException("extra model paths file " + extraModelPaths + " not found");

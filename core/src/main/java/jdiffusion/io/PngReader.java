@@ -37,6 +37,7 @@ public final class PngReader {
         if (!Files.isReadable(file)) {
             throw new IOException(file + ": image file is not readable (permission denied)");
         }
+        RegularFiles.require(file);
         BufferedImage image;
         try (InputStream in = Files.newInputStream(file)) {
             image = ImageIO.read(in);
@@ -88,6 +89,7 @@ public final class PngReader {
 
     /** The text chunks (tEXt, zTXt, iTXt) of a PNG, keyword to text, in file order. */
     public static Map<String, String> text(Path file) throws IOException {
+        RegularFiles.require(file);
         return text(Files.readAllBytes(file));
     }
 
@@ -103,8 +105,9 @@ public final class PngReader {
             int len = readInt(png, at);
             String type = new String(png, at + 4, 4, StandardCharsets.US_ASCII);
             int data = at + 8;
-            if (len < 0 || data + len + 4 > png.length) {
-                throw new IOException("truncated PNG chunk " + type);
+            if (len < 0 || (long) data + len + 4 > png.length) { // long: a length near 2^31 must not wrap
+                // the type is four raw bytes: shown printable, so the message stays one line
+                throw new IOException("truncated PNG chunk " + type.replaceAll("[^\\x21-\\x7e]", "?"));
             }
             switch (type) {
                 case "tEXt" -> putLatin1(out, png, data, len);
@@ -127,6 +130,9 @@ public final class PngReader {
 
     private static void putCompressed(Map<String, String> out, byte[] png, int data, int len) throws IOException {
         int nul = indexOf(png, data, data + len);
+        if (nul + 2 > data + len) {
+            throw new IOException("malformed zTXt chunk (no compression method)");
+        }
         byte[] text = inflate(png, nul + 2, data + len);
         out.put(latin1(png, data, nul), new String(text, StandardCharsets.ISO_8859_1));
     }
@@ -134,19 +140,33 @@ public final class PngReader {
     private static void putInternational(Map<String, String> out, byte[] png, int data, int len) throws IOException {
         int end = data + len;
         int keyEnd = indexOf(png, data, end);
+        if (keyEnd + 3 > end) {
+            throw new IOException("malformed iTXt chunk (no room for its flags)");
+        }
         boolean compressed = png[keyEnd + 1] != 0;
         int langEnd = indexOf(png, keyEnd + 3, end);
-        int translatedEnd = indexOf(png, langEnd + 1, end);
-        int textStart = translatedEnd + 1;
+        int translatedEnd = indexOf(png, Math.min(langEnd + 1, end), end);
+        int textStart = Math.min(translatedEnd + 1, end);
         byte[] text = compressed ? inflate(png, textStart, end) : java.util.Arrays.copyOfRange(png, textStart, end);
         out.put(latin1(png, data, keyEnd), new String(text, StandardCharsets.UTF_8));
     }
 
+    /** The most text one compressed chunk may inflate to (a small chunk can be a decompression bomb). */
+    static final int MAX_TEXT_CHUNK = 16 << 20;
+
     private static byte[] inflate(byte[] png, int from, int to) throws IOException {
         try (InflaterInputStream z = new InflaterInputStream(new ByteArrayInputStream(png, from, to - from))) {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
-            z.transferTo(out);
+            byte[] buf = new byte[8192];
+            for (int n; (n = z.read(buf)) > 0; ) {
+                out.write(buf, 0, n);
+                if (out.size() > MAX_TEXT_CHUNK) {
+                    throw new IOException("compressed text chunk inflates past " + MAX_TEXT_CHUNK + " bytes");
+                }
+            }
             return out.toByteArray();
+        } catch (java.util.zip.ZipException e) {
+            throw new IOException("bad compressed text chunk (" + e.getMessage() + ")");
         }
     }
 

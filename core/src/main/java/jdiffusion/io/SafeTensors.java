@@ -104,12 +104,7 @@ public final class SafeTensors implements AutoCloseable {
         if (Files.isDirectory(path)) {
             throw new ModelFormatException(where + ": is a directory, not a safetensors file");
         }
-        if (!Files.exists(path)) {
-            throw new ModelFormatException(where + ": file not found");
-        }
-        if (!Files.isReadable(path)) {
-            throw new ModelFormatException(where + ": file is not readable (permission denied)");
-        }
+        RegularFiles.require(path); // a FIFO or a device would block or never end
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -183,7 +178,7 @@ public final class SafeTensors implements AutoCloseable {
      * Parses the header with Jackson's streaming parser: no tree, no databind (its start-up alone costs more than
      * reading an SDXL header), one pass over the bytes.
      */
-    private static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
+    static Map<String, TensorInfo> parseHeader(String where, byte[] headerBytes, long dataSize,
                                                        Map<String, String> meta) throws ModelFormatException {
         try {
             StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
@@ -414,11 +409,21 @@ public final class SafeTensors implements AutoCloseable {
         return data.asSlice(t.begin(), t.end() - t.begin());
     }
 
+    /** The element count of a tensor copied into one Java array; a clear error naming file and tensor past 2^31 - 1. */
+    private int arrayLength(TensorInfo t) {
+        long n = t.numel();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' has " + n + " elements "
+                    + java.util.Arrays.toString(t.shape()) + ", more than one array can hold (2^31 - 1)");
+        }
+        return (int) n;
+    }
+
     /** A tensor's values widened (or narrowed from F64) to float32, in row-major order. */
     public float[] floats(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        float[] values = toFloats(s, t.dtype(), Math.toIntExact(t.numel()), name);
+        float[] values = toFloats(s, t.dtype(), arrayLength(t), name);
         release(s);
         return values;
     }
@@ -456,7 +461,7 @@ public final class SafeTensors implements AutoCloseable {
     public double[] doubles(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        int n = Math.toIntExact(t.numel());
+        int n = arrayLength(t);
         double[] out = new double[n];
         if (t.dtype() == DType.F64) {
             for (int i = 0; i < n; i++) {
@@ -475,7 +480,7 @@ public final class SafeTensors implements AutoCloseable {
     public long[] longs(String name) {
         TensorInfo t = info(name);
         MemorySegment s = segment(name);
-        int n = Math.toIntExact(t.numel());
+        int n = arrayLength(t);
         long[] out = new long[n];
         for (int i = 0; i < n; i++) {
             out[i] = switch (t.dtype()) {

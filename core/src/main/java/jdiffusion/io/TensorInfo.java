@@ -21,7 +21,11 @@ public record TensorInfo(String name, DType dtype, long[] shape, long begin, lon
     public int[] dims() {
         int[] d = new int[shape.length];
         for (int i = 0; i < d.length; i++) {
-            d[i] = Math.toIntExact(shape[i]);
+            if (shape[i] > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("tensor '" + name + "' has dimension " + i + " of " + shape[i]
+                        + ", more than 2^31 - 1");
+            }
+            d[i] = (int) shape[i];
         }
         return d;
     }

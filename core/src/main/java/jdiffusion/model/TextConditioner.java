@@ -264,6 +264,8 @@ public final class TextConditioner {
         if (family == Family.SDXL && pooled == null) {
             throw new IllegalArgumentException("SDXL's second text encoder has no text_projection, so there is no pooled output");
         }
+        jdiffusion.tensor.Finite.check(context, "text encoder");
+        jdiffusion.tensor.Finite.check(pooled, "text encoder (pooled output)");
         return new Conditioning(context, tokens, dim, pooled);
     }
 

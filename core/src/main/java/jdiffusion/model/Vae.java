@@ -92,13 +92,17 @@ public final class Vae {
                 + " values, expected " + batch + "x" + latentChannels + "x" + h + "x" + w);
         long largest = decoder.largestActivation(batch, h, w);
         try {
+            float[] out;
             if (tiling.tiles(largest, h, w)) {
-                return decodeTiled(latent, batch, h, w,
+                out = decodeTiled(latent, batch, h, w,
                         tiling.mode() == VaeTiling.Mode.AUTO
                                 ? fewestTiles(tiling, h, w, (th, tw) -> decoder.largestActivation(batch, th, tw))
                                 : tiling);
+            } else {
+                out = decodeWhole(latent, batch, h, w);
             }
-            return decodeWhole(latent, batch, h, w);
+            jdiffusion.tensor.Finite.check(out, "VAE decoder");
+            return out;
         } finally {
             // the full-resolution convolutions' scratch is the size of an activation; it is not needed after this
             jdiffusion.tensor.Conv2d.releaseScratch();
@@ -158,6 +162,7 @@ public final class Vae {
         requireArraySize(encoder.largestActivation(batch, height, width), width + "x" + height);
         Feature x = new Feature(Ops.nchwToNhwc(image, batch, c, height, width), batch, height, width, c);
         Feature moments = encoder.forward(x);
+        jdiffusion.tensor.Finite.check(moments.data(), "VAE encoder");
         return posterior(moments);
     }
 

@@ -24,6 +24,7 @@ public final class ModelHash {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("the JDK lacks SHA-256", e);
         }
+        jdiffusion.io.RegularFiles.require(file);
         byte[] buf = new byte[1 << 20];
         try (InputStream in = Files.newInputStream(file)) {
             for (int n; (n = in.read(buf)) > 0; ) {

@@ -75,6 +75,14 @@ public final class Pipeline {
     public static GenerateResult generate(PipelineModels models, GenerateRequest request, PngImage init,
             CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
             Timings timings) {
+        // the cancellation is checked inside the kernels as well (each attention block, convolution tile)
+        return jdiffusion.tensor.Parallel.cancellable(() -> cancel.check("a model layer"),
+                () -> generateChecked(models, request, init, modelHash, progress, cancel, timings));
+    }
+
+    private static GenerateResult generateChecked(PipelineModels models, GenerateRequest request, PngImage init,
+            CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
+            Timings timings) {
         ResolvedSettings s = resolve(request, models, init);
         cancel.check("loading");
         Sampling.Outcome out = Sampling.run(models, s, init, progress, cancel, timings);

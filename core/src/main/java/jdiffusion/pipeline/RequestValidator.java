@@ -34,6 +34,15 @@ public final class RequestValidator {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
+        for (String text : new String[] {r.prompt(), r.negativePrompt()}) {
+            if (text != null) {
+                try {
+                    jdiffusion.text.PromptParser.parse(text); // weights are checked here, before any model loads
+                } catch (IllegalArgumentException e) {
+                    throw new GenerateException(e.getMessage());
+                }
+            }
+        }
         if (r.embeddings() != null && !java.nio.file.Files.isDirectory(r.embeddings())) {
             throw new GenerateException("embeddings folder " + r.embeddings() + " is not a directory");
         }
@@ -55,8 +64,8 @@ public final class RequestValidator {
             throw new GenerateException("clip skip must be between 1 (last layer) and the text encoder's layer count,"
                     + " got " + r.clipSkip());
         }
-        if (r.threads() != null && r.threads() < 1) {
-            throw new GenerateException("threads must be at least 1, got " + r.threads());
+        if (r.threads() != null && jdiffusion.tensor.Parallel.threadsProblem(r.threads()) != null) {
+            throw new GenerateException(jdiffusion.tensor.Parallel.threadsProblem(r.threads()));
         }
         Names.checkSampler(r.sampler() == null ? Defaults.SAMPLER : r.sampler());
         String scheduler = r.scheduler() == null ? Defaults.SCHEDULER : r.scheduler();
@@ -121,12 +130,23 @@ public final class RequestValidator {
         if (!Files.isReadable(p)) {
             throw new GenerateException(what + " file is not readable: " + p);
         }
+        String bad = jdiffusion.io.RegularFiles.problem(p);
+        if (bad != null) {
+            throw new GenerateException(what + " file " + p + ": " + bad);
+        }
     }
 
     static void requireWritableFolder(String what, Path file) {
         Path dir = file.toAbsolutePath().getParent();
         if (Files.isDirectory(file)) {
             throw new GenerateException(what + " path is a directory, expected a file name: " + file);
+        }
+        if (Files.exists(file)) {
+            String bad = jdiffusion.io.RegularFiles.problem(file);
+            if (bad != null && !bad.startsWith("file is not readable")) {
+                // a device such as /dev/full would otherwise get a numbered file beside it
+                throw new GenerateException(what + " path " + file + " " + bad + "; give a file name");
+            }
         }
         if (dir == null || !Files.isDirectory(dir)) {
             throw new GenerateException(what + " folder does not exist: " + dir);

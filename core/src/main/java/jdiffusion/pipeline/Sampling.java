@@ -337,6 +337,7 @@ final class Sampling {
     private static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
         return (i, x, denoised) -> {
             cancel.check("sampling step " + (i + 1) + " of " + total);
+            jdiffusion.tensor.Finite.check(denoised, "UNet at sampling step " + (i + 1) + " of " + total);
             progress.onSamplerState(i, x, denoised);
             progress.onStep(Math.min(i + 1, total), total, denoised);
         };

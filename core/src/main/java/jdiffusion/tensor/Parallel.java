@@ -24,14 +24,31 @@ public final class Parallel {
 
     private static volatile Pool pool = new Pool(Runtime.getRuntime().availableProcessors());
     private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
+    /** The calling thread's cancellation check (throws to stop), run before each index of its ranges; or null. */
+    private static final ThreadLocal<Runnable> CANCEL = new ThreadLocal<>();
 
     private Parallel() {
     }
 
-    /** Sets the number of threads that run a range, the caller included (the CLI's -t). */
+    /** The most threads {@link #setThreads} accepts: a small multiple of the cores, never thousands. */
+    public static int maxThreads() {
+        return 4 * Runtime.getRuntime().availableProcessors();
+    }
+
+    /** Null when threads is within 1 .. {@link #maxThreads()}, else the one-line reason. */
+    public static String threadsProblem(long threads) {
+        if (threads < 1 || threads > maxThreads()) {
+            return "threads must be 1.." + maxThreads() + " (4 x the " + Runtime.getRuntime().availableProcessors()
+                    + " cores here), got " + threads;
+        }
+        return null;
+    }
+
+    /** Sets the number of threads that run a range, the caller included (the CLI's -t); 1 .. {@link #maxThreads()}. */
     public static synchronized void setThreads(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        String problem = threadsProblem(threads);
+        if (problem != null) {
+            throw new IllegalArgumentException(problem);
         }
         if (threads != pool.threads) {
             Pool old = pool;
@@ -44,10 +61,42 @@ public final class Parallel {
         return pool.threads;
     }
 
+    /**
+     * Runs body on this thread with check installed: every range this thread starts runs check before each of its
+     * indices (an attention block, a convolution tile), so a long operation stops soon after check starts throwing
+     * (an interrupt), not at the end of a whole sampling step. The previous check is restored afterwards.
+     */
+    public static <T> T cancellable(Runnable check, java.util.function.Supplier<T> body) {
+        Runnable previous = CANCEL.get();
+        CANCEL.set(check);
+        try {
+            return body.get();
+        } finally {
+            CANCEL.set(previous);
+        }
+    }
+
+    /** Runs this thread's cancellation check, if any (for long loops that are not ranges). */
+    public static void checkCancelled() {
+        Runnable check = CANCEL.get();
+        if (check != null) {
+            check.run();
+        }
+    }
+
     /** Runs body(i) for i in [0, n), spread over the pool; returns when all are done. */
     public static void forRange(int n, IntConsumer body) {
         if (n <= 0) {
             return;
+        }
+        Runnable check = CANCEL.get();
+        if (check != null) {
+            check.run();
+            IntConsumer inner = body;
+            body = i -> {
+                check.run();
+                inner.accept(i);
+            };
         }
         Pool p = pool;
         if (n == 1 || p.threads == 1 || INSIDE.get()) {
@@ -156,7 +205,9 @@ public final class Parallel {
         private void work(IntConsumer task, int n) {
             for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
                 try {
-                    task.accept(i);
+                    if (failure == null) { // after a failure (a cancellation) the rest is skipped, only counted
+                        task.accept(i);
+                    }
                 } catch (Throwable t) {
                     if (failure == null) {
                         failure = t;

@@ -43,7 +43,8 @@ public final class PromptParser {
      * The weighted runs of a prompt in order, escapes resolved ({@code \(} becomes {@code (}). Text outside any
      * parentheses has weight 1. Runs are never empty strings.
      *
-     * @throws IllegalArgumentException when parentheses nest deeper than ComfyUI can parse
+     * @throws IllegalArgumentException when parentheses nest deeper than ComfyUI can parse, or a weight is not a
+     *                                  finite number (NaN, inf, or past the float range)
      */
     public static List<Segment> parse(String prompt) {
         String text = escape(prompt);
@@ -82,6 +83,11 @@ public final class PromptParser {
                     innerWeight = explicit.getAsDouble();
                     inner = inner.substring(0, colon);
                 }
+            }
+            if (!Float.isFinite((float) innerWeight)) {
+                // NaN, inf or a float overflow would turn the whole conditioning into NaN: a black image
+                throw new IllegalArgumentException("prompt weight in '" + unescape(part) + "' is not a finite number"
+                        + " (" + innerWeight + ")");
             }
             weigh(inner, innerWeight, out);
         }

@@ -23,6 +23,10 @@ final class ExtraPaths {
     /** Kind to folders (absolute), in file order. */
     static Map<String, List<Path>> read(Path file) {
         String text;
+        String bad = jdiffusion.io.RegularFiles.problem(file);
+        if (bad != null) {
+            throw new WorkflowException("cannot read extra paths file " + file + ": " + bad);
+        }
         try {
             text = Files.readString(file);
         } catch (IOException e) {

@@ -209,10 +209,16 @@ public final class ModelPaths {
             if (!Files.isDirectory(root)) {
                 continue;
             }
-            try (Stream<Path> s = Files.walk(root)) {
+            Path start;
+            try {
+                start = root.toRealPath(); // a folder that is itself a link (a shared model store) is walked too
+            } catch (IOException e) {
+                continue;
+            }
+            try (Stream<Path> s = Files.walk(start)) {
                 s.filter(Files::isRegularFile)
                         .filter(p -> hasExtension(p, extensions))
-                        .map(p -> root.relativize(p).toString().replace('\\', '/'))
+                        .map(p -> start.relativize(p).toString().replace('\\', '/'))
                         .filter(n -> isSafe(root, n, refuseLinksOut))
                         .forEach(names::add);
             } catch (IOException | java.io.UncheckedIOException e) {

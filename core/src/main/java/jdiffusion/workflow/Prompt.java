@@ -27,6 +27,10 @@ public record Prompt(ObjectNode json, Map<String, Node> nodes) {
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     public static Prompt read(Path file) {
+        String bad = jdiffusion.io.RegularFiles.problem(file);
+        if (bad != null) {
+            throw new WorkflowException("cannot read workflow " + file + ": " + bad);
+        }
         try {
             return parse(MAPPER.readTree(Files.readString(file)));
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -89,6 +93,9 @@ public record Prompt(ObjectNode json, Map<String, Node> nodes) {
         if (value.size() != 2 || !(value.get(0).isTextual() || value.get(0).isIntegralNumber())
                 || !value.get(1).isIntegralNumber()) {
             throw new IllegalArgumentException("Bad linked input, must be a length-2 list of [node_id, slot_index]");
+        }
+        if (!value.get(1).canConvertToInt()) {
+            throw new IllegalArgumentException("Bad linked input, slot index " + value.get(1) + " is out of range");
         }
         return new Link(value.get(0).asText(), value.get(1).asInt());
     }

@@ -24,6 +24,12 @@ import java.util.Set;
 public final class PromptValidator {
     private static final JsonNodeFactory F = JsonNodeFactory.instance;
 
+    /** The most nodes a prompt may have (real workflows have tens to a few hundred). */
+    public static final int MAX_NODES = 10_000;
+
+    /** The longest chain of linked nodes from an output back to a source. */
+    public static final int MAX_DEPTH = 2_000;
+
     /**
      * @param error       null when at least one output can run
      * @param goodOutputs the output nodes that passed, in prompt order
@@ -87,6 +93,10 @@ public final class PromptValidator {
     }
 
     private Result run() {
+        if (prompt.nodes().size() > MAX_NODES) {
+            return fail(error("prompt_too_large", "Prompt has too many nodes", prompt.nodes().size()
+                    + " nodes; this server runs at most " + MAX_NODES));
+        }
         for (Prompt.Node n : prompt.nodes().values()) {
             if (n.classType() == null) {
                 return fail(error("invalid_prompt", "Cannot execute because a node is missing the class_type property.",
@@ -168,43 +178,96 @@ public final class PromptValidator {
         return new Result(error, List.of(), F.objectNode());
     }
 
-    private boolean validateNode(String id) {
-        Boolean done = validated.get(id);
-        if (done != null) {
-            return done;
-        }
-        visiting.add(id);
-        Prompt.Node node = prompt.nodes().get(id);
-        NodeDefinition def = Nodes.get(node.classType());
+    /** One node being validated: its next input and whether all so far passed (an explicit stack, no recursion). */
+    private static final class Frame {
+        final String id;
+        final List<InputSpec> specs;
+        int next;
         boolean valid = true;
-        for (InputSpec spec : def.inputs()) {
-            JsonNode value = node.inputs().get(spec.name());
+        boolean awaitingChild;
+
+        Frame(String id, List<InputSpec> specs) {
+            this.id = id;
+            this.specs = specs;
+        }
+    }
+
+    /**
+     * Validates a node and, through its links, everything upstream, depth first with an explicit stack, so a chain
+     * of any length cannot overflow the thread's stack; a chain deeper than {@link #MAX_DEPTH} is an error on the
+     * node where it goes too deep.
+     */
+    private boolean validateNode(String root) {
+        Boolean known = validated.get(root);
+        if (known != null) {
+            return known;
+        }
+        List<Frame> stack = new ArrayList<>();
+        stack.add(frame(root));
+        boolean childResult = true;
+        while (!stack.isEmpty()) {
+            Frame f = stack.getLast();
+            if (f.awaitingChild) {
+                f.valid &= childResult;
+                f.awaitingChild = false;
+            }
+            if (f.next == f.specs.size()) {
+                stack.removeLast();
+                visiting.remove(f.id);
+                validated.put(f.id, f.valid);
+                childResult = f.valid;
+                continue;
+            }
+            InputSpec spec = f.specs.get(f.next++);
+            JsonNode value = prompt.nodes().get(f.id).inputs().get(spec.name());
             if (value == null || value.isNull()) {
                 if (!spec.optional()) {
-                    addError(id, inputError("required_input_missing", "Required input is missing", spec.name(),
+                    addError(f.id, inputError("required_input_missing", "Required input is missing", spec.name(),
                             spec.name()));
-                    valid = false;
+                    f.valid = false;
                 }
                 continue;
             }
-            valid &= validateInput(id, spec, value);
+            Prompt.Link link;
+            try {
+                link = Prompt.linkOf(value);
+            } catch (IllegalArgumentException e) {
+                addError(f.id, inputError("bad_linked_input", e.getMessage(), spec.name() + ", " + value,
+                        spec.name()));
+                f.valid = false;
+                continue;
+            }
+            if (link == null) {
+                f.valid &= validateLiteral(f.id, spec, value);
+                continue;
+            }
+            if (!checkLink(f.id, spec, link)) {
+                f.valid = false;
+                continue;
+            }
+            Boolean done = validated.get(link.sourceId());
+            if (done != null) {
+                f.valid &= done;
+                continue;
+            }
+            if (stack.size() >= MAX_DEPTH) {
+                addError(f.id, inputError("prompt_too_deep", "Prompt is too deep", spec.name() + ": more than "
+                        + MAX_DEPTH + " linked nodes in a chain (this server's limit)", spec.name()));
+                f.valid = false;
+                continue;
+            }
+            f.awaitingChild = true;
+            stack.add(frame(link.sourceId()));
         }
-        visiting.remove(id);
-        validated.put(id, valid);
-        return valid;
+        return validated.get(root);
     }
 
-    private boolean validateInput(String id, InputSpec spec, JsonNode value) {
-        Prompt.Link link;
-        try {
-            link = Prompt.linkOf(value);
-        } catch (IllegalArgumentException e) {
-            addError(id, inputError("bad_linked_input", e.getMessage(), spec.name() + ", " + value, spec.name()));
-            return false;
-        }
-        if (link != null) {
-            return validateLink(id, spec, link);
-        }
+    private Frame frame(String id) {
+        visiting.add(id);
+        return new Frame(id, Nodes.get(prompt.nodes().get(id).classType()).inputs());
+    }
+
+    private boolean validateLiteral(String id, InputSpec spec, JsonNode value) {
         if (!spec.isWidget()) {
             ObjectNode err = inputError("invalid_input_type", "Input must be a link to a " + spec.type() + " output",
                     spec.name() + ", " + value, spec.name());
@@ -222,7 +285,8 @@ public final class PromptValidator {
         }
     }
 
-    private boolean validateLink(String id, InputSpec spec, Prompt.Link link) {
+    /** The link's own checks (source exists, slot exists, types match, no cycle); the source is validated after. */
+    private boolean checkLink(String id, InputSpec spec, Prompt.Link link) {
         Prompt.Node source = prompt.nodes().get(link.sourceId());
         if (source == null) {
             addError(id, inputError("bad_linked_input", "Linked node does not exist",
@@ -255,7 +319,7 @@ public final class PromptValidator {
                     spec.name() + " links back to node " + link.sourceId(), spec.name()));
             return false;
         }
-        return validateNode(link.sourceId());
+        return true;
     }
 
     /** A literal failing conversion, range or list checks. */

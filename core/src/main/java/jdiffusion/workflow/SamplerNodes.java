@@ -84,8 +84,9 @@ final class SamplerNodes {
         int total = Math.max(1, sigmas.length - 1);
         int[] shape = {latent.batch(), latent.channels(), latent.height(), latent.width()};
         StepCallback callback = (i, x, denoised) -> {
-            ctx.progress(Math.min(i + 1, total), total, denoised, shape);
             ctx.interrupt().check();
+            jdiffusion.tensor.Finite.check(denoised, "UNet at sampling step " + (i + 1) + " of " + total);
+            ctx.progress(Math.min(i + 1, total), total, denoised, shape);
         };
         float[] out = KSampler.sample(model, ms, info, job.cfg(), latent.samples(), unet.latentScale(), noise, sigmas,
                 noiseSource, callback);

@@ -121,7 +121,10 @@ public final class WorkflowEngine implements AutoCloseable {
                 if (hit == null) {
                     interrupt.check();
                     listener.executing(id, nodeId);
-                    hit = run(prompt, nodeId, values, id, extraPngInfo, listener);
+                    String node = nodeId;
+                    // interrupt checked inside the kernels too (each attention block, convolution tile)
+                    hit = jdiffusion.tensor.Parallel.cancellable(interrupt::check,
+                            () -> run(prompt, node, values, id, extraPngInfo, listener));
                     executed.add(nodeId);
                 }
                 current.put(sig, hit);
@@ -186,30 +189,40 @@ public final class WorkflowEngine implements AutoCloseable {
         return new CachedNode(r.outputs(), r.ui());
     }
 
-    /** The ancestors of the outputs, each after everything it links to (depth-first post-order). */
+    /**
+     * The ancestors of the outputs, each after everything it links to (depth-first post-order), with an explicit
+     * stack: a long chain cannot overflow the thread's stack.
+     */
     static List<String> executionOrder(Prompt prompt, List<String> outputs) {
         Set<String> done = new LinkedHashSet<>();
+        Set<String> onPath = new HashSet<>();
         for (String out : outputs) {
-            visit(prompt, out, done, new HashSet<>());
-        }
-        return List.copyOf(done);
-    }
-
-    private static void visit(Prompt prompt, String id, Set<String> done, Set<String> path) {
-        if (done.contains(id)) {
-            return;
-        }
-        if (!path.add(id)) {
-            throw new WorkflowException("dependency cycle through node " + id);
-        }
-        for (JsonNode v : prompt.nodes().get(id).inputs().values()) {
-            Prompt.Link l = Prompt.linkOf(v);
-            if (l != null) {
-                visit(prompt, l.sourceId(), done, path);
+            if (done.contains(out)) {
+                continue;
+            }
+            // each entry: a node and the links it still has to visit
+            List<Map.Entry<String, java.util.Iterator<JsonNode>>> stack = new ArrayList<>();
+            onPath.add(out);
+            stack.add(Map.entry(out, prompt.nodes().get(out).inputs().values().iterator()));
+            while (!stack.isEmpty()) {
+                var top = stack.getLast();
+                if (!top.getValue().hasNext()) {
+                    stack.removeLast();
+                    onPath.remove(top.getKey());
+                    done.add(top.getKey());
+                    continue;
+                }
+                Prompt.Link l = Prompt.linkOf(top.getValue().next());
+                if (l == null || done.contains(l.sourceId())) {
+                    continue;
+                }
+                if (!onPath.add(l.sourceId())) {
+                    throw new WorkflowException("dependency cycle through node " + l.sourceId());
+                }
+                stack.add(Map.entry(l.sourceId(), prompt.nodes().get(l.sourceId()).inputs().values().iterator()));
             }
         }
-        path.remove(id);
-        done.add(id);
+        return List.copyOf(done);
     }
 
     /**

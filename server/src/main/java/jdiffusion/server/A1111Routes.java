@@ -564,20 +564,22 @@ final class A1111Routes {
         ObjectNode params = ((ObjectNode) r).deepCopy();
         ObjectNode over = r.path("override_settings").isObject() ? checkSettings(r.get("override_settings"))
                 : PromptStore.JSON.createObjectNode();
-        String samplerName = text(r, "sampler_name", text(r, "sampler_index", "Euler"));
+        // types and ranges checked strictly: 422 with A1111's error JSON naming every bad field
+        A1111Request q = A1111Request.parse(r, jobs.server().config(), img2img);
+        String samplerName = q.sampler == null ? "Euler" : q.sampler;
         String[] sampler = Workflows.sampler(samplerName);
-        String scheduler = Workflows.scheduler(text(r, "scheduler", null), sampler[1]);
-        long seed = r.path("seed").asLong(-1);
-        if (seed < 0) {
+        String scheduler = Workflows.scheduler(q.scheduler, sampler[1]);
+        long seed = q.seed;
+        if (seed == -1) {
             seed = RANDOM.nextLong(1L << 32);
         }
-        int width = intIn(r, "width", 512, 8, 16384);
-        int height = intIn(r, "height", 512, 8, 16384);
-        int steps = intIn(r, "steps", 20, 1, 10000);
-        int batch = intIn(r, "batch_size", 1, 1, 4096);
-        int iterations = intIn(r, "n_iter", 1, 1, 1000);
-        double cfg = r.path("cfg_scale").asDouble(7.0);
-        double denoise = img2img ? r.path("denoising_strength").asDouble(0.75) : 1.0;
+        int width = q.width == null ? 512 : q.width;
+        int height = q.height == null ? 512 : q.height;
+        int steps = q.steps;
+        int batch = q.batch;
+        int iterations = q.iterations;
+        double cfg = q.cfg;
+        double denoise = img2img ? q.denoise : 1.0;
         boolean send = r.path("send_images").asBoolean(true);
         boolean save = r.path("save_images").asBoolean(false);
         String init = null;

@@ -48,7 +48,13 @@ final class CompatRoutes {
         if (seed == 0) {
             seed = 1 + RANDOM.nextLong(4294967294L); // Stability: 0 means random
         }
+        if (seed < 0 || seed > 4294967294L) {
+            throw stabilityError(400, "seed must be 0..4294967294, not " + seed);
+        }
         double cfg = parseDouble(form(ctx, "cfg_scale", "7"), "cfg_scale");
+        if (cfg < 0 || cfg > 35) {
+            throw stabilityError(400, "cfg_scale must be 0..35, not " + cfg);
+        }
         String init = null;
         double denoise = 1.0;
         int[] size;
@@ -64,6 +70,9 @@ final class CompatRoutes {
             init = jobs.saveInput(img, "api");
             size = new int[] {0, 0};
             denoise = parseDouble(form(ctx, "strength", "0.75"), "strength");
+            if (denoise < 0 || denoise > 1) {
+                throw stabilityError(400, "strength must be 0..1, not " + denoise);
+            }
         } else if (mode.equals("text-to-image")) {
             size = aspectSize(form(ctx, "aspect_ratio", "1:1"), server.config().apiSize());
         } else {
@@ -131,7 +140,11 @@ final class CompatRoutes {
 
     private static double parseDouble(String v, String what) {
         try {
-            return Double.parseDouble(v.trim());
+            double d = Double.parseDouble(v.trim());
+            if (!Double.isFinite(d)) {
+                throw new NumberFormatException("not finite");
+            }
+            return d;
         } catch (NumberFormatException e) {
             throw stabilityError(400, what + " must be a number, not '" + v + "'");
         }

@@ -96,6 +96,12 @@ final class FileRoutes {
         if (name == null || name.isBlank() || name.contains("/") || name.contains("\\")) {
             throw ApiError.status(400, "bad image file name '" + name + "': a plain name, no folders");
         }
+        if (name.chars().anyMatch(c -> c < 32 || c == 127)) {
+            throw ApiError.status(400, "bad image file name: it holds control characters");
+        }
+        if (name.replaceFirst("\\.[^.]*$", "").replace(".", "").isBlank()) {
+            throw ApiError.status(400, "bad image file name '" + name + "': it needs a name before the extension");
+        }
         byte[] bytes;
         try (InputStream in = image.content()) {
             bytes = in.readAllBytes();

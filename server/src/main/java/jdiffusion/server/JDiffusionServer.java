@@ -71,6 +71,10 @@ public final class JDiffusionServer implements AutoCloseable {
             cfg.http.maxRequestSize = config.maxBodyBytes();
             cfg.jetty.multipartConfig.maxFileSize(config.maxBodyBytes(), SizeUnit.BYTES);
             cfg.jetty.multipartConfig.maxTotalRequestSize(config.maxBodyBytes(), SizeUnit.BYTES);
+            // the limit on the bytes actually read (chunked bodies too), before any route
+            cfg.jetty.modifyServletContextHandler(h -> h.addFilter(new org.eclipse.jetty.servlet.FilterHolder(
+                    new BodyLimit(config.maxBodyBytes())), "/*", java.util.EnumSet.of(
+                    jakarta.servlet.DispatcherType.REQUEST)));
             cfg.staticFiles.add(sf -> {
                 sf.hostedPath = "/";
                 if (serve.frontEndRoot() != null) {
@@ -154,15 +158,27 @@ public final class JDiffusionServer implements AutoCloseable {
         app.exception(ApiError.class, (e, ctx) -> {
             String m = e.body.path("detail").isTextual() ? e.body.path("detail").asText()
                     : e.body.path("error").path("message").isTextual() ? e.body.path("error").path("message").asText()
+                    : e.body.path("errors").isTextual() ? e.body.path("errors").asText()
                     : e.getMessage();
             log.line(e.status >= 500 ? "ERROR" : "WARN", ctx.method() + " " + ctx.path() + " -> " + e.status + ": "
-                    + m.replace('\n', ' '));
+                    + String.valueOf(m).replace('\n', ' '));
             ctx.status(e.status).contentType("application/json").result(e.body.toString());
         });
         app.exception(WorkflowException.class, (e, ctx) -> {
             log.line("WARN", ctx.method() + " " + ctx.path() + " -> 400: " + e.getMessage());
             error(ctx, 400, e.getMessage());
         });
+        app.exception(BodyLimit.TooLarge.class, (e, ctx) -> {
+            log.line("WARN", ctx.method() + " " + ctx.path() + " -> 413: " + e.getMessage());
+            ctx.header("Connection", "close");
+            error(ctx, 413, e.getMessage());
+        });
+        app.exception(BodyLimit.BadMultipart.class, (e, ctx) -> {
+            log.line("WARN", ctx.method() + " " + ctx.path() + " -> 400: " + e.getMessage());
+            error(ctx, 400, e.getMessage());
+        });
+        app.exception(java.nio.file.InvalidPathException.class, (e, ctx) -> error(ctx, 400, "bad file name: "
+                + e.getMessage().replace('\0', ' ')));
         app.exception(io.javalin.http.HttpResponseException.class, (e, ctx) -> error(ctx, e.getStatus(),
                 e.getMessage()));
         app.exception(Exception.class, (e, ctx) -> {

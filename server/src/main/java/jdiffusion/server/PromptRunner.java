@@ -65,6 +65,7 @@ final class PromptRunner implements Runnable {
         if (running == null || (promptId != null && !promptId.equals(running))) {
             return false;
         }
+        store.markStopped(running, "interrupted"); // durable first: a crash from here on does not re-run it
         engine.interrupt();
         return true;
     }
@@ -88,6 +89,14 @@ final class PromptRunner implements Runnable {
 
     void stop() {
         stopping = true;
+        String running = runningId;
+        if (running != null) {
+            try {
+                store.markStopped(running, "the server was shut down while this prompt ran");
+            } catch (RuntimeException e) {
+                // the store is gone already: the prompt runs again after a restart, as after a crash
+            }
+        }
         engine.interrupt();
         wake();
         if (thread != null) {

@@ -20,7 +20,10 @@ import java.util.List;
  * synced) before /prompt answers, moves from {@code pending} to {@code running} when the worker takes it and to
  * {@code done} with its outputs and status when it ends. After a restart, rows left {@code running} go back to
  * {@code pending} and run again, with a note in their status messages; a prompt that was running during
- * {@value #MAX_RESTARTS} crashes is marked failed instead, so that a prompt that kills the server cannot loop.
+ * {@value #MAX_RESTARTS} crashes is marked failed instead, so that a prompt that kills the server cannot loop. A
+ * prompt stopped on purpose (/interrupt, or a server shutdown) is recorded as such at once ({@link #markStopped}), so
+ * a restart files it as interrupted instead of running it again. One server at a time may use a database: an
+ * exclusive lock on {@code FILE.lock} is held while the store is open, and a second server gets a clear error.
  */
 public final class PromptStore implements AutoCloseable {
     /** How many server restarts a prompt may live through while running before it is given up. */
@@ -51,10 +54,12 @@ public final class PromptStore implements AutoCloseable {
     static final ObjectMapper JSON = new ObjectMapper();
 
     private final Connection db;
+    private final java.nio.channels.FileChannel lockChannel;
     private long counter;
 
-    private PromptStore(Connection db) throws SQLException {
+    private PromptStore(Connection db, java.nio.channels.FileChannel lockChannel) throws SQLException {
         this.db = db;
+        this.lockChannel = lockChannel;
         try (Statement s = db.createStatement()) {
             s.execute("PRAGMA journal_mode=WAL");
             s.execute("PRAGMA synchronous=FULL");
@@ -71,18 +76,88 @@ public final class PromptStore implements AutoCloseable {
                       outputs TEXT,
                       status TEXT,
                       finished_at INTEGER)""");
+            boolean hasStop = false;
+            try (ResultSet r = s.executeQuery("PRAGMA table_info(prompts)")) {
+                while (r.next()) {
+                    hasStop |= "stop_reason".equals(r.getString("name"));
+                }
+            }
+            if (!hasStop) {
+                s.execute("ALTER TABLE prompts ADD COLUMN stop_reason TEXT"); // databases from before the column
+            }
             try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(ABS(number)), 0) FROM prompts")) {
                 counter = r.next() ? r.getLong(1) + 1 : 1;
             }
         }
     }
 
-    /** Opens (or creates) the database file. */
+    /**
+     * Opens (or creates) the database file, taking the exclusive lock on {@code FILE.lock} first.
+     *
+     * @throws IllegalStateException when another server (this process or another) holds the lock
+     */
     public static PromptStore open(Path file) {
+        java.nio.channels.FileChannel lock = lock(file);
         try {
-            return new PromptStore(DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath()));
+            return new PromptStore(DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath()), lock);
         } catch (SQLException e) {
+            closeQuietly(lock);
             throw new IllegalStateException("cannot open the queue database " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The lock file beside the database. */
+    static Path lockFile(Path db) {
+        return db.toAbsolutePath().resolveSibling(db.getFileName() + ".lock");
+    }
+
+    private static java.nio.channels.FileChannel lock(Path file) {
+        Path lockFile = lockFile(file);
+        java.nio.channels.FileChannel ch;
+        try {
+            ch = java.nio.channels.FileChannel.open(lockFile, java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.WRITE);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("cannot open the queue lock " + lockFile + ": " + e.getMessage(), e);
+        }
+        java.nio.channels.FileLock l;
+        try {
+            l = ch.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            l = null; // held by this process already
+        } catch (java.io.IOException e) {
+            closeQuietly(ch);
+            throw new IllegalStateException("cannot lock the queue " + lockFile + ": " + e.getMessage(), e);
+        }
+        if (l == null) {
+            closeQuietly(ch);
+            throw new IllegalStateException("another jdiffusion server is already running on the queue in "
+                    + file.toAbsolutePath().getParent() + " (" + lockFile.getFileName()
+                    + " is locked); stop it first, or give this one another --base-dir");
+        }
+        return ch;
+    }
+
+    private static void closeQuietly(java.nio.channels.FileChannel ch) {
+        try {
+            ch.close();
+        } catch (java.io.IOException ignored) {
+            // releasing: nothing else to do
+        }
+    }
+
+    /**
+     * Records, durably and at once, that a running prompt is being stopped on purpose (an interrupt, a shutdown):
+     * should the process die before the prompt ends, a restart files it as interrupted instead of running it again.
+     */
+    public synchronized void markStopped(String promptId, String reason) {
+        try (PreparedStatement p = db.prepareStatement("UPDATE prompts SET stop_reason = ? WHERE prompt_id = ?"
+                + " AND state = 'running'")) {
+            p.setString(1, reason);
+            p.setString(2, promptId);
+            p.executeUpdate();
+        } catch (SQLException e) {
+            throw new IllegalStateException("cannot record the stop of " + promptId + ": " + e.getMessage(), e);
         }
     }
 
@@ -94,6 +169,14 @@ public final class PromptStore implements AutoCloseable {
     public synchronized List<String> recover() {
         List<String> again = new ArrayList<>();
         for (Entry e : select("state = 'running'", "number")) {
+            String stopped = stopReason(e.promptId());
+            if (stopped != null) {
+                // stopped on purpose: filed as interrupted (as ComfyUI's history shows an interrupted prompt)
+                ArrayNode m = message("execution_interrupted", e.promptId(), null);
+                ((ObjectNode) m.get(1)).put("reason", stopped);
+                finish(e.promptId(), JSON.createObjectNode(), status("error", false, List.of(m)));
+                continue;
+            }
             if (e.restarts() + 1 >= MAX_RESTARTS) {
                 ObjectNode status = status("error", false, List.of(message("execution_error", e.promptId(),
                         "the server stopped while this prompt ran, " + MAX_RESTARTS + " times; not retried")));
@@ -125,6 +208,17 @@ public final class PromptStore implements AutoCloseable {
             throw new IllegalStateException("cannot store prompt " + promptId + ": " + e.getMessage(), e);
         }
         return get(promptId);
+    }
+
+    private String stopReason(String promptId) {
+        try (PreparedStatement p = db.prepareStatement("SELECT stop_reason FROM prompts WHERE prompt_id = ?")) {
+            p.setString(1, promptId);
+            try (ResultSet r = p.executeQuery()) {
+                return r.next() ? r.getString(1) : null;
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("queue database: " + e.getMessage(), e);
+        }
     }
 
     public synchronized boolean exists(String promptId) {
@@ -274,5 +368,6 @@ public final class PromptStore implements AutoCloseable {
         } catch (SQLException e) {
             // closing at shutdown: nothing left to save
         }
+        closeQuietly(lockChannel); // releases the lock
     }
 }

@@ -71,7 +71,7 @@ class RestartTest {
     }
 
     /** A server in its own JVM, on an ephemeral port read from its first line. */
-    private record Server(Process process, int port) {
+    record Server(Process process, int port) {
         static Server start(Path base, Path log) throws IOException {
             String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
             ProcessBuilder pb = new ProcessBuilder(java, "--add-modules", "jdk.incubator.vector",
