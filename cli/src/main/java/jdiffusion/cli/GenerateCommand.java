@@ -22,7 +22,7 @@ import picocli.CommandLine.Option;
             "Schedulers by ComfyUI name run ComfyUI's KSampler semantics; leading, linspace and trailing run"
                     + " diffusers' Euler-family semantics."})
 public final class GenerateCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "checkpoint (.safetensors)")
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "checkpoint (.safetensors, .ckpt)")
     Path model;
 
     @Option(names = "--unet", paramLabel = "FILE",
@@ -107,6 +107,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     HiresOptions hires = new HiresOptions();
 
+    @picocli.CommandLine.Mixin
+    EmbeddingsOption embeddings = new EmbeddingsOption();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -158,7 +161,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
-                .build();
+                .embeddings(embeddings.folder(model)).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI (a negative number is taken modulo 2^64 as torch does). */

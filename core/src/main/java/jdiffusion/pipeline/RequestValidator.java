@@ -34,6 +34,9 @@ public final class RequestValidator {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
+        if (r.embeddings() != null && !java.nio.file.Files.isDirectory(r.embeddings())) {
+            throw new GenerateException("embeddings folder " + r.embeddings() + " is not a directory");
+        }
         checkSize("width", r.width());
         checkSize("height", r.height());
         if (r.steps() != null && (r.steps() < 1 || r.steps() > MAX_STEPS)) {
