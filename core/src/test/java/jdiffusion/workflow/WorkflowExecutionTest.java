@@ -193,10 +193,12 @@ class WorkflowExecutionTest {
     void nodeFailureIsReportedWithItsNode() throws IOException {
         ModelPaths paths = ModelPaths.of(base);
         Files.copy(Golden.dir().resolve("pipe_sd1_img2img_euler.input.png"), paths.inputDir().resolve("in.png"));
+        // a checkpoint in the upscale model folder passes validation and fails when the node loads it
+        Workflows.place(base, "upscale_models", "tiny-sd1-fp16.safetensors");
         Prompt bad = new Workflows.Builder()
                 .node("1", "LoadImage", "image", "in.png")
-                .node("2", "ImageScale", "image", link("1", 0), "upscale_method", "lanczos", "width", 32,
-                        "height", 32, "crop", "disabled")
+                .node("4", "UpscaleModelLoader", "model_name", "tiny-sd1-fp16.safetensors")
+                .node("2", "ImageUpscaleWithModel", "upscale_model", link("4", 0), "image", link("1", 0))
                 .node("3", "PreviewImage", "images", link("2", 0))
                 .build();
         try (WorkflowEngine engine = new WorkflowEngine(paths, 1L << 30)) {
@@ -204,7 +206,7 @@ class WorkflowExecutionTest {
             ExecutionResult r = engine.execute(bad, null, null, log);
             assertEquals(Status.ERROR, r.status());
             assertEquals("2", r.errorNode());
-            assertTrue(r.message().contains("lanczos"), r.message());
+            assertTrue(r.message().contains("not a known upscale model"), r.message());
             assertTrue(log.events.stream().anyMatch(e -> e.startsWith("execution_error 2")), log.events.toString());
 
             Prompt good = new Workflows.Builder()
