@@ -137,6 +137,11 @@ class WebPageTest {
 
     /** Debian's chromium and chromedriver, named explicitly so Selenium never tries to download a browser. */
     private static WebDriver chromium() {
+        return chromiumDriver();
+    }
+
+    /** Headless Chromium through Debian's chromedriver (also the ComfyUI front end test's). */
+    static ChromeDriver chromiumDriver() {
         Path browser = firstExisting(List.of("/usr/bin/chromium", "/usr/bin/chromium-browser"));
         Path driverBinary = firstExisting(List.of("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"));
         ChromeOptions options = new ChromeOptions();
