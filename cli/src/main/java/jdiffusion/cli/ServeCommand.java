@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import jdiffusion.server.JDiffusionServer;
+import jdiffusion.server.ServeOptions;
 import jdiffusion.server.ServerConfig;
 import jdiffusion.server.ServerMain;
 import picocli.CommandLine.Command;
@@ -40,6 +41,14 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "compute threads (default: all cores;"
             + " at most 4 x the cores)")
     Integer threads;
+    @Option(names = "--front-end-root", description = "serve another front end's static build (a folder with an"
+            + " index.html, e.g. ComfyUI's own front end) in place of jdiffusion's page")
+    Path frontEndRoot;
+
+    @Option(names = "--preview-method", defaultValue = "none", description = "latent previews over the websocket:"
+            + " none, auto, latent2rgb or taesd (default ${DEFAULT-VALUE}; a prompt's extra_data.preview_method may"
+            + " ask for them, as jdiffusion's page does)")
+    String previewMethod;
 
     @Override
     public Integer call() throws InterruptedException {
@@ -59,9 +68,15 @@ public final class ServeCommand implements Callable<Integer> {
         }
         ServerConfig config = ServerConfig.defaults(baseDir).withPort(port).withListen(listen).withAuthToken(token)
                 .withExtraModelPaths(extraModelPaths);
+        ServeOptions serve;
+        try {
+            serve = new ServeOptions(frontEndRoot, previewMethod);
+        } catch (IllegalArgumentException e) {
+            throw new CliException(e.getMessage());
+        }
         JDiffusionServer server;
         try {
-            server = JDiffusionServer.start(config);
+            server = JDiffusionServer.start(config, serve);
         } catch (RuntimeException e) {
             throw new CliException(e.getMessage() == null ? e.toString() : e.getMessage(), 1);
         }

@@ -40,4 +40,14 @@ class ServeCommandTest {
         assertEquals(2, r.code());
         assertTrue(r.err().contains("--port"), r.err());
     }
+
+    @Test
+    void refusesAFrontEndRootWithoutIndexAndABadPreviewMethod() {
+        Result r = run("serve", "--port", "0", "--base-dir", tmp.toString(), "--front-end-root", tmp.toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--front-end-root") && r.err().contains("index.html"), r.err());
+        r = run("serve", "--port", "0", "--base-dir", tmp.toString(), "--preview-method", "fancy");
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--preview-method") && r.err().contains("latent2rgb"), r.err());
+    }
 }

@@ -327,8 +327,55 @@ class A1111ApiTest {
         }
     }
 
+    /** The checkpoint's VAE as a file of its own, with the decoder's output bias raised (so it is told apart). */
+    private void writeBrightVae(Path target) throws IOException {
+        try (jdiffusion.io.SafeTensors st = jdiffusion.io.SafeTensors.open(
+                base.resolve("models/checkpoints").resolve(ServerFixture.SD1))) {
+            jdiffusion.io.SafeTensorsWriter w = jdiffusion.io.SafeTensorsWriter.to(target);
+            String prefix = "first_stage_model.";
+            for (String n : st.names()) {
+                if (!n.startsWith(prefix)) {
+                    continue;
+                }
+                String name = n.substring(prefix.length());
+                if (name.equals("decoder.conv_out.bias")) {
+                    float[] v = st.floats(n);
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] += 0.5f;
+                    }
+                    w.add(name, jdiffusion.io.DType.F32, st.info(n).shape(), v);
+                } else {
+                    w.addFrom(st, n, name, jdiffusion.io.DType.F32);
+                }
+            }
+            w.write();
+        }
+    }
+
     @Test
     @Order(5)
+    void sdVaeOptionDecodesWithThatVae() throws Exception {
+        Files.createDirectories(base.resolve("models/vae"));
+        writeBrightVae(base.resolve("models/vae/bright.safetensors"));
+        JsonNode vaes = ok(client.get("/sdapi/v1/sd-vae"));
+        assertEquals("bright.safetensors", vaes.get(0).path("model_name").asText());
+        ObjectNode set = JSON.createObjectNode();
+        set.put("sd_vae", "bright.safetensors");
+        ok200(client.post("/sdapi/v1/options", set));
+        JsonNode r = ok(client.post("/sdapi/v1/txt2img", request("a photo of a cat wearing a hat", 13)));
+        BufferedImage got = image(r.path("images").get(0).asText());
+        assertEquals("bright", JSON.readTree(r.path("info").asText()).path("sd_vae_name").asText());
+        ObjectNode wf = ServerFixture.txt2img(13, 2, 32);
+        ServerFixture.inputs(wf, "20", "VAELoader").put("vae_name", "bright.safetensors");
+        ServerFixture.link((ObjectNode) wf.get("8").get("inputs"), "vae", "20", 0);
+        assertArrayEquals(pixels(comfy(wf)), pixels(got), "sd_vae is a VAELoader feeding the decoder");
+        assertFalse(java.util.Arrays.equals(pixels(comfy(ServerFixture.txt2img(13, 2, 32))), pixels(got)));
+        set.put("sd_vae", "Automatic");
+        ok200(client.post("/sdapi/v1/options", set));
+    }
+
+    @Test
+    @Order(6)
     void progressShowsThePreviewWhileRunningAndInterruptStopsIt() throws Exception {
         ObjectNode req = request("a long one", 9);
         req.put("steps", 400);
@@ -363,7 +410,7 @@ class A1111ApiTest {
     }
 
     @Test
-    @Order(6)
+    @Order(7)
     void badRequestsAnswerInA1111sShape() {
         ObjectNode req = request("x", 1);
         req.put("sampler_name", "No Such Sampler");

@@ -22,7 +22,7 @@ import org.openqa.selenium.support.ui.Select;
 import org.openqa.selenium.support.ui.WebDriverWait;
 
 /**
- * The web page in real headless Chromium (Debian's chromium + chromium-driver, which .ci/run installs): with a token
+ * The web page in real headless Chromium (Debian's chromium + chromium-driver, which ./run-tests installs): with a token
  * on the server, open the page, fill the form, generate with the tiny SD1 checkpoint, see the progress bar and the
  * preview frames, find the result in the gallery, reuse its settings, cancel a running prompt from the queue, and
  * save a screenshot under server/target/.
@@ -137,6 +137,11 @@ class WebPageTest {
 
     /** Debian's chromium and chromedriver, named explicitly so Selenium never tries to download a browser. */
     private static WebDriver chromium() {
+        return chromiumDriver();
+    }
+
+    /** Headless Chromium through Debian's chromedriver (also the ComfyUI front end test's). */
+    static ChromeDriver chromiumDriver() {
         Path browser = firstExisting(List.of("/usr/bin/chromium", "/usr/bin/chromium-browser"));
         Path driverBinary = firstExisting(List.of("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"));
         ChromeOptions options = new ChromeOptions();
@@ -156,6 +161,6 @@ class WebPageTest {
             }
         }
         throw new AssertionError("none of " + candidates + " is installed: apt-get install chromium chromium-driver"
-                + " (.ci/run does this)");
+                + " (./run-tests installs them when run as root)");
     }
 }
