@@ -56,6 +56,37 @@ public record ControlResiduals(List<FeatureMap> down, FeatureMap mid) {
         return new ControlResiduals(sum, mid.plus(o.mid));
     }
 
+    /**
+     * The rows of two batches one after the other ([first rows, second rows], as CFG batches [uncond, cond]); a null
+     * side (no control for those rows) contributes zeros. Null when both are.
+     */
+    public static ControlResiduals stackRows(ControlResiduals first, int firstRows, ControlResiduals second,
+            int secondRows) {
+        if (first == null && second == null) {
+            return null;
+        }
+        ControlResiduals shape = first != null ? first : second;
+        List<FeatureMap> down = new ArrayList<>();
+        for (int i = 0; i < shape.down.size(); i++) {
+            down.add(stack(first == null ? null : first.down.get(i), firstRows, second == null ? null
+                    : second.down.get(i), secondRows, shape.down.get(i)));
+        }
+        return new ControlResiduals(down, stack(first == null ? null : first.mid, firstRows,
+                second == null ? null : second.mid, secondRows, shape.mid));
+    }
+
+    private static FeatureMap stack(FeatureMap a, int rowsA, FeatureMap b, int rowsB, FeatureMap shape) {
+        int per = shape.h * shape.w * shape.c;
+        float[] out = new float[(rowsA + rowsB) * per];
+        if (a != null) {
+            System.arraycopy(a.data, 0, out, 0, rowsA * per);
+        }
+        if (b != null) {
+            System.arraycopy(b.data, 0, out, rowsA * per, rowsB * per);
+        }
+        return new FeatureMap(out, rowsA + rowsB, shape.h, shape.w, shape.c);
+    }
+
     /** a + b where either may be null (no control). */
     public static ControlResiduals sum(ControlResiduals a, ControlResiduals b) {
         return a == null ? b : b == null ? a : a.plus(b);

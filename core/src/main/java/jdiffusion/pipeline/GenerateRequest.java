@@ -32,11 +32,12 @@ import java.util.List;
  * @param threads        compute threads (null: all cores)
  * @param loras          LoRA files with their strengths, applied in order
  * @param schedule       optional explicit schedule replacing steps and scheduler (the library's explicit-sigmas path)
+ * @param controls       ControlNets with their hint images, applied together (their residuals add)
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
-        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule) {
+        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, List<ControlSpec> controls) {
 
     /** How the UNet output is read: as stored in the checkpoint, or forced. */
     public enum Prediction { AUTO, EPS, V, X0 }
@@ -46,6 +47,31 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         /** The same strength for the UNet and the text encoders. */
         public LoraSpec(Path file, double strength) {
             this(file, strength, strength);
+        }
+    }
+
+    /**
+     * One ControlNet: its file, the hint image, how strongly and when it steers.
+     *
+     * @param model    ControlNet file (original control_model.* or diffusers layout)
+     * @param image    hint image (PNG); resized to the generation size as the reference does
+     * @param strength multiplies the residuals (ComfyUI strength, diffusers controlnet_conditioning_scale)
+     * @param start    start of the window in [0, 1]: ComfyUI start_percent (through the model's sigmas) or
+     *                 diffusers control_guidance_start (by step index), as the run's semantics say
+     * @param end      end of the window in [start, 1]
+     * @param module   preprocessor applied to the image first: "none", "canny", "invert"
+     * @param low      canny low threshold in [0, 1] (ComfyUI's Canny node)
+     * @param high     canny high threshold in [0, 1]
+     */
+    public record ControlSpec(Path model, Path image, double strength, double start, double end, String module,
+            double low, double high) {
+        public ControlSpec {
+            module = module == null ? "none" : module;
+        }
+
+        /** No preprocessing, the whole schedule. */
+        public ControlSpec(Path model, Path image, double strength) {
+            this(model, image, strength, 0.0, 1.0, "none", 0.4, 0.8);
         }
     }
 
@@ -76,6 +102,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         prompt = prompt == null ? "" : prompt;
         prediction = prediction == null ? Prediction.AUTO : prediction;
         loras = loras == null ? List.of() : List.copyOf(loras);
+        controls = controls == null ? List.of() : List.copyOf(controls);
     }
 
     public boolean isImg2Img() {
@@ -109,6 +136,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.threads = threads;
         b.loras = loras;
         b.schedule = schedule;
+        b.controls = controls;
         return b;
     }
 
@@ -136,6 +164,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private Integer threads;
         private List<LoraSpec> loras = List.of();
         private ExplicitSchedule schedule;
+        private List<ControlSpec> controls = List.of();
 
         private Builder(Path model) {
             this.model = model;
@@ -163,11 +192,12 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder threads(Integer v) { threads = v; return this; }
         public Builder loras(List<LoraSpec> v) { loras = v; return this; }
         public Builder schedule(ExplicitSchedule v) { schedule = v; return this; }
+        public Builder controls(List<ControlSpec> v) { controls = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
-                    loras, schedule);
+                    loras, schedule, controls);
         }
     }
 }

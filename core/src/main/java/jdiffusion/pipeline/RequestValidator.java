@@ -34,6 +34,7 @@ public final class RequestValidator {
                 throw new GenerateException("LoRA strength must be a finite number, got " + lora.strength());
             }
         }
+        ControlSpecs.validate(r.controls());
         checkSize("width", r.width());
         checkSize("height", r.height());
         if (r.steps() != null && (r.steps() < 1 || r.steps() > MAX_STEPS)) {
