@@ -26,7 +26,8 @@ public final class ModelPaths {
             "checkpoints", List.of("checkpoints"),
             "loras", List.of("loras"),
             "vae", List.of("vae"),
-            "diffusion_models", List.of("diffusion_models", "unet"));
+            "diffusion_models", List.of("diffusion_models", "unet"),
+            "controlnet", List.of("controlnet", "t2i_adapter"));
 
     private static final List<String> MODEL_EXTENSIONS = List.of(".safetensors", ".sft");
     private static final List<String> IMAGE_EXTENSIONS = List.of(".png");
