@@ -104,6 +104,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "no progress output")
     boolean quiet;
 
+    @picocli.CommandLine.Mixin
+    ControlOptions control = new ControlOptions();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -153,7 +156,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
-                .build();
+                .controls(control.specs()).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI (a negative number is taken modulo 2^64 as torch does). */
