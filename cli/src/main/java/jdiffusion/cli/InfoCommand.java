@@ -36,7 +36,8 @@ import picocli.CommandLine.Parameters;
                 + "for a LoRA file: format, target family, ranks, alphas and modules per component. "
                 + "Reads only the file header.")
 public final class InfoCommand implements Callable<Integer> {
-    @Parameters(paramLabel = "FILE", description = "checkpoint (.safetensors), a UNet file alone, or a LoRA (LoHa, LoKr) file")
+    @Parameters(paramLabel = "FILE", description = "checkpoint (.safetensors, or a PyTorch .ckpt/.pt/.pth/.bin read by the "
+            + "safe pickle reader), a UNet file alone, or a LoRA (LoHa, LoKr) file")
     Path file;
 
     @Option(names = "--unet", paramLabel = "FILE", description = "replace the checkpoint's UNet (LDM or diffusers layout)")
@@ -58,7 +59,7 @@ public final class InfoCommand implements Callable<Integer> {
         try {
             ckpt = Checkpoint.open(file);
         } catch (ModelFormatException e) {
-            if (unet == null && vae == null && printUnetAlone(out)) {
+            if (unet == null && vae == null && (printUnetAlone(out) || printTensorFile(out, e))) {
                 return 0;
             }
             throw e;
@@ -84,6 +85,7 @@ public final class InfoCommand implements Callable<Integer> {
             root.put("vae_file", c.vaePath().toString());
         }
         root.put("tensors", c.file().names().size());
+        putContainer(root, c.file());
         root.put("metadata", c.metadata());
         root.put("config", c.config());
         return new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root);
@@ -92,7 +94,8 @@ public final class InfoCommand implements Callable<Integer> {
     private static void printText(PrintStream out, Checkpoint c) {
         ModelConfig cfg = c.config();
         long bytes = c.file().tensors().values().stream().mapToLong(t -> t.end() - t.begin()).sum();
-        out.printf("%s: %s checkpoint, %d tensors, %s%n", c.path(), cfg.family(), c.file().names().size(), size(bytes));
+        out.printf("%s: %s checkpoint, %d tensors, %s%s%n", c.path(), cfg.family(), c.file().names().size(), size(bytes),
+                containerNote(c.file()));
         if (c.unetPath() != null) {
             out.printf("  UNet from %s%n", c.unetPath());
         }
@@ -154,6 +157,7 @@ public final class InfoCommand implements Callable<Integer> {
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("file", file.toString());
                 root.put("kind", "lora");
+                putContainer(root, st);
                 root.put("format", info.format());
                 root.put("family", info.family().label());
                 root.put("ranks", info.ranks());
@@ -191,17 +195,70 @@ public final class InfoCommand implements Callable<Integer> {
                 Map<String, Object> root = new LinkedHashMap<>();
                 root.put("file", file.toString());
                 root.put("kind", "unet");
+                putContainer(root, st);
                 root.put("layout", layout);
                 root.put("family", family);
                 root.put("unet", u);
                 root.put("stats", s);
                 out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
             } else {
-                out.printf("%s: UNet alone (%s layout, %s-style), %d tensors; use it with --unet beside a checkpoint%n",
-                        file, layout, family, st.names().size());
+                out.printf("%s: UNet alone (%s layout, %s-style), %d tensors%s; use it with --unet beside a checkpoint%n",
+                        file, layout, family, st.names().size(), containerNote(st));
                 printUnet(out, u);
                 out.printf("parameters %s, dtype %s, %s%n", String.format(Locale.ROOT, "%,d", s.parameters()), s.dtype(),
                         size(s.bytes()));
+            }
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    /** ", pytorch zip, tensors of 'state_dict'" for a pickle checkpoint; "" for safetensors. */
+    static String containerNote(SafeTensors st) {
+        if (st.pickle() == null) {
+            return "";
+        }
+        return ", " + st.container().label() + (st.pickle().root().isEmpty() ? "" : ", tensors of '" + st.pickle().root() + "'");
+    }
+
+    private static void putContainer(Map<String, Object> root, SafeTensors st) {
+        root.put("container", st.container().label());
+        if (st.pickle() != null) {
+            root.put("pickle_root", st.pickle().root());
+            root.put("pickle_dicts", st.pickle().dicts());
+            root.put("pickle_scalars", st.pickle().scalars());
+        }
+    }
+
+    /**
+     * Any other readable PyTorch pickle (an upscaler, a partial checkpoint, an embedding): its container, wrapper dicts
+     * and tensor count, with why it is not a checkpoint; false when it cannot be read at all.
+     */
+    private boolean printTensorFile(PrintStream out, ModelFormatException why) {
+        try (SafeTensors st = SafeTensors.open(file)) {
+            if (st.pickle() == null) {
+                return false; // a safetensors file that is no checkpoint stays an error
+            }
+            long bytes = st.tensors().values().stream().mapToLong(t -> t.end() - t.begin()).sum();
+            if (json) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("file", file.toString());
+                root.put("kind", "tensors");
+                putContainer(root, st);
+                root.put("tensors", st.names().size());
+                root.put("not_a_checkpoint", why.getMessage());
+                out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
+            } else {
+                out.printf("%s: %s, %d tensors, %s%s%n", file, st.container().label(), st.names().size(), size(bytes),
+                        st.pickle() == null || st.pickle().root().isEmpty() ? "" : ", tensors of '" + st.pickle().root() + "'");
+                if (st.pickle() != null && st.pickle().dicts().size() > 1) {
+                    out.printf("  dicts holding tensors: %s%n", st.pickle().dicts());
+                }
+                if (st.pickle() != null && !st.pickle().scalars().isEmpty()) {
+                    out.printf("  values: %s%n", abbreviate(st.pickle().scalars()));
+                }
+                out.printf("  not a checkpoint: %s%n", why.getMessage());
             }
             return true;
         } catch (Exception e) {

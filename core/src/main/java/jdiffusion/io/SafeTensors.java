@@ -52,18 +52,54 @@ public final class SafeTensors implements AutoCloseable {
     private final Map<String, TensorInfo> tensors;
     private final Map<String, String> metadata;
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final Container container;
+    /** Tensors that are strided views of a pickle storage: copied out row-major when read. */
+    private final Map<String, java.util.function.Supplier<MemorySegment>> views;
+    private final TorchCheckpoint.Structure pickle;
 
     private SafeTensors(Path path, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors,
                         Map<String, String> metadata) {
+        this(path, arena, data, tensors, metadata, Container.SAFETENSORS, Map.of(), null);
+    }
+
+    private SafeTensors(Path path, Arena arena, MemorySegment data, Map<String, TensorInfo> tensors,
+                        Map<String, String> metadata, Container container,
+                        Map<String, java.util.function.Supplier<MemorySegment>> views, TorchCheckpoint.Structure pickle) {
         this.path = path;
         this.arena = arena;
         this.data = data;
         this.tensors = tensors;
         this.metadata = metadata;
+        this.container = container;
+        this.views = views;
+        this.pickle = pickle;
     }
 
-    /** Opens and validates a file; every failure is a {@link ModelFormatException} naming the file and problem. */
+    /**
+     * A PyTorch checkpoint read by {@link TorchCheckpoint}: tensor byte ranges are offsets into the whole mapped file
+     * (data), strided tensors come from views.
+     */
+    static SafeTensors ofPickle(Path path, Arena arena, MemorySegment file, Map<String, TensorInfo> tensors,
+                                Map<String, String> scalars, Container container,
+                                Map<String, java.util.function.Supplier<MemorySegment>> views, TorchCheckpoint.Structure structure) {
+        return new SafeTensors(path, arena, file, tensors, scalars, container, Map.copyOf(views), structure);
+    }
+
+    /**
+     * Opens and validates a tensor file of any container, recognised by its content (not its extension): a
+     * safetensors file, or a PyTorch checkpoint ({@code .ckpt/.pt/.pth/.bin}, zip or legacy) read through the safe
+     * pickle reader ({@link TorchCheckpoint}). Every failure is a {@link ModelFormatException} naming the file and
+     * problem.
+     */
     public static SafeTensors open(Path path) throws ModelFormatException {
+        return open(path, null);
+    }
+
+    /**
+     * As {@link #open(Path)}; for a PyTorch checkpoint, root names the dict whose tensors are shown ("" for all,
+     * null to choose as ComfyUI and spandrel do, see {@link TorchCheckpoint}). Ignored for safetensors files.
+     */
+    public static SafeTensors open(Path path, String root) throws ModelFormatException {
         String where = path.toString();
         if (Files.isDirectory(path)) {
             throw new ModelFormatException(where + ": is a directory, not a safetensors file");
@@ -81,6 +117,10 @@ public final class SafeTensors implements AutoCloseable {
                 throw new ModelFormatException(where + ": truncated file (" + size + " bytes; a safetensors file starts with an 8-byte header length)");
             }
             MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            Container container = Container.sniff(all);
+            if (container != Container.SAFETENSORS) {
+                return TorchCheckpoint.read(path, where, arena, all, container, root);
+            }
             long headerLen = all.get(LONG_LE, 0);
             if (headerLen < 2 || headerLen > MAX_HEADER_BYTES) {
                 // only now guess at other formats: a valid header length may well start with any byte pattern
@@ -116,14 +156,13 @@ public final class SafeTensors implements AutoCloseable {
         byte b2 = all.get(ValueLayout.JAVA_BYTE, 2);
         byte b3 = all.get(ValueLayout.JAVA_BYTE, 3);
         if (b0 == 'P' && b1 == 'K' && b2 == 3 && b3 == 4) {
-            return "a zip archive, as PyTorch .ckpt/.pt pickles are; jdiffusion reads only .safetensors, "
-                    + "since unpickling can run arbitrary code";
+            return "a zip archive";
         }
         if (b0 == 'G' && b1 == 'G' && b2 == 'U' && b3 == 'F') {
             return "a GGUF file";
         }
         if ((b0 & 0xff) == 0x80 && b1 >= 2 && b1 <= 5) {
-            return "a Python pickle (legacy PyTorch .ckpt); jdiffusion reads only .safetensors";
+            return "a Python pickle";
         }
         return null;
     }
@@ -329,6 +368,16 @@ public final class SafeTensors implements AutoCloseable {
         return path;
     }
 
+    /** The container the tensors came from (safetensors, pytorch zip, pytorch legacy). */
+    public Container container() {
+        return container;
+    }
+
+    /** For a PyTorch checkpoint, its structure (root dict shown, other dicts, scalars); null for safetensors. */
+    public TorchCheckpoint.Structure pickle() {
+        return pickle;
+    }
+
     /** Tensor names in header order. */
     public java.util.Set<String> names() {
         return tensors.keySet();
@@ -358,6 +407,10 @@ public final class SafeTensors implements AutoCloseable {
     /** The mapped bytes of one tensor (little-endian, no copy). */
     public MemorySegment segment(String name) {
         TensorInfo t = info(name);
+        java.util.function.Supplier<MemorySegment> view = views.get(name);
+        if (view != null) {
+            return view.get();
+        }
         return data.asSlice(t.begin(), t.end() - t.begin());
     }
 
@@ -454,7 +507,7 @@ public final class SafeTensors implements AutoCloseable {
      * otherwise count against the process's memory for nothing (2 GB for an SD1.5 checkpoint, 7 GB for SDXL).
      */
     public void releaseResidentPages() {
-        if (!closed.get()) {
+        if (!closed.get() && data.isMapped()) {
             data.unload();
         }
     }

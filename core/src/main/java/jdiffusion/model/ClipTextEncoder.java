@@ -156,6 +156,17 @@ public final class ClipTextEncoder {
      * @param batch number of rows
      */
     public Output forward(int[] ids, int batch) {
+        return forward(ids, batch, null);
+    }
+
+    /**
+     * Every hidden state for a batch of token rows where ids at or above the vocabulary size stand for extra input
+     * vectors (textual-inversion embeddings): id {@code vocab + k} takes row k of extra instead of a token
+     * embedding row; position embeddings are added as for any token.
+     *
+     * @param extra [n][width] row-major vectors, or null
+     */
+    public Output forward(int[] ids, int batch, float[] extra) {
         if (batch <= 0 || ids.length % batch != 0) {
             throw new IllegalArgumentException(ids.length + " token ids do not split into " + batch + " rows");
         }
@@ -164,7 +175,8 @@ public final class ClipTextEncoder {
             throw new IllegalArgumentException("text encoder takes at most " + config.positions() + " tokens per row, got " + tokens);
         }
         float[][] hidden = new float[layers.size() + 1][];
-        hidden[0] = embed(ids, tokens);
+        hidden[0] = inputEmbeds(ids, extra);
+        addPositions(hidden[0], tokens);
         for (int i = 0; i < layers.size(); i++) {
             hidden[i + 1] = layer(layers.get(i), hidden[i], batch, tokens);
         }
@@ -179,20 +191,41 @@ public final class ClipTextEncoder {
         return forward(ids, 1);
     }
 
-    private float[] embed(int[] ids, int tokens) {
+    /**
+     * The token embeddings of ids before position embeddings (HF's inputs_embeds), with extra vectors spliced in
+     * for ids at or above the vocabulary size (see {@link #forward(int[], int, float[])}).
+     */
+    public float[] inputEmbeds(int[] ids, float[] extra) {
         int c = config.width();
+        int extraRows = extra == null ? 0 : extra.length / c;
+        if (extra != null && extra.length % c != 0) {
+            throw new IllegalArgumentException("extra input vectors of " + extra.length + " values are not rows of width " + c);
+        }
         float[] x = new float[ids.length * c];
         for (int i = 0; i < ids.length; i++) {
             int id = ids[i];
+            if (id >= config.vocabSize() && id - config.vocabSize() < extraRows) {
+                System.arraycopy(extra, (id - config.vocabSize()) * c, x, i * c, c);
+                continue;
+            }
             if (id < 0 || id >= config.vocabSize()) {
-                throw new IllegalArgumentException("token id " + id + " outside the vocabulary of " + config.vocabSize());
+                throw new IllegalArgumentException("token id " + id + " outside the vocabulary of " + config.vocabSize()
+                        + (extraRows > 0 ? " and the " + extraRows + " embedding vectors" : ""));
             }
-            int position = i % tokens;
-            for (int j = 0; j < c; j++) {
-                x[i * c + j] = tokenEmbedding[id * c + j] + positionEmbedding[position * c + j];
-            }
+            System.arraycopy(tokenEmbedding, id * c, x, i * c, c);
         }
         return x;
+    }
+
+    private void addPositions(float[] x, int tokens) {
+        int c = config.width();
+        int n = x.length / c;
+        for (int i = 0; i < n; i++) {
+            int position = i % tokens;
+            for (int j = 0; j < c; j++) {
+                x[i * c + j] += positionEmbedding[position * c + j];
+            }
+        }
     }
 
     /** One pre-LN transformer layer: x + attn(ln1(x)), then + mlp(ln2(x)). Returns a new array. */

@@ -14,6 +14,7 @@ import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
 import jdiffusion.tensor.Ops;
 import jdiffusion.text.ClipTokenizer;
+import jdiffusion.text.Embeddings;
 import jdiffusion.text.PromptParser;
 import jdiffusion.text.WeightedChunks;
 
@@ -52,11 +53,30 @@ public final class TextConditioner {
     private final List<Encoder> encoders;
     /** Which hidden state feeds the context, Python style (-1 last layer, -2 penultimate). */
     private final int layer;
+    /** Textual-inversion embeddings for {@code embedding:name} (none: the name stays text). */
+    private final Embeddings embeddings;
 
     private TextConditioner(Family family, List<Encoder> encoders, int layer) {
+        this(family, encoders, layer, Embeddings.none());
+    }
+
+    private TextConditioner(Family family, List<Encoder> encoders, int layer, Embeddings embeddings) {
         this.family = family;
         this.encoders = encoders;
         this.layer = layer;
+        this.embeddings = embeddings;
+    }
+
+    /**
+     * This conditioner reading {@code embedding:name} from embeddings (ComfyUI's textual inversion; with
+     * {@link Embeddings#a1111Names} also A1111's bare names). Costs nothing: the encoders are shared.
+     */
+    public TextConditioner withEmbeddings(Embeddings embeddings) {
+        return new TextConditioner(family, encoders, layer, embeddings == null ? Embeddings.none() : embeddings);
+    }
+
+    public Embeddings embeddings() {
+        return embeddings;
     }
 
     /**
@@ -158,7 +178,7 @@ public final class TextConditioner {
         if (skip < 1 || skip > layers) {
             throw new IllegalArgumentException("clip skip " + skip + " out of range 1.." + layers);
         }
-        return new TextConditioner(family, encoders, -skip);
+        return new TextConditioner(family, encoders, -skip, embeddings);
     }
 
     /** Context width: the sum of the encoders' widths (SDXL 768 + 1280 = 2048). */
@@ -171,11 +191,15 @@ public final class TextConditioner {
         return ids(tokenizeWeighted(prompt));
     }
 
-    /** The weighted token rows of a prompt per encoder name, as ComfyUI's tokenizers give them. */
+    /**
+     * The weighted token rows of a prompt per encoder name, as ComfyUI's tokenizers give them; with embeddings,
+     * {@code embedding:name} vectors take token slots (each encoder reads its own tensor of an SDXL file).
+     */
     public Map<String, WeightedChunks> tokenizeWeighted(String prompt) {
+        String text = embeddings.rewriteA1111(prompt);
         Map<String, WeightedChunks> out = new LinkedHashMap<>();
         for (Encoder e : encoders) {
-            out.put(e.name(), e.tokenizer().encodeWeighted(prompt));
+            out.put(e.name(), e.tokenizer().encodeWeighted(text, ClipTokenizer.Grouping.SEGMENT, embeddings.lookup(e.name())));
         }
         return out;
     }
@@ -211,7 +235,12 @@ public final class TextConditioner {
                 throw new IllegalArgumentException("no token rows for text encoder " + e.name());
             }
             int[][] rows = chunks.ids();
-            ClipTextEncoder.Output out = e.model().forward(flatten(rows), rows.length);
+            float[] extra = null;
+            if (chunks.hasVectors()) {
+                rows = spliceable(e, chunks);
+                extra = vectorTable(e, chunks);
+            }
+            ClipTextEncoder.Output out = e.model().forward(flatten(rows), rows.length, extra);
             float[] part = contextPart(e, out);
             int rowsTotal = out.batch() * out.tokens();
             if (chunks.weighted()) {
@@ -236,6 +265,48 @@ public final class TextConditioner {
             throw new IllegalArgumentException("SDXL's second text encoder has no text_projection, so there is no pooled output");
         }
         return new Conditioning(context, tokens, dim, pooled);
+    }
+
+    /**
+     * ComfyUI's process_tokens for embedding vectors whose width is not the encoder's (an SD1 embedding on SDXL's
+     * clip_g): such a vector is left out, the tokens after it move up, and the row is filled with padding at the
+     * end (the weights stay by position, as ComfyUI applies them). Other vectors keep their ids.
+     */
+    private static int[][] spliceable(Encoder e, WeightedChunks chunks) {
+        int width = e.model().config().width();
+        int[][] rows = chunks.ids();
+        int[][] out = new int[rows.length][];
+        for (int r = 0; r < rows.length; r++) {
+            int[] row = rows[r];
+            int[] kept = new int[row.length];
+            Arrays.fill(kept, e.tokenizer().padId());
+            int n = 0;
+            for (int id : row) {
+                boolean vector = id >= ClipTokenizer.VOCAB_SIZE;
+                if (vector && chunks.vectors().get(id - ClipTokenizer.VOCAB_SIZE).length != width) {
+                    continue;
+                }
+                kept[n++] = id;
+            }
+            out[r] = kept;
+        }
+        return out;
+    }
+
+    /** The vectors as one [n][width] table (rows of other widths zero: no row refers to them any more). */
+    private static float[] vectorTable(Encoder e, WeightedChunks chunks) {
+        int width = e.model().config().width();
+        List<float[]> v = chunks.vectors();
+        float[] table = new float[v.size() * width];
+        for (int k = 0; k < v.size(); k++) {
+            if (v.get(k).length == width) {
+                System.arraycopy(v.get(k), 0, table, k * width, width);
+            } else {
+                System.getLogger("jdiffusion").log(System.Logger.Level.WARNING, "embedding vector of width "
+                        + v.get(k).length + " does not fit text encoder " + e.name() + " (width " + width + "), ignored");
+            }
+        }
+        return table;
     }
 
     /** The states the context is built from: the chosen layer, final-normed except for SDXL. */

@@ -178,26 +178,129 @@ public final class ClipTokenizer {
     }
 
     /**
+     * Textual-inversion embeddings by the name written after {@code embedding:} in a prompt, for one text encoder:
+     * the vectors (rows), or null when there is no such embedding.
+     */
+    @FunctionalInterface
+    public interface EmbeddingLookup {
+        float[][] vectors(String name);
+    }
+
+    /** {@link #encodeWeighted(String, Grouping)} without embeddings: {@code embedding:name} stays text. */
+    public WeightedChunks encodeWeighted(String prompt, Grouping grouping) {
+        return encodeWeighted(prompt, grouping, null);
+    }
+
+    /**
      * ComfyUI's {@code SDTokenizer.tokenize_with_weights}: the prompt's weight syntax ({@link PromptParser}) gives
      * runs of text with weights; each run is tokenized in groups ({@link Grouping}); the groups fill rows of start +
      * 75 tokens + end. A group that does not fit in the rest of a row moves whole to a new row (the old one is
      * ended and padded) unless it has {@link #LONG_GROUP_TOKENS} tokens or more, in which case it fills the row and
      * continues in the next. An empty prompt gives one row (start, end, padding).
      */
-    public WeightedChunks encodeWeighted(String prompt, Grouping grouping) {
+    public WeightedChunks encodeWeighted(String prompt, Grouping grouping, EmbeddingLookup embeddings) {
         List<int[]> groupIds = new ArrayList<>();
         List<Double> groupWeights = new ArrayList<>();
+        List<float[]> vectors = new ArrayList<>();
         for (PromptParser.Segment s : PromptParser.parse(prompt)) {
             for (String piece : grouping == Grouping.SEGMENT ? splitBeforeEmbeddings(s.text()) : words(s.text())) {
+                if (embeddings != null && piece.startsWith(EMBEDDING_PREFIX)) {
+                    piece = embedding(piece, embeddings, vectors, groupIds, groupWeights, s.weight());
+                    if (piece.isEmpty()) {
+                        continue;
+                    }
+                }
                 groupIds.add(grouping == Grouping.SEGMENT ? encode(piece) : encodeWord(piece));
                 groupWeights.add(s.weight());
             }
         }
-        return chunk(groupIds, groupWeights);
+        return chunk(groupIds, groupWeights, vectors);
+    }
+
+    /**
+     * ComfyUI's {@code _try_get_embedding} for a piece starting with {@code embedding:}: the name is the first
+     * whitespace-separated word (newlines stripped); when no embedding has that name but it does without commas
+     * around it, that one is taken and the commas go back to the text. The vectors become one group (one slot
+     * each, the piece's weight); a name that is not found is dropped (ComfyUI warns and ignores it). Returns the
+     * leftover text to tokenize after the embedding ("" for none).
+     */
+    private static String embedding(String piece, EmbeddingLookup lookup, List<float[]> vectors, List<int[]> groupIds,
+                                    List<Double> groupWeights, double weight) {
+        String name = stripNewlines(piece.substring(EMBEDDING_PREFIX.length()));
+        List<String> words = pythonSplit(name);
+        if (words.isEmpty()) {
+            return "";
+        }
+        String first = words.getFirst();
+        String leftover = String.join(" ", words.subList(1, words.size()));
+        float[][] found = lookup.vectors(first);
+        if (found == null) {
+            String stripped = stripCommas(first);
+            if (stripped.length() < first.length()) {
+                found = stripped.isEmpty() ? null : lookup.vectors(stripped);
+                leftover = first.substring(stripped.length()) + " " + leftover;
+            }
+        }
+        if (found == null) {
+            System.getLogger("jdiffusion").log(System.Logger.Level.WARNING,
+                    "embedding:" + first + " does not exist, ignoring");
+        } else if (found.length > 0) {
+            int[] ids = new int[found.length];
+            for (int i = 0; i < found.length; i++) {
+                ids[i] = VOCAB_SIZE + vectors.size();
+                vectors.add(found[i]);
+            }
+            groupIds.add(ids);
+            groupWeights.add(weight);
+        }
+        return leftover;
+    }
+
+    private static String stripNewlines(String s) {
+        int from = 0;
+        int to = s.length();
+        while (from < to && s.charAt(from) == '\n') {
+            from++;
+        }
+        while (to > from && s.charAt(to - 1) == '\n') {
+            to--;
+        }
+        return s.substring(from, to);
+    }
+
+    private static String stripCommas(String s) {
+        int from = 0;
+        int to = s.length();
+        while (from < to && s.charAt(from) == ',') {
+            from++;
+        }
+        while (to > from && s.charAt(to - 1) == ',') {
+            to--;
+        }
+        return s.substring(from, to);
+    }
+
+    /** Python's {@code str.split()}: runs of whitespace separate words, no empty words. */
+    private static List<String> pythonSplit(String s) {
+        List<String> out = new ArrayList<>();
+        int i = 0;
+        while (i < s.length()) {
+            while (i < s.length() && PromptParser.isPythonSpace(s.charAt(i))) {
+                i++;
+            }
+            int start = i;
+            while (i < s.length() && !PromptParser.isPythonSpace(s.charAt(i))) {
+                i++;
+            }
+            if (i > start) {
+                out.add(s.substring(start, i));
+            }
+        }
+        return out;
     }
 
     /** Rows of 77 built as ComfyUI's loop builds them; see {@link #encodeWeighted(String, Grouping)}. */
-    private WeightedChunks chunk(List<int[]> groups, List<Double> weights) {
+    private WeightedChunks chunk(List<int[]> groups, List<Double> weights, List<float[]> vectors) {
         RowBuilder rows = new RowBuilder();
         for (int g = 0; g < groups.size(); g++) {
             int[] ids = groups.get(g);
@@ -219,7 +322,7 @@ public final class ClipTokenizer {
             }
         }
         rows.endRow();
-        return rows.build();
+        return rows.build(vectors);
     }
 
     /** Rows under construction: each starts with the start token and is ended with the end token and padding. */
@@ -252,9 +355,9 @@ public final class ClipTokenizer {
             open();
         }
 
-        WeightedChunks build() {
+        WeightedChunks build(List<float[]> vectors) {
             // the row endRow opened last is never used
-            return new WeightedChunks(ids.toArray(int[][]::new), weights.toArray(double[][]::new));
+            return new WeightedChunks(ids.toArray(int[][]::new), weights.toArray(double[][]::new), vectors);
         }
 
         private void open() {
@@ -268,17 +371,23 @@ public final class ClipTokenizer {
     }
 
     /**
-     * Current ComfyUI cuts a run before every {@code embedding:} that follows whitespace (textual inversion names,
-     * which jdiffusion does not load: the name stays text), and drops empty pieces.
+     * Current ComfyUI cuts a run at every {@code " embedding:"} and {@code "\nembedding:"} (Python's
+     * {@code re.split(' embedding:|\nembedding:')}: the space or newline goes, the prefix starts the next piece), and
+     * drops empty pieces.
      */
     private static List<String> splitBeforeEmbeddings(String text) {
         List<String> pieces = new ArrayList<>();
         int start = 0;
-        for (int i = 1; i < text.length(); i++) {
-            if (text.startsWith(EMBEDDING_PREFIX, i) && PromptParser.isPythonSpace(text.charAt(i - 1))) {
+        int i = 0;
+        while (i < text.length()) {
+            char c = text.charAt(i);
+            if ((c == ' ' || c == '\n') && text.startsWith(EMBEDDING_PREFIX, i + 1)) {
                 pieces.add(text.substring(start, i));
-                start = i;
+                start = i + 1;
+                i += 1 + EMBEDDING_PREFIX.length();
+                continue;
             }
+            i++;
         }
         pieces.add(text.substring(start));
         pieces.removeIf(String::isEmpty);

@@ -1,13 +1,27 @@
 package jdiffusion.text;
 
+import java.util.List;
+
 import java.util.Arrays;
 
 /**
  * A prompt as one text encoder takes it: rows of {@link ClipTokenizer#CONTEXT_LENGTH} token ids (start, up to 75
  * tokens, end, padding) and the weight of every position. Start, end and padding always weigh 1.
  */
-public record WeightedChunks(int[][] ids, double[][] weights) {
+public record WeightedChunks(int[][] ids, double[][] weights, List<float[]> vectors) {
+    /**
+     * Rows of token ids only.
+     */
+    public WeightedChunks(int[][] ids, double[][] weights) {
+        this(ids, weights, List.of());
+    }
+
+    /**
+     * @param vectors textual-inversion vectors the rows use: id {@link ClipTokenizer#VOCAB_SIZE} + k stands for
+     *                vectors[k] (one input-embedding row each), as ComfyUI splices embeddings into the tokens
+     */
     public WeightedChunks {
+        vectors = vectors == null ? List.of() : List.copyOf(vectors);
         if (ids.length == 0 || ids.length != weights.length) {
             throw new IllegalArgumentException(ids.length + " token rows but " + weights.length + " weight rows");
         }
@@ -38,6 +52,11 @@ public record WeightedChunks(int[][] ids, double[][] weights) {
             }
         }
         return false;
+    }
+
+    /** True when some position takes a vector rather than a token id. */
+    public boolean hasVectors() {
+        return !vectors.isEmpty();
     }
 
     public int rows() {

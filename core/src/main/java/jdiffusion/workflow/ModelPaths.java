@@ -27,9 +27,11 @@ public final class ModelPaths {
             "loras", List.of("loras"),
             "vae", List.of("vae"),
             "diffusion_models", List.of("diffusion_models", "unet"),
+            "embeddings", List.of("embeddings"),
             "controlnet", List.of("controlnet", "t2i_adapter"));
 
-    private static final List<String> MODEL_EXTENSIONS = List.of(".safetensors", ".sft");
+    /** safetensors and PyTorch pickles (read by the safe pickle reader); the container is recognised by content. */
+    private static final List<String> MODEL_EXTENSIONS = jdiffusion.io.Container.MODEL_EXTENSIONS;
     private static final List<String> IMAGE_EXTENSIONS = List.of(".png");
 
     private final Path base;
