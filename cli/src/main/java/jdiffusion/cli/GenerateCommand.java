@@ -22,7 +22,7 @@ import picocli.CommandLine.Option;
             "Schedulers by ComfyUI name run ComfyUI's KSampler semantics; leading, linspace and trailing run"
                     + " diffusers' Euler-family semantics."})
 public final class GenerateCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "checkpoint (.safetensors)")
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "checkpoint (.safetensors, .ckpt)")
     Path model;
 
     @Option(names = "--unet", paramLabel = "FILE",
@@ -105,6 +105,9 @@ public final class GenerateCommand implements Callable<Integer> {
     boolean quiet;
 
     @picocli.CommandLine.Mixin
+    EmbeddingsOption embeddings = new EmbeddingsOption();
+
+    @picocli.CommandLine.Mixin
     ControlOptions control = new ControlOptions();
 
     @Override
@@ -156,6 +159,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
+                .embeddings(embeddings.folder(model))
                 .controls(control.specs()).build();
     }
 

@@ -82,6 +82,9 @@ final class CheckpointModels implements PipelineModels {
             Vae vae = Vae.load(ckpt.vae());
             Checkpoint.releaseResidentPages(open);
             TextConditioner text = TextConditioner.of(family, te);
+            if (r.embeddings() != null) {
+                text = text.withEmbeddings(jdiffusion.text.Embeddings.folder(r.embeddings()).a1111Names(r.a1111Embeddings()));
+            }
             Checkpoint.releaseResidentPages(open);
             // a --unet file's name or metadata (SDXL-Lightning 1-step x0) speaks for the UNet before the checkpoint
             PredictionType prediction = PredictionHint.of(r.model(), ckpt.metadata(), r.unet(),
@@ -156,7 +159,12 @@ final class CheckpointModels implements PipelineModels {
         } catch (IllegalArgumentException e) {
             throw new GenerateException(e.getMessage());
         }
-        Conditioning c = t.encode(prompt);
+        Conditioning c;
+        try {
+            c = t.encode(prompt);
+        } catch (IllegalArgumentException e) {
+            throw new GenerateException(e.getMessage());
+        }
         return new TextCond(c.context(), c.tokens(), c.dim(), c.pooled());
     }
 

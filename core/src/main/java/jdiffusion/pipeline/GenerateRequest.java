@@ -32,12 +32,15 @@ import java.util.List;
  * @param threads        compute threads (null: all cores)
  * @param loras          LoRA files with their strengths, applied in order
  * @param schedule       optional explicit schedule replacing steps and scheduler (the library's explicit-sigmas path)
+ * @param embeddings     folder of textual-inversion embeddings for {@code embedding:name} in prompts (null: none)
+ * @param a1111Embeddings also match embeddings by their bare file name in prompts, as AUTOMATIC1111 does
  * @param controls       ControlNets with their hint images, applied together (their residuals add)
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
-        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, List<ControlSpec> controls) {
+        Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Path embeddings, boolean a1111Embeddings,
+        List<ControlSpec> controls) {
 
     /** How the UNet output is read: as stored in the checkpoint, or forced. */
     public enum Prediction { AUTO, EPS, V, X0 }
@@ -136,6 +139,8 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.threads = threads;
         b.loras = loras;
         b.schedule = schedule;
+        b.embeddings = embeddings;
+        b.a1111Embeddings = a1111Embeddings;
         b.controls = controls;
         return b;
     }
@@ -164,6 +169,8 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private Integer threads;
         private List<LoraSpec> loras = List.of();
         private ExplicitSchedule schedule;
+        private Path embeddings;
+        private boolean a1111Embeddings;
         private List<ControlSpec> controls = List.of();
 
         private Builder(Path model) {
@@ -192,12 +199,14 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder threads(Integer v) { threads = v; return this; }
         public Builder loras(List<LoraSpec> v) { loras = v; return this; }
         public Builder schedule(ExplicitSchedule v) { schedule = v; return this; }
+        public Builder embeddings(Path v) { embeddings = v; return this; }
+        public Builder a1111Embeddings(boolean v) { a1111Embeddings = v; return this; }
         public Builder controls(List<ControlSpec> v) { controls = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
-                    loras, schedule, controls);
+                    loras, schedule, embeddings, a1111Embeddings, controls);
         }
     }
 }

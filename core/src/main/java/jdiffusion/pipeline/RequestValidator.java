@@ -35,6 +35,9 @@ public final class RequestValidator {
             }
         }
         ControlSpecs.validate(r.controls());
+        if (r.embeddings() != null && !java.nio.file.Files.isDirectory(r.embeddings())) {
+            throw new GenerateException("embeddings folder " + r.embeddings() + " is not a directory");
+        }
         checkSize("width", r.width());
         checkSize("height", r.height());
         if (r.steps() != null && (r.steps() < 1 || r.steps() > MAX_STEPS)) {

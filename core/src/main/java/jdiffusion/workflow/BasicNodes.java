@@ -41,7 +41,8 @@ final class BasicNodes {
     }
 
     static NodeResult clipTextEncode(Map<String, Object> in, NodeContext ctx) {
-        TextConditioner text = ModelLoading.clip(ctx.models(), (ClipRef) in.get("clip"));
+        TextConditioner text = ModelLoading.clip(ctx.models(), (ClipRef) in.get("clip"))
+                .withEmbeddings(jdiffusion.text.Embeddings.folders(ctx.paths().folders("embeddings"))); // embedding:name
         Conditioning c = text.encode((String) in.get("text"));
         return NodeResult.of(new Cond(new TextCond(c.context(), c.tokens(), c.dim(), c.pooled())));
     }

@@ -239,6 +239,14 @@ class TorchCheckpointTest {
     }
 
     @Test
+    void hugeKeyPathsAreRefused() throws Exception {
+        String key = "k".repeat(5000);
+        byte[] file = TorchSaveWriter.zip("a", Map.of(key, Map.of("w", T.contiguous("0", DType.F32, 1))), storage("0", floats(1)), false);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> TorchCheckpoint.read("k", file));
+        assertTrue(e.getMessage().contains("key path longer than"), e.getMessage());
+    }
+
+    @Test
     void boundsOnStringsAndTruncation() {
         byte[] huge = {(byte) 0x80, 2, (byte) 0x8d, 0, 0, 0, 0, 0, 0, 0, 0x40, '.'};
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> TorchPickle.read("h", huge));

@@ -49,10 +49,11 @@ class ControlNetPipelineGoldenTest {
                     Path cn = Golden.model(layout.getValue());
                     tests.add(DynamicTest.dynamicTest(name, () -> {
                         Path file = dtype.equals("fp16") ? cn : fp32(cn, tmp);
+                        Path base = baseModel(p.path("model").asText(), dtype, tmp);
                         if (Golden.caseName(m).startsWith("pipe_comfy_")) {
-                            comfyCase(m, file, dtype);
+                            comfyCase(m, file, base);
                         } else {
-                            diffusersCase(m, file, dtype);
+                            diffusersCase(m, file, base);
                         }
                     }));
                 }
@@ -78,6 +79,16 @@ class ControlNetPipelineGoldenTest {
         return out;
     }
 
+    /** The checkpoint the manifest names: the shipped fp16 file or its fp32 twin written into dir. */
+    static Path baseModel(String modelParam, String dtype, Path dir) throws Exception {
+        Matcher mm = MODEL.matcher(modelParam);
+        if (!mm.find()) {
+            throw new AssertionError("no models/<file>.safetensors in '" + modelParam + "'");
+        }
+        Path fp16 = Golden.model(mm.group(1).replaceAll("-fp(16|32)\\.safetensors$", "-fp16.safetensors"));
+        return dtype.equals("fp16") ? fp16 : fp32(fp16, dir);
+    }
+
     static Path fp32(Path fp16, Path dir) throws Exception {
         Path twin = dir.resolve(fp16.getFileName().toString().replace("-fp16.", "-fp32."));
         synchronized (ControlNetPipelineGoldenTest.class) {
@@ -90,7 +101,7 @@ class ControlNetPipelineGoldenTest {
         return twin;
     }
 
-    private static void diffusersCase(Path manifest, Path controlNet, String dtype) throws Exception {
+    private static void diffusersCase(Path manifest, Path controlNet, Path checkpoint) throws Exception {
         String name = Golden.caseName(manifest);
         JsonNode m = PipeGolden.json(manifest);
         JsonNode p = m.path("params");
@@ -100,7 +111,7 @@ class ControlNetPipelineGoldenTest {
         }
         double start = call.path("control_guidance_start").asDouble(0.0);
         double end = call.path("control_guidance_end").asDouble(1.0);
-        GenerateRequest request = GenerateRequest.builder(PipelineGoldenTest.checkpoint(p.path("model").asText(), dtype))
+        GenerateRequest request = GenerateRequest.builder(checkpoint)
                 .prompt(call.path("prompt").asText())
                 .negativePrompt(call.hasNonNull("negative_prompt") ? call.get("negative_prompt").asText() : null)
                 .steps(call.path("num_inference_steps").asInt())
@@ -161,11 +172,11 @@ class ControlNetPipelineGoldenTest {
                 p.path("png").path("recommended_tolerance").asInt(1));
     }
 
-    private static void comfyCase(Path manifest, Path controlNet, String dtype) throws Exception {
+    private static void comfyCase(Path manifest, Path controlNet, Path checkpoint) throws Exception {
         String name = Golden.caseName(manifest);
         JsonNode m = PipeGolden.json(manifest);
         JsonNode p = m.path("params");
-        GenerateRequest request = GenerateRequest.builder(PipelineGoldenTest.checkpoint(p.path("model").asText(), dtype))
+        GenerateRequest request = GenerateRequest.builder(checkpoint)
                 .prompt(p.path("prompt").asText())
                 .negativePrompt(p.path("negative").asText(""))
                 .size(p.path("width").asInt(), p.path("height").asInt())

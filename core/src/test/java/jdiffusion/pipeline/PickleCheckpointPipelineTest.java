@@ -25,6 +25,10 @@ import org.junit.jupiter.api.io.TempDir;
  * the latents must be bit-identical to the safetensors run and within the golden's tolerance.
  */
 class PickleCheckpointPipelineTest {
+    @org.junit.jupiter.api.AfterAll
+    static void cleanUp() throws java.io.IOException {
+        PipelineGoldenTest.cleanUp(); // the fp32 copies it wrote for this class
+    }
     @TempDir
     static Path tmp;
 

@@ -54,7 +54,7 @@ class PipelineGoldenTest {
     }
 
     @AfterAll
-    static void cleanUp() throws IOException {
+    static synchronized void cleanUp() throws IOException {
         if (fp32Dir != null) {
             try (Stream<Path> files = Files.list(fp32Dir)) {
                 for (Path f : files.toList()) {
@@ -62,6 +62,7 @@ class PipelineGoldenTest {
                 }
             }
             Files.deleteIfExists(fp32Dir);
+            fp32Dir = null; // other test classes of this JVM may ask for fp32 copies again
         }
     }
 
@@ -103,7 +104,7 @@ class PipelineGoldenTest {
 
     // ---------------------------------------------------------------- diffusers cases
 
-    private static void diffusersCase(Path manifestPath, String dtype) throws Exception {
+    static void diffusersCase(Path manifestPath, String dtype) throws Exception {
         String caseName = Golden.caseName(manifestPath);
         JsonNode m = PipeGolden.json(manifestPath);
         JsonNode p = m.path("params");
@@ -129,6 +130,12 @@ class PipelineGoldenTest {
         java.util.regex.Matcher unet = MODEL.matcher(modelParam);
         if (unet.find() && unet.find()) {
             b.unet(Golden.model(unet.group(1) + ".safetensors")); // "... with the UNet replaced by models/X"
+        }
+        if (p.has("embedding")) {
+            // textual inversion: ComfyUI's embedding:name form of the prompts, the file's folder as embeddings
+            b.prompt(p.path("prompt_comfy").asText()).negativePrompt(p.hasNonNull("negative_comfy")
+                    ? p.get("negative_comfy").asText() : null)
+                    .embeddings(Golden.dir().resolve(p.path("embedding").path("file").asText()).getParent());
         }
         if (!p.path("lora").isMissingNode()) {
             b.loras(List.of(new GenerateRequest.LoraSpec(manifestPath.resolveSibling(p.path("lora").path("file").asText()),
