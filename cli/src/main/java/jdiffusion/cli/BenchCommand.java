@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
 /** `jdiffusion bench ...`: speed measurements (commands, not tests). Each benchmark is a subcommand. */
 @Command(name = "bench", description = "Measure the engine's speed.", mixinStandardHelpOptions = true,
         subcommands = {BenchCommand.GemmBench.class, ModelBench.UnetBench.class, ModelBench.VaeBench.class,
-            ModelBench.TextBench.class, ModelBench.GenerateBench.class, UpscaleBench.class})
+            ModelBench.TextBench.class, ModelBench.GenerateBench.class, UpscaleBench.class, ControlNetBench.class})
 public final class BenchCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;

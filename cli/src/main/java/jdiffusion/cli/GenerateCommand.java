@@ -113,6 +113,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     HiresOptions hires = new HiresOptions();
 
+    @picocli.CommandLine.Mixin
+    ControlOptions control = new ControlOptions();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -164,7 +167,8 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
-                .embeddings(embeddings.folder(model)).sd3(sd3.options()).build();
+                .embeddings(embeddings.folder(model)).sd3(sd3.options())
+                .controls(control.specs()).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI; a negative seed is refused rather than silently wrapped. */

@@ -215,6 +215,80 @@ public final class CheckpointLayouts {
     }
 
     // ---------------------------------------------------------------------------------------------------------
+    // ControlNet: original ControlNet-v1.1 names (control_model.*) and diffusers ControlNetModel names
+
+    /** Where the original layout keeps a ControlNet (ControlNet-v1.1 .pth/.safetensors files). */
+    public static final String CONTROLNET_PREFIX = "control_model.";
+    /** The hint encoder's first conv: every ControlNet has it, in LDM names. */
+    public static final String CONTROLNET_MARKER = "input_hint_block.0.weight";
+    static final String DIFFUSERS_CONTROLNET_MARKER = "controlnet_cond_embedding.conv_in.weight";
+
+    /**
+     * The ControlNet-only modules of diffusers' ControlNetModel -> LDM (cldm.py) modules; {@code N} and {@code J}
+     * stand for an index. The hint encoder's blocks sit at the odd positions' neighbours in LDM's Sequential
+     * (SiLUs in between): blocks.J = input_hint_block.(2J + 2), conv_out after the last block.
+     */
+    static final Map<String, String> DIFFUSERS_CONTROLNET = Map.of(
+            "controlnet_down_blocks.N", "zero_convs.N.0",
+            "controlnet_mid_block", "middle_block_out.0",
+            "controlnet_cond_embedding.conv_in", "input_hint_block.0",
+            "controlnet_cond_embedding.blocks.J", "input_hint_block.(2J+2)",
+            "controlnet_cond_embedding.conv_out", "input_hint_block.(2B+2)");
+
+    private static final Pattern DIFFUSERS_CN_INDEXED = Pattern.compile("(controlnet_down_blocks|controlnet_cond_embedding\\.blocks)\\.(\\d+)\\.(.+)");
+
+    /** Whether a file's names look like a diffusers ControlNetModel. */
+    public static boolean isDiffusersControlNet(Set<String> names) {
+        return names.contains(DIFFUSERS_CONTROLNET_MARKER);
+    }
+
+    /**
+     * Canonical LDM name -> diffusers name for every tensor of a diffusers ControlNetModel: the encoder copy of the
+     * UNet through the UNet table, the hint encoder, zero convs and mid-block projection through
+     * {@link #DIFFUSERS_CONTROLNET}.
+     */
+    public static Map<String, String> diffusersControlNetToLdm(Set<String> names, String where) throws ModelFormatException {
+        int hintBlocks = countIndices(names, "controlnet_cond_embedding.blocks.");
+        Map<String, String> out = new LinkedHashMap<>();
+        Set<String> unet = new TreeSet<>();
+        for (String n : new TreeSet<>(names)) {
+            String ldm = controlNetPart(n, hintBlocks);
+            if (ldm == null) {
+                unet.add(n);
+            } else if (out.put(ldm, n) != null) {
+                throw new ModelFormatException(where + ": two diffusers tensors map to '" + ldm + "'");
+            }
+        }
+        for (Map.Entry<String, String> e : diffusersUnetToLdm(unet, where).entrySet()) {
+            if (out.put(e.getKey(), e.getValue()) != null) {
+                throw new ModelFormatException(where + ": two diffusers tensors map to '" + e.getKey() + "'");
+            }
+        }
+        return out;
+    }
+
+    /** The LDM name of a ControlNet-only tensor, or null for the tensors of the UNet encoder copy. */
+    private static String controlNetPart(String name, int hintBlocks) {
+        Matcher m = DIFFUSERS_CN_INDEXED.matcher(name);
+        if (m.matches()) {
+            int i = Integer.parseInt(m.group(2));
+            return m.group(1).equals("controlnet_down_blocks")
+                    ? DIFFUSERS_CONTROLNET.get("controlnet_down_blocks.N").replace("N", Integer.toString(i)) + "." + m.group(3)
+                    : "input_hint_block." + (2 * i + 2) + "." + m.group(3);
+        }
+        int dot = name.lastIndexOf('.');
+        if (dot < 0) {
+            return null;
+        }
+        String module = name.substring(0, dot);
+        String mapped = DIFFUSERS_CONTROLNET.get(module);
+        if (mapped == null) {
+            return null;
+        }
+        return mapped.replace("(2B+2)", Integer.toString(2 * hintBlocks + 2)) + name.substring(dot);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
     // diffusers VAE (AutoencoderKL) -> original LDM names
 
     /** Module renames that hold anywhere in a diffusers VAE (res block shortcut, output norm, mid block parts). */

@@ -167,7 +167,26 @@ public final class UNet {
     /** {@link #forward(float[], int, int, int, float[], float[], int, float[])} reporting per-layer times to timer. */
     public float[] forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
                            float[] y, LayerTimer timer) {
+        return forward(x, batch, h, w, timesteps, context, tokens, y, timer, null);
+    }
+
+    /**
+     * One UNet evaluation steered by ControlNet residuals (null: none): residual i is added to skip i (what output
+     * block 11 - i concatenates; the encoder's own path is unchanged) and the middle residual to the middle block's
+     * output.
+     */
+    public float[] forwardWithControl(float[] x, int batch, int h, int w, float[] timesteps, float[] context,
+                                      int tokens, float[] y, ControlResiduals control) {
+        return forward(x, batch, h, w, timesteps, context, tokens, y, null, control);
+    }
+
+    private float[] forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
+                            float[] y, LayerTimer timer, ControlResiduals control) {
         checkInputs(x, batch, h, w, timesteps, context, tokens, y);
+        if (control != null && control.down().size() != inputBlocks.size() + 1) {
+            throw new IllegalArgumentException("UNet: got " + control.down().size() + " ControlNet skip residuals, this"
+                    + " UNet has " + (inputBlocks.size() + 1) + " skips (a ControlNet for another model?)");
+        }
         LayerTimer clock = timer == null ? (b, k, n) -> { } : timer;
         long t0 = System.nanoTime();
         Conditioning cond = new Conditioning(embedding(timesteps, y, batch), context, tokens);
@@ -188,8 +207,14 @@ public final class UNet {
             f = apply(layer, f, cond, skips);
             t0 = lap(clock, "middle_block", kind(layer), t0);
         }
+        if (control != null) {
+            f = withResidual(f, control.mid(), "middle block");
+        }
         for (int i = 0; i < outputBlocks.size(); i++) {
             Feature skip = skips.pop();
+            if (control != null) {
+                skip = withResidual(skip, control.down().get(skips.size()), "skip " + skips.size());
+            }
             f = f.with(Ops.concatChannels(f.data(), f.c(), skip.data(), skip.c(), f.rows()), f.c() + skip.c());
             for (Layer layer : outputBlocks.get(i)) {
                 f = apply(layer, f, cond, skips);
@@ -200,6 +225,18 @@ public final class UNet {
         float[] out = Ops.nhwcToNchw(f.data(), batch, f.c(), h, w);
         lap(clock, "out", "out", t0);
         return out;
+    }
+
+    /** x + r (a new array: the encoder's states stay as they were). */
+    private static Feature withResidual(Feature x, ControlResiduals.FeatureMap r, String where) {
+        if (r.batch() != x.batch() || r.h() != x.h() || r.w() != x.w() || r.c() != x.c()) {
+            throw new IllegalArgumentException("UNet: the ControlNet residual for the " + where + " is " + r.batch()
+                    + "x" + r.h() + "x" + r.w() + "x" + r.c() + " (NHWC), the UNet's is " + x.batch() + "x" + x.h()
+                    + "x" + x.w() + "x" + x.c());
+        }
+        float[] sum = x.data().clone();
+        Ops.addInPlace(sum, r.data());
+        return x.with(sum, x.c());
     }
 
     private static long lap(LayerTimer clock, String block, String kind, long since) {

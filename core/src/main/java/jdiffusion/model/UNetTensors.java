@@ -25,6 +25,10 @@ final class UNetTensors {
         }
     }
 
+    java.util.Set<String> names() {
+        return weights.names();
+    }
+
     boolean has(String name) {
         return weights.has(name);
     }

@@ -177,6 +177,15 @@ final class CheckpointModels implements PipelineModels {
     }
 
     @Override
+    public float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y,
+            jdiffusion.model.ControlResiduals control) {
+        if (unet == null) {
+            throw new IllegalStateException("the UNet was freed after this generation's sampling");
+        }
+        return unet.forwardWithControl(x, batch, h, w, timesteps, context, tokens, y, control);
+    }
+
+    @Override
     public float[] sdxlAdm(float[] pooled, int batch, int height, int width) {
         return UNet.sdxlAdm(pooled, batch, height, width, 0, 0, height, width);
     }

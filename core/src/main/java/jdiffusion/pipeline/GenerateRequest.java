@@ -35,12 +35,13 @@ import java.util.List;
  * @param embeddings     folder of textual-inversion embeddings for {@code embedding:name} in prompts (null: none)
  * @param a1111Embeddings also match embeddings by their bare file name in prompts, as AUTOMATIC1111 does
  * @param sd3            SD3 / SD3.5 settings (text encoder files, flow shift); ignored for other families
+ * @param controls       ControlNets with their hint images, applied together (their residuals add)
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
         Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Path embeddings,
-        boolean a1111Embeddings, Sd3Options sd3) {
+        boolean a1111Embeddings, Sd3Options sd3, List<ControlSpec> controls) {
 
     /**
      * What SD3 / SD3.5 needs beyond the checkpoint.
@@ -93,6 +94,31 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
     }
 
     /**
+     * One ControlNet: its file, the hint image, how strongly and when it steers.
+     *
+     * @param model    ControlNet file (original control_model.* or diffusers layout)
+     * @param image    hint image (PNG); resized to the generation size as the reference does
+     * @param strength multiplies the residuals (ComfyUI strength, diffusers controlnet_conditioning_scale)
+     * @param start    start of the window in [0, 1]: ComfyUI start_percent (through the model's sigmas) or
+     *                 diffusers control_guidance_start (by step index), as the run's semantics say
+     * @param end      end of the window in [start, 1]
+     * @param module   preprocessor applied to the image first: "none", "canny", "invert"
+     * @param low      canny low threshold in [0, 1] (ComfyUI's Canny node)
+     * @param high     canny high threshold in [0, 1]
+     */
+    public record ControlSpec(Path model, Path image, double strength, double start, double end, String module,
+            double low, double high) {
+        public ControlSpec {
+            module = module == null ? "none" : module;
+        }
+
+        /** No preprocessing, the whole schedule. */
+        public ControlSpec(Path model, Path image, double strength) {
+            this(model, image, strength, 0.0, 1.0, "none", 0.4, 0.8);
+        }
+    }
+
+    /**
      * A schedule given as numbers: the sampler runs exactly these sigmas (descending, usually ending in 0).
      *
      * @param sigmas              the noise levels, sigmas[0] the level of the start latent
@@ -120,6 +146,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         prediction = prediction == null ? Prediction.AUTO : prediction;
         loras = loras == null ? List.of() : List.copyOf(loras);
         sd3 = sd3 == null ? Sd3Options.DEFAULT : sd3;
+        controls = controls == null ? List.of() : List.copyOf(controls);
     }
 
     public boolean isImg2Img() {
@@ -156,6 +183,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.embeddings = embeddings;
         b.a1111Embeddings = a1111Embeddings;
         b.sd3 = sd3;
+        b.controls = controls;
         return b;
     }
 
@@ -186,6 +214,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private Path embeddings;
         private boolean a1111Embeddings;
         private Sd3Options sd3 = Sd3Options.DEFAULT;
+        private List<ControlSpec> controls = List.of();
 
         private Builder(Path model) {
             this.model = model;
@@ -216,11 +245,13 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder embeddings(Path v) { embeddings = v; return this; }
         public Builder a1111Embeddings(boolean v) { a1111Embeddings = v; return this; }
         public Builder sd3(Sd3Options v) { sd3 = v; return this; }
+        public Builder controls(List<ControlSpec> v) { controls = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
-                    loras, schedule, embeddings, a1111Embeddings, sd3);
+                    loras, schedule, embeddings, a1111Embeddings, sd3,
+                    controls);
         }
     }
 }

@@ -143,7 +143,7 @@ public final class Pipeline {
                 r.sampler() != null ? r.sampler() : Defaults.SAMPLER, scheduler, seed, r.batch(), r.initImage(),
                 r.denoise(), prediction, r.clipSkip() != null ? r.clipSkip() : 1,
                 r.model().getFileName().toString(), r.unet() == null ? null : r.unet().getFileName().toString(),
-                r.vae() == null ? null : r.vae().getFileName().toString(), r.loras(), r.schedule());
+                r.vae() == null ? null : r.vae().getFileName().toString(), r.loras(), r.schedule(), r.controls());
     }
 
     /** VAE decode of the UNet-space latent, then (x + 1) / 2 clamped to [0, 1] as the reference computes it. */

@@ -58,6 +58,18 @@ public interface PipelineModels extends AutoCloseable {
     /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
     float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
 
+    /**
+     * The UNet steered by ControlNet residuals (null: none, the plain {@link #unet}); models that cannot take them
+     * refuse.
+     */
+    default float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y,
+            jdiffusion.model.ControlResiduals control) {
+        if (control != null) {
+            throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot apply ControlNet residuals");
+        }
+        return unet(x, batch, h, w, timesteps, context, tokens, y);
+    }
+
     /** SDXL's adm vector for B rows of pooled embeddings and size conditioning [H, W, 0, 0, H, W]. */
     float[] sdxlAdm(float[] pooled, int batch, int height, int width);
 

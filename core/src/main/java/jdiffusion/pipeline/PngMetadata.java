@@ -62,8 +62,55 @@ public final class PngMetadata {
             sb.append(", Lora: ").append(stem(l.file().getFileName().toString())).append(':')
                     .append(number(l.strength()));
         }
+        for (int i = 0; i < s.controls().size(); i++) {
+            GenerateRequest.ControlSpec c = s.controls().get(i);
+            sb.append(", ControlNet ").append(i).append(": \"Module: ").append(c.module())
+                    .append(", Model: ").append(stem(c.model().getFileName().toString()))
+                    .append(", Weight: ").append(number(c.strength()));
+            if (c.module().equals("canny")) {
+                sb.append(", Threshold A: ").append(number(c.low())).append(", Threshold B: ").append(number(c.high()));
+            }
+            sb.append(", Guidance Start: ").append(number(c.start())).append(", Guidance End: ")
+                    .append(number(c.end())).append('"');
+        }
         sb.append(", Version: jdiffusion");
         return sb.toString();
+    }
+
+    /**
+     * ControlNetLoader + LoadImage (+ Canny) + ControlNetApplyAdvanced per ControlNet, chained on the CLIPTextEncode
+     * outputs "6" / "7"; returns the node ids the KSampler's positive (output 0) and negative (output 1) come from.
+     */
+    private static String[] controlNodes(ObjectNode wf, ResolvedSettings s) {
+        String pos = "6";
+        String neg = "7";
+        int id = 40;
+        for (GenerateRequest.ControlSpec c : s.controls()) {
+            String loader = Integer.toString(id++);
+            node(wf, loader, "ControlNetLoader").put("control_net_name", c.model().getFileName().toString());
+            String image = Integer.toString(id++);
+            node(wf, image, "LoadImage").put("image", c.image().getFileName().toString());
+            if (c.module().equals("canny")) {
+                String canny = Integer.toString(id++);
+                ObjectNode in = node(wf, canny, "Canny");
+                link(in, "image", image, 0);
+                in.put("low_threshold", c.low());
+                in.put("high_threshold", c.high());
+                image = canny;
+            }
+            String apply = Integer.toString(id++);
+            ObjectNode in = node(wf, apply, "ControlNetApplyAdvanced");
+            link(in, "positive", pos, 0);
+            link(in, "negative", neg, neg.equals("7") ? 0 : 1); // ControlNetApplyAdvanced: 1
+            link(in, "control_net", loader, 0);
+            link(in, "image", image, 0);
+            in.put("strength", c.strength());
+            in.put("start_percent", c.start());
+            in.put("end_percent", c.end());
+            pos = apply;
+            neg = apply;
+        }
+        return new String[] {pos, neg};
     }
 
     /** ComfyUI's display-independent sampler names mapped to A1111's labels; others keep their ComfyUI name. */
@@ -192,8 +239,9 @@ public final class PngMetadata {
         ks.put("scheduler", comfyScheduler(s.scheduler()));
         ks.put("denoise", s.denoise());
         link(ks, "model", model, modelOut);
-        link(ks, "positive", "6", 0);
-        link(ks, "negative", "7", 0);
+        String[] conds = controlNodes(wf, s);
+        link(ks, "positive", conds[0], 0);
+        link(ks, "negative", conds[1], conds[1].equals("7") ? 0 : 1); // ControlNetApplyAdvanced: 1
         link(ks, "latent_image", latent, 0);
         if (s.semantics() == ResolvedSettings.Semantics.DIFFUSERS) {
             ((ObjectNode) wf.get("3")).putObject("_meta").put("title",

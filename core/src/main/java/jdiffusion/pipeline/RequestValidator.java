@@ -43,6 +43,7 @@ public final class RequestValidator {
                 }
             }
         }
+        ControlSpecs.validate(r.controls());
         if (r.embeddings() != null && !java.nio.file.Files.isDirectory(r.embeddings())) {
             throw new GenerateException("embeddings folder " + r.embeddings() + " is not a directory");
         }

@@ -12,10 +12,15 @@ import jdiffusion.sampling.PredictionType;
 public record ResolvedSettings(String family, Semantics semantics, String prompt, String negativePrompt, int width,
         int height, int steps, double cfg, String sampler, String scheduler, long seed, int batch, Path initImage,
         double denoise, PredictionType prediction, int clipSkip, String modelName, String unetName, String vaeName,
-        java.util.List<GenerateRequest.LoraSpec> loras, GenerateRequest.ExplicitSchedule schedule) {
+        java.util.List<GenerateRequest.LoraSpec> loras, GenerateRequest.ExplicitSchedule schedule,
+        java.util.List<GenerateRequest.ControlSpec> controls) {
 
     /** Whose reference the run reproduces. */
     public enum Semantics { COMFY, DIFFUSERS }
+
+    public ResolvedSettings {
+        controls = controls == null ? java.util.List.of() : java.util.List.copyOf(controls);
+    }
 
     public int latentHeight() {
         return height / 8;

@@ -133,6 +133,11 @@ final class Sampling {
         } else {
             x = KSampler.noiseScaling(sigmas[0], noise, latentIn, KSampler.isMaxDenoise(ms, sigmas[0]));
         }
+        if (!s.controls().isEmpty()) {
+            ControlStack control = ControlSpecs.load(s.controls(), m.family(), s,
+                    c -> ControlStack.Window.comfy(ms, c.start(), c.end()));
+            network.withControl(control, control); // one ControlNet object on positive and negative
+        }
         ConditionalModel model = explicit != null && explicit.timesteps() != null
                 ? new ScheduledModel(network, s.prediction(), sigmas, explicit.timesteps(),
                         DiffusersSchedule.trainingSigmas())
@@ -231,6 +236,12 @@ final class Sampling {
             for (int i = 0; i < n; i++) {
                 x[i] = init[i] + noise[i] * sigma0; // scheduler.add_noise (the same in VP space, seen in sigma space)
             }
+        }
+        if (!s.controls().isEmpty()) {
+            double[] planSigmas = plan.sigmas();
+            ControlStack control = ControlSpecs.load(s.controls(), m.family(), s,
+                    c -> ControlStack.Window.diffusers(planSigmas, planSigmas.length - 1, c.start(), c.end()));
+            network.withControl(control, control); // the ControlNet runs on the CFG batch
         }
         ConditionalModel model = new ScheduledModel(network, s.prediction(), plan.sigmas(), plan.timesteps(),
                 DiffusersSchedule.trainingSigmas());

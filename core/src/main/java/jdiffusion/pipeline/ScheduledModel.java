@@ -42,9 +42,9 @@ final class ScheduledModel implements ConditionalModel {
         float t = timestep(sigma);
         int n = x.length;
         if (!withUncond) {
-            return new Pair(prediction.denoised(x, network.apply(xc, t, false), sigma), null);
+            return new Pair(prediction.denoised(x, network.apply(xc, t, false, sigma), sigma), null);
         }
-        float[] out = network.apply(UnetNetwork.concat(xc, xc), t, true);
+        float[] out = network.apply(UnetNetwork.concat(xc, xc), t, true, sigma);
         float[] uncond = java.util.Arrays.copyOfRange(out, 0, n);
         float[] cond = java.util.Arrays.copyOfRange(out, n, 2 * n);
         return new Pair(prediction.denoised(x, cond, sigma), prediction.denoised(x, uncond, sigma));

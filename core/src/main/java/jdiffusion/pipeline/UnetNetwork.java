@@ -19,6 +19,8 @@ final class UnetNetwork implements DiscreteModel.Network {
     private final float[] condAdm;
     private final float[] bothAdm;
     private int calls;
+    private ControlStack condControl;
+    private ControlStack uncondControl;
 
     UnetNetwork(PipelineModels models, TextCond cond, TextCond uncond, int batch, int height, int width) {
         this.models = models;
@@ -46,8 +48,24 @@ final class UnetNetwork implements DiscreteModel.Network {
         }
     }
 
+    /**
+     * Steers the cond rows with one stack of ControlNets and the uncond rows with another (null or empty: none).
+     * The same stack on both runs once on the whole batch, as ComfyUI batches conds that share a ControlNet and
+     * diffusers runs it on the CFG batch; different ones run on their own rows.
+     */
+    UnetNetwork withControl(ControlStack cond, ControlStack uncond) {
+        this.condControl = cond == null || cond.isEmpty() ? null : cond;
+        this.uncondControl = uncond == null || uncond.isEmpty() ? null : uncond;
+        return this;
+    }
+
     @Override
     public float[] apply(float[] xc, float timestep, boolean withUncond) {
+        return apply(xc, timestep, withUncond, Double.NaN);
+    }
+
+    @Override
+    public float[] apply(float[] xc, float timestep, boolean withUncond, double sigma) {
         int rows = withUncond ? 2 * batch : batch;
         if (withUncond && bothContext == null) {
             throw new IllegalStateException("the uncond pass was requested but no uncond conditioning was prepared");
@@ -55,8 +73,38 @@ final class UnetNetwork implements DiscreteModel.Network {
         float[] t = new float[rows];
         Arrays.fill(t, timestep);
         calls++;
-        return models.unet(xc, rows, h, w, t, withUncond ? bothContext : condContext, tokens,
-                withUncond ? bothAdm : condAdm);
+        float[] context = withUncond ? bothContext : condContext;
+        float[] adm = withUncond ? bothAdm : condAdm;
+        if (condControl == null && (uncondControl == null || !withUncond)) {
+            return models.unet(xc, rows, h, w, t, context, tokens, adm);
+        }
+        return models.unet(xc, rows, h, w, t, context, tokens, adm, residuals(xc, rows, t, context, adm, withUncond,
+                sigma));
+    }
+
+    private jdiffusion.model.ControlResiduals residuals(float[] xc, int rows, float[] t, float[] context, float[] adm,
+            boolean withUncond, double sigma) {
+        if (!withUncond) {
+            return condControl.residuals(xc, rows, h, w, t, context, tokens, adm, sigma);
+        }
+        if (condControl == uncondControl) {
+            return condControl.residuals(xc, rows, h, w, t, context, tokens, adm, sigma);
+        }
+        jdiffusion.model.ControlResiduals[] half = new jdiffusion.model.ControlResiduals[2];
+        ControlStack[] stacks = {uncondControl, condControl};
+        for (int k = 0; k < 2; k++) {
+            if (stacks[k] != null) {
+                half[k] = stacks[k].residuals(rowsOf(xc, k), batch, h, w, rowsOf(t, k), rowsOf(context, k), tokens,
+                        adm == null ? null : rowsOf(adm, k), sigma);
+            }
+        }
+        return jdiffusion.model.ControlResiduals.stackRows(half[0], batch, half[1], batch);
+    }
+
+    /** Half k of a [uncond rows, cond rows] array. */
+    private static float[] rowsOf(float[] a, int k) {
+        int n = a.length / 2;
+        return Arrays.copyOfRange(a, k * n, (k + 1) * n);
     }
 
     /** UNet evaluations so far. */

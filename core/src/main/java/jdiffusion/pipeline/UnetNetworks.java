@@ -21,4 +21,13 @@ public final class UnetNetworks {
             int height, int width) {
         return new UnetNetwork(models, cond, uncond, batch, height, width);
     }
+
+    /**
+     * The same, steered by ControlNets: condControl on the cond rows, uncondControl on the uncond rows (null or
+     * empty: none; the same stack runs once on the whole CFG batch).
+     */
+    public static DiscreteModel.Network of(PipelineModels models, TextCond cond, TextCond uncond, int batch,
+            int height, int width, ControlStack condControl, ControlStack uncondControl) {
+        return new UnetNetwork(models, cond, uncond, batch, height, width).withControl(condControl, uncondControl);
+    }
 }

@@ -18,6 +18,11 @@ public final class DiscreteModel implements ConditionalModel {
          * @return the raw output, same size as xc
          */
         float[] apply(float[] xc, float timestep, boolean withUncond);
+
+        /** The same, told the sampler's sigma of this evaluation (ControlNet windows are in sigma). */
+        default float[] apply(float[] xc, float timestep, boolean withUncond, double sigma) {
+            return apply(xc, timestep, withUncond);
+        }
     }
 
     private final Network network;
@@ -36,12 +41,12 @@ public final class DiscreteModel implements ConditionalModel {
         float t = modelSampling.networkTimestep(sigma);
         int n = x.length;
         if (!withUncond) {
-            return new Pair(prediction.denoised(x, network.apply(xc, t, false), sigma), null);
+            return new Pair(prediction.denoised(x, network.apply(xc, t, false, sigma), sigma), null);
         }
         float[] both = new float[2 * n];
         System.arraycopy(xc, 0, both, 0, n);
         System.arraycopy(xc, 0, both, n, n);
-        float[] out = network.apply(both, t, true);
+        float[] out = network.apply(both, t, true, sigma);
         float[] uncondOut = java.util.Arrays.copyOfRange(out, 0, n);
         float[] condOut = java.util.Arrays.copyOfRange(out, n, 2 * n);
         return new Pair(prediction.denoised(x, condOut, sigma), prediction.denoised(x, uncondOut, sigma));

@@ -41,6 +41,12 @@ final class LoadedUnet implements PipelineModels {
     }
 
     @Override
+    public float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y,
+            jdiffusion.model.ControlResiduals control) {
+        return unet.forwardWithControl(x, batch, h, w, timesteps, context, tokens, y, control);
+    }
+
+    @Override
     public float[] sdxlAdm(float[] pooled, int batch, int height, int width) {
         return UNet.sdxlAdm(pooled, batch, height, width, 0, 0, height, width);
     }

@@ -30,7 +30,8 @@ public final class ModelPaths {
             "diffusion_models", List.of("diffusion_models", "unet"),
             "embeddings", List.of("embeddings"),
             "text_encoders", List.of("text_encoders", "clip"),
-            "upscale_models", List.of("upscale_models"));
+            "upscale_models", List.of("upscale_models"),
+            "controlnet", List.of("controlnet", "t2i_adapter"));
 
     /** safetensors and PyTorch pickles (read by the safe pickle reader); the container is recognised by content. */
     private static final List<String> MODEL_EXTENSIONS = jdiffusion.io.Container.MODEL_EXTENSIONS;

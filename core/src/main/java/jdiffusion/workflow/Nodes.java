@@ -117,6 +117,7 @@ public final class Nodes {
         WebsocketNodes.register();
         Sd3Nodes.register();
         UpscaleNodes.register();
+        ControlNetNodes.register();
     }
 
     private Nodes() {
@@ -132,6 +133,11 @@ public final class Nodes {
             List<String> outputs, NodeDefinition.Function f) {
         REGISTRY.put(name, new NodeDefinition(name, display, category, "", outputNode, inputs, outputs, outputs,
                 Map.of(), f));
+    }
+
+    /** Adds a node class described in full (output names that differ from the types, optional inputs). */
+    static void add(NodeDefinition d) {
+        REGISTRY.put(d.name(), d);
     }
 
     public static NodeDefinition get(String classType) {

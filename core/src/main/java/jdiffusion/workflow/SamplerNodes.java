@@ -77,8 +77,14 @@ final class SamplerNodes {
         int n = latent.samples().length;
         float[] noise = job.disableNoise() ? new float[n] : KSampler.initialNoise(job.seed(), n);
         boolean uncondNeeded = job.cfg() != 1.0 || info.needsUncond();
+        var positiveControl = ControlNetNodes.stack(job.positive(), unet, ms, latent.height(), latent.width(),
+                ctx.models());
+        // conds that share their ControlNets run them once on the [uncond, cond] batch, as ComfyUI batches them
+        var negativeControl = !uncondNeeded ? null : job.negative().controls().equals(job.positive().controls())
+                ? positiveControl : ControlNetNodes.stack(job.negative(), unet, ms, latent.height(), latent.width(),
+                        ctx.models());
         var network = UnetNetworks.of(unet, job.positive().text(), uncondNeeded ? job.negative().text() : null,
-                latent.batch(), latent.height() * 8, latent.width() * 8);
+                latent.batch(), latent.height() * 8, latent.width() * 8, positiveControl, negativeControl);
         DiscreteModel model = new DiscreteModel(network, ms, unet.detectedPrediction());
         NoiseSource noiseSource = info.noise().create(job.seed(), n, sigmas);
         int total = Math.max(1, sigmas.length - 1);

@@ -54,8 +54,35 @@ public final class Values {
     public record VaeRef(Path file) {
     }
 
-    /** CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding). */
-    public record Cond(TextCond text) {
+    /**
+     * CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding) and the ControlNets applied to
+     * it, in the order they were applied (their residuals add).
+     */
+    public record Cond(TextCond text, List<ControlUse> controls) {
+        public Cond {
+            controls = List.copyOf(controls);
+        }
+
+        public Cond(TextCond text) {
+            this(text, List.of());
+        }
+
+        public Cond withControl(ControlUse c) {
+            List<ControlUse> l = new ArrayList<>(controls);
+            l.add(c);
+            return new Cond(text, l);
+        }
+    }
+
+    /**
+     * CONTROL_NET: a ControlNet file; diffBase is the MODEL a "difference" ControlNet's weights are added to
+     * (DiffControlNetLoader), null otherwise.
+     */
+    public record ControlNetRef(Path file, ModelRef diffBase) {
+    }
+
+    /** One ControlNet on a conditioning: the hint (IMAGE in [0, 1]), strength and the percent window. */
+    public record ControlUse(ControlNetRef net, Image hint, double strength, double startPercent, double endPercent) {
     }
 
     /**

@@ -16,7 +16,7 @@ class PngMetadataTest {
         return new ResolvedSettings("SD1", Names.isDiffusersSpacing(scheduler) ? ResolvedSettings.Semantics.DIFFUSERS
                 : ResolvedSettings.Semantics.COMFY, "a cat, oil painting", negative, 512, 768, 20, 7.5,
                 "euler_ancestral", scheduler, -1L, 2, init, init == null ? 1.0 : 0.6, PredictionType.EPS, clipSkip,
-                "sd15.safetensors", unet, null, List.of(), null);
+                "sd15.safetensors", unet, null, List.of(), null, List.of());
     }
 
     @Test

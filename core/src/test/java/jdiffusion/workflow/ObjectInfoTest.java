@@ -29,7 +29,8 @@ class ObjectInfoTest {
                 "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader", "LoraLoaderModelOnly",
                 "ModelSamplingDiscrete", "LatentUpscale", "ImageScale", "SaveImageWebsocket", "TripleCLIPLoader",
                 "CLIPTextEncodeSD3", "EmptySD3LatentImage", "ModelSamplingSD3", "LatentUpscaleBy", "ImageScaleBy",
-                "UpscaleModelLoader", "ImageUpscaleWithModel");
+                "UpscaleModelLoader", "ImageUpscaleWithModel", "ControlNetLoader", "DiffControlNetLoader",
+                "ControlNetApply", "ControlNetApplyAdvanced", "Canny");
         for (String name : expected) {
             JsonNode n = info.path(name);
             assertFalse(n.isMissingNode(), name);

@@ -636,6 +636,7 @@ final class A1111Routes {
             WorkflowEdits.addLoras(prompt, loraFiles, parsed.loras());
             WorkflowEdits.clipSkip(prompt, clipSkip);
             WorkflowEdits.vae(prompt, vae);
+            new ControlNetApi(jobs.server()).apply(r, prompt); // alwayson_scripts.controlnet units, if any
             if (mask != null && !WorkflowEdits.inpaintHook(prompt, mask)) {
                 ctx.header("X-JDiffusion-Mask", "ignored: this engine has no inpainting node yet");
             }

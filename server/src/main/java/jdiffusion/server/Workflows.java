@@ -137,13 +137,13 @@ final class Workflows {
         return p;
     }
 
-    private static ObjectNode node(ObjectNode prompt, String id, String classType) {
+    static ObjectNode node(ObjectNode prompt, String id, String classType) {
         ObjectNode n = prompt.putObject(id);
         n.put("class_type", classType);
         return n.putObject("inputs");
     }
 
-    private static void link(ObjectNode inputs, String name, String source, int slot) {
+    static void link(ObjectNode inputs, String name, String source, int slot) {
         ArrayNode a = inputs.putArray(name);
         a.add(source).add(slot);
     }

@@ -73,6 +73,8 @@ async function loadObjectInfo() {
   fill($('sampler'), combo('KSampler', 'sampler_name'), true);
   fill($('scheduler'), combo('KSampler', 'scheduler'), true);
   for (const sel of document.querySelectorAll('.lora-name')) fill(sel, combo('LoraLoader', 'lora_name'), true);
+  fill($('cn-model'), [''].concat(combo('ControlNetLoader', 'control_net_name')), true);
+  if ($('cn-model').options.length) $('cn-model').options[0].textContent = '(none)';
   if (!$('sampler').dataset.init) { $('sampler').value = 'euler'; $('sampler').dataset.init = '1'; }
   if (!$('checkpoint').options.length) setMessage('No checkpoint in models/checkpoints: add one and reload.', true);
 }
@@ -98,7 +100,17 @@ function settings() {
     width: num('width'), height: num('height'), steps: num('steps'), cfg: num('cfg'),
     sampler: $('sampler').value, scheduler: $('scheduler').value, seed: num('seed'), batch: num('batch'),
     denoise: num('denoise'), image: null,
+    controlnet: { model: $('cn-model').value, module: $('cn-module').value, strength: num('cn-strength'),
+      start: num('cn-start'), end: num('cn-end'), image: null },
   };
+}
+
+/** LoadImage (+ Canny) of the uploaded hint into prompt p (ids 41, 42); returns the IMAGE link. */
+function hintNodes(p, c) {
+  p['41'] = { class_type: 'LoadImage', inputs: { image: c.image } };
+  if (c.module !== 'canny') return ['41', 0];
+  p['42'] = { class_type: 'Canny', inputs: { image: ['41', 0], low_threshold: 0.4, high_threshold: 0.8 } };
+  return ['42', 0];
 }
 
 function buildPrompt(s) {
@@ -125,8 +137,16 @@ function buildPrompt(s) {
     p['5'] = { class_type: 'EmptyLatentImage', inputs: { width: s.width, height: s.height, batch_size: s.batch } };
     latent = ['5', 0];
   }
+  let positive = ['6', 0], negative = ['7', 0];
+  const c = s.controlnet;
+  if (c && c.model && c.image) {
+    p['40'] = { class_type: 'ControlNetLoader', inputs: { control_net_name: c.model } };
+    p['43'] = { class_type: 'ControlNetApplyAdvanced', inputs: { positive, negative, control_net: ['40', 0],
+      image: hintNodes(p, c), strength: c.strength, start_percent: c.start, end_percent: c.end } };
+    positive = ['43', 0]; negative = ['43', 1];
+  }
   p['3'] = { class_type: 'KSampler', inputs: { model, seed: s.seed, steps: s.steps, cfg: s.cfg,
-    sampler_name: s.sampler, scheduler: s.scheduler, positive: ['6', 0], negative: ['7', 0],
+    sampler_name: s.sampler, scheduler: s.scheduler, positive, negative,
     latent_image: latent, denoise: s.image ? s.denoise : 1.0 } };
   p['8'] = { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae } };
   p['9'] = { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'jdiffusion' } };
@@ -169,8 +189,8 @@ function reuse(s) {
 
 // ---- generate ----
 
-async function uploadInitImage() {
-  const file = $('init-image').files[0];
+async function uploadInitImage(input = 'init-image') {
+  const file = $(input).files[0];
   if (!file) return null;
   const form = new FormData();
   form.append('image', file, file.name);
@@ -185,6 +205,7 @@ async function generate(ev) {
   try {
     const s = settings();
     s.image = await uploadInitImage();
+    if (s.controlnet.model) s.controlnet.image = await uploadInitImage('cn-image');
     const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ prompt: buildPrompt(s), client_id: clientId,
         extra_data: { preview_method: 'auto' } }) });
@@ -194,6 +215,33 @@ async function generate(ev) {
     setMessage(e.message, true);
   } finally {
     $('generate').disabled = false;
+  }
+}
+
+/** Runs LoadImage (+ Canny) -> PreviewImage on the hint and shows what the ControlNet will see. */
+async function previewHint() {
+  try {
+    const c = settings().controlnet;
+    c.image = await uploadInitImage('cn-image');
+    if (!c.image) { setMessage('Choose a hint image first.', true); return; }
+    const p = {};
+    p['44'] = { class_type: 'PreviewImage', inputs: { images: hintNodes(p, c) }, _meta: { title: 'hint preview' } };
+    const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ prompt: p, client_id: clientId }) });
+    shown.add(r.prompt_id); // not a gallery result
+    for (let i = 0; i < 600; i++) {
+      const h = await json('/history/' + encodeURIComponent(r.prompt_id));
+      const entry = h[r.prompt_id];
+      if (entry && entry.status && entry.status.completed !== undefined) {
+        const img = entry.outputs?.['44']?.images?.[0];
+        if (img) { $('cn-preview').src = viewUrl(img); $('cn-preview').dataset.ready = '1'; }
+        else setMessage('hint preview failed', true);
+        return;
+      }
+      await new Promise(res => setTimeout(res, 200));
+    }
+  } catch (e) {
+    setMessage(e.message, true);
   }
 }
 
@@ -228,6 +276,7 @@ async function refreshQueue() {
 function addResult(promptId, entry) {
   if (shown.has(promptId)) return;
   shown.add(promptId);
+  if (Object.values(entry.prompt?.[2] || {}).some(n => n._meta?.title === 'hint preview')) return;
   const s = settingsOf(entry.prompt[2]);
   const ok = entry.status?.status_str === 'success';
   const card = document.createElement('div');
@@ -331,6 +380,7 @@ function showPreview(buffer) {
 $('settings').addEventListener('submit', generate);
 $('random-seed').onclick = () => { $('seed').value = Math.floor(Math.random() * 2 ** 32); };
 $('add-lora').onclick = () => addLora();
+$('cn-preview-button').onclick = previewHint;
 $('clear-image').onclick = () => { $('init-image').value = ''; };
 (async () => {
   try {
