@@ -139,6 +139,17 @@ public final class KSampler {
     public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
             float[] latent, double latentScale, float[] noise, double[] sigmas, NoiseSource noiseSource,
             StepCallback callback) {
+        return sample(model, ms, sampler, cfg, latent, latentScale, noise, sigmas, noiseSource, callback, null);
+    }
+
+    /**
+     * {@link #sample(ConditionalModel, ModelSamplingDiscrete, SamplerInfo, double, float[], double, float[], double[],
+     * NoiseSource, StepCallback)} with a prepared denoise mask ([B,C,h,w], 1 = repaint; null = none): the guided
+     * denoiser is wrapped in KSamplerX0Inpaint's blend ({@link NoiseMask}).
+     */
+    public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
+            float[] latent, double latentScale, float[] noise, double[] sigmas, NoiseSource noiseSource,
+            StepCallback callback, float[] denoiseMask) {
         if (noise.length != latent.length) {
             throw new IllegalArgumentException("noise has " + noise.length + " values, latent " + latent.length);
         }
@@ -148,6 +159,9 @@ public final class KSampler {
         float[] latentIn = processLatentIn(latent, latentScale);
         float[] x = noiseScaling(sigmas[0], noise, latentIn, isMaxDenoise(ms, sigmas[0]));
         Denoiser guided = Cfg.guider(model, cfg, sampler.needsUncond());
+        if (denoiseMask != null) {
+            guided = NoiseMask.wrap(guided, denoiseMask, latentIn, noise);
+        }
         float[] samples = sampler.sampler().sample(guided, x, sigmas.clone(), noiseSource, callback);
         return processLatentOut(samples, latentScale);
     }
