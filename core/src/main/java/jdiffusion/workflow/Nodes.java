@@ -114,6 +114,7 @@ public final class Nodes {
                 List.of("IMAGE"), ImageNodes::imageScale);
         // Node groups of later features register themselves here, one line each (a class per feature keeps its
         // node definitions next to its implementations).
+        InpaintNodes.register();
     }
 
     private Nodes() {
@@ -129,6 +130,11 @@ public final class Nodes {
             List<String> outputs, NodeDefinition.Function f) {
         REGISTRY.put(name, new NodeDefinition(name, display, category, "", outputNode, inputs, outputs, outputs,
                 Map.of(), f));
+    }
+
+    /** Adds a complete definition (output names that differ from the types, a description). */
+    static void add(NodeDefinition d) {
+        REGISTRY.put(d.name(), d);
     }
 
     public static NodeDefinition get(String classType) {

@@ -68,8 +68,12 @@ final class SamplerNodes {
         int n = latent.samples().length;
         float[] noise = job.disableNoise() ? new float[n] : KSampler.initialNoise(job.seed(), n);
         boolean uncondNeeded = job.cfg() != 1.0 || info.needsUncond();
-        var network = UnetNetworks.of(unet, job.positive().text(), uncondNeeded ? job.negative().text() : null,
-                latent.batch(), latent.height() * 8, latent.width() * 8);
+        DiscreteModel.Network network = UnetNetworks.of(unet, job.positive().text(),
+                uncondNeeded ? job.negative().text() : null, latent.batch(), latent.height() * 8, latent.width() * 8);
+        float[] denoiseMask = InpaintNodes.denoiseMask(latent);
+        if (unet.inChannels() > latent.channels()) {
+            network = InpaintNodes.withConcat(network, unet, job.positive(), latent, denoiseMask);
+        }
         DiscreteModel model = new DiscreteModel(network, ms, unet.detectedPrediction());
         NoiseSource noiseSource = info.noise().create(job.seed(), n, sigmas);
         int total = Math.max(1, sigmas.length - 1);
@@ -79,8 +83,9 @@ final class SamplerNodes {
             ctx.interrupt().check();
         };
         float[] out = KSampler.sample(model, ms, info, job.cfg(), latent.samples(), unet.latentScale(), noise, sigmas,
-                noiseSource, callback);
-        return new Latent(out, latent.batch(), latent.channels(), latent.height(), latent.width());
+                noiseSource, callback, denoiseMask);
+        // ComfyUI copies the input latent dict: the noise mask stays with the samples
+        return new Latent(out, latent.batch(), latent.channels(), latent.height(), latent.width(), latent.noiseMask());
     }
 
     /**

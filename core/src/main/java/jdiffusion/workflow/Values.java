@@ -54,19 +54,38 @@ public final class Values {
     public record VaeRef(Path file) {
     }
 
-    /** CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding). */
-    public record Cond(TextCond text) {
+    /**
+     * CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding) and, after
+     * InpaintModelConditioning, what an inpainting UNet gets as extra input channels (null otherwise).
+     */
+    public record Cond(TextCond text, InpaintConcat concat) {
+        public Cond(TextCond text) {
+            this(text, null);
+        }
+    }
+
+    /** ComfyUI's concat_latent_image (raw VAE latent of the grey-masked pixels) and concat_mask (pixel mask). */
+    public record InpaintConcat(Latent latent, Mask mask) {
     }
 
     /**
-     * LATENT: raw VAE-space samples (ComfyUI's {@code samples}, not multiplied by the scale factor), NCHW.
+     * LATENT: raw VAE-space samples (ComfyUI's {@code samples}, not multiplied by the scale factor), NCHW, and its
+     * optional {@code noise_mask} (1 = repaint; any size, resized to the latent at sampling), null when none.
      */
-    public record Latent(float[] samples, int batch, int channels, int height, int width) {
+    public record Latent(float[] samples, int batch, int channels, int height, int width, Mask noiseMask) {
         public Latent {
             if (samples.length != batch * channels * height * width) {
                 throw new IllegalArgumentException("latent of " + samples.length + " values is not " + batch + "x"
                         + channels + "x" + height + "x" + width);
             }
+        }
+
+        public Latent(float[] samples, int batch, int channels, int height, int width) {
+            this(samples, batch, channels, height, width, null);
+        }
+
+        public Latent withNoiseMask(Mask mask) {
+            return new Latent(samples, batch, channels, height, width, mask);
         }
     }
 
@@ -82,5 +101,11 @@ public final class Values {
 
     /** MASK: [batch, height, width] in [0, 1]. */
     public record Mask(float[] values, int batch, int height, int width) {
+        public Mask {
+            if (values.length != batch * height * width) {
+                throw new IllegalArgumentException("mask of " + values.length + " values is not " + batch + "x"
+                        + height + "x" + width);
+            }
+        }
     }
 }

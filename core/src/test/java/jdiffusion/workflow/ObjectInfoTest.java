@@ -27,7 +27,9 @@ class ObjectInfoTest {
         List<String> expected = List.of("CheckpointLoaderSimple", "UNETLoader", "VAELoader", "CLIPSetLastLayer",
                 "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode", "VAEDecodeTiled",
                 "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader", "LoraLoaderModelOnly",
-                "ModelSamplingDiscrete", "LatentUpscale", "ImageScale");
+                "ModelSamplingDiscrete", "LatentUpscale", "ImageScale",
+                "LoadImageMask", "SetLatentNoiseMask", "VAEEncodeForInpaint", "InpaintModelConditioning",
+                "ImagePadForOutpaint", "GrowMask", "InvertMask", "SolidMask", "ImageToMask", "MaskToImage");
         for (String name : expected) {
             JsonNode n = info.path(name);
             assertFalse(n.isMissingNode(), name);
