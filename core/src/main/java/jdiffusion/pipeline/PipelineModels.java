@@ -38,6 +38,11 @@ public interface PipelineModels extends AutoCloseable {
     /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
     float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
 
+    /** The UNet's input channels: 4, or 9 for an inpainting UNet (latent + mask + masked-image latent). */
+    default int unetInChannels() {
+        return 4;
+    }
+
     /** SDXL's adm vector for B rows of pooled embeddings and size conditioning [H, W, 0, 0, H, W]. */
     float[] sdxlAdm(float[] pooled, int batch, int height, int width);
 

@@ -46,6 +46,12 @@ final class Sampling {
 
     static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, ProgressListener progress,
             CancellationToken cancel, Timings timings) {
+        return run(m, s, init, null, progress, cancel, timings);
+    }
+
+    /** {@link #run} with an inpaint / outpaint input (null: none), which replaces init as the image. */
+    static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, InpaintImage inpaint,
+            ProgressListener progress, CancellationToken cancel, Timings timings) {
         SamplerInfo sampler = SamplerBinding.sampler(s.sampler());
         boolean comfy = s.semantics() == Semantics.COMFY;
         boolean guided = comfy ? s.cfg() != 1.0 || sampler.needsUncond() : s.cfg() > 1.0;
@@ -54,7 +60,7 @@ final class Sampling {
         m.textEncodingDone(); // a one-shot run frees the text encoders before the UNet's activations need the room
         cancel.check("text encoding");
         PipelineModels.Moments moments = null;
-        if (init != null) {
+        if (init != null && inpaint == null) {
             progress.onStage("encode");
             moments = timings.time("encode", () -> encodeImage(m, init));
             cancel.check("image encoding");
@@ -62,10 +68,27 @@ final class Sampling {
         UnetNetwork network = new UnetNetwork(m, conds[0], conds[1], s.batch(), s.height(), s.width());
         int[] shape = {s.batch(), 4, s.latentHeight(), s.latentWidth()};
         PipelineModels.Moments mom = moments;
-        progress.onStage("sampling");
-        float[] latent = timings.time("sampling", () -> comfy
-                ? comfy(m, s, sampler, network, mom, shape, progress, cancel)
-                : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
+        float[] latent;
+        if (inpaint != null) {
+            progress.onStage("encode");
+            InpaintSampling.Start start = timings.time("encode", () -> comfy
+                    ? InpaintSampling.comfyStart(m, s, inpaint)
+                    : InpaintSampling.diffusersStart(m, s, inpaint, sampler));
+            cancel.check("image encoding");
+            progress.onStage("sampling");
+            latent = timings.time("sampling", () -> comfy
+                    ? InpaintSampling.comfy(m, s, sampler, network, start, shape, progress, cancel)
+                    : InpaintSampling.diffusers(m, s, sampler, network, start, shape, progress, cancel));
+        } else {
+            DiscreteModel.Network net = m.unetInChannels() > 4
+                    ? new jdiffusion.sampling.ConcatNetwork(network, Inpainting.blankConcat(s.batch(),
+                            s.latentHeight(), s.latentWidth()), s.batch(), 4 * s.latentHeight() * s.latentWidth())
+                    : network;
+            progress.onStage("sampling");
+            latent = timings.time("sampling", () -> comfy
+                    ? comfy(m, s, sampler, net, mom, shape, progress, cancel)
+                    : diffusers(m, s, sampler, net, mom, shape, progress, cancel));
+        }
         float[] forVae = KSampler.processLatentOut(latent, m.latentScale());
         return new Outcome(latent, forVae, shape, network.calls());
     }
@@ -100,7 +123,7 @@ final class Sampling {
         return m.encode(init.toSignedFloats(), 1, init.height(), init.width());
     }
 
-    private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
+    private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, DiscreteModel.Network network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
         ModelSamplingDiscrete ms = ModelSamplingDiscrete.DEFAULT;
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
@@ -128,7 +151,7 @@ final class Sampling {
         return explicit != null && explicit.variancePreserving() ? toVariancePreserving(out, sigmas) : out;
     }
 
-    private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
+    private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, DiscreteModel.Network network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
         Plan plan = plan(s);
         int n = numel(shape);
@@ -181,7 +204,7 @@ final class Sampling {
      * {@code dpmpp_2m}, EulerDiscreteScheduler's for every other sampler (Heun's doubled diffusers timesteps are the
      * same values: the sampler makes its second evaluation itself). Or the caller's explicit schedule.
      */
-    private static Plan plan(ResolvedSettings s) {
+    static Plan plan(ResolvedSettings s) {
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
         if (explicit != null) {
             double[] sigmas = explicit.sigmas();
@@ -224,7 +247,7 @@ final class Sampling {
     }
 
     /** x / sqrt(1 + sigma_last^2): the sigma-space state as a VP scheduler holds it. */
-    private static float[] toVariancePreserving(float[] x, double[] sigmas) {
+    static float[] toVariancePreserving(float[] x, double[] sigmas) {
         float last = (float) sigmas[sigmas.length - 1];
         if (last == 0f) {
             return x;
@@ -238,7 +261,7 @@ final class Sampling {
     }
 
     /** latent_dist.sample(generator): mean + std * randn, one image's worth. */
-    private static float[] posteriorSample(PipelineModels.Moments moments, TorchGenerator generator) {
+    static float[] posteriorSample(PipelineModels.Moments moments, TorchGenerator generator) {
         float[] eps = generator.randn(moments.mean().length);
         float[] out = new float[eps.length];
         for (int i = 0; i < out.length; i++) {
@@ -247,12 +270,12 @@ final class Sampling {
         return out;
     }
 
-    private static int stepsOf(double[] sigmas) {
+    static int stepsOf(double[] sigmas) {
         return Math.max(1, sigmas.length - 1);
     }
 
     /** Reports each step with the sampler's denoised estimate (what previews show) and checks for cancellation. */
-    private static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
+    static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
         return (i, x, denoised) -> {
             cancel.check("sampling step " + (i + 1) + " of " + total);
             progress.onSamplerState(i, x, denoised);
@@ -260,7 +283,7 @@ final class Sampling {
         };
     }
 
-    private static float[] scaled(float[] v, float f) {
+    static float[] scaled(float[] v, float f) {
         float[] out = new float[v.length];
         for (int i = 0; i < v.length; i++) {
             out[i] = v[i] * f;
@@ -268,7 +291,7 @@ final class Sampling {
         return out;
     }
 
-    private static int numel(int[] shape) {
+    static int numel(int[] shape) {
         int n = 1;
         for (int d : shape) {
             n *= d;

@@ -55,6 +55,11 @@ final class LoadedUnet implements PipelineModels {
         return unet.config().inChannels();
     }
 
+    @Override
+    public int unetInChannels() {
+        return inChannels();
+    }
+
     int contextDim() {
         return unet.config().contextDim();
     }
