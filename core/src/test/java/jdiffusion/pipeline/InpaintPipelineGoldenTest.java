@@ -55,6 +55,44 @@ class InpaintPipelineGoldenTest {
         return tests.stream();
     }
 
+    /**
+     * A 9-channel UNet as a separate UNet file (bare LDM names) over the ordinary checkpoint of the same family: the
+     * 9-channel diffusers cases give the same numbers (the tiny inpaint checkpoint differs from tiny-sd1 only in
+     * conv_in).
+     */
+    @TestFactory
+    Stream<DynamicTest> inpaintUnetAsSeparateFile(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        List<DynamicTest> tests = new ArrayList<>();
+        for (Path manifest : Golden.manifestsIn("inpaint", "pipe_sd1_inpaint")) {
+            JsonNode p = PipeGolden.json(manifest).path("params");
+            if (p.path("inpaint").path("num_channels_unet").asInt(4) <= 4) {
+                continue;
+            }
+            tests.add(DynamicTest.dynamicTest(Golden.caseName(manifest), () -> {
+                Path inpaintCkpt = PipelineGoldenTest.checkpoint(p.path("model").asText(), "fp16");
+                Path unetFile = tmp.resolve(Golden.caseName(manifest) + "-unet.safetensors");
+                try (SafeTensors in = SafeTensors.open(inpaintCkpt)) {
+                    jdiffusion.io.SafeTensorsWriter w = jdiffusion.io.SafeTensorsWriter.to(unetFile);
+                    for (String name : in.names()) {
+                        if (name.startsWith("model.diffusion_model.")) {
+                            w.addFrom(in, name, name.substring("model.diffusion_model.".length()),
+                                    in.info(name).dtype());
+                        }
+                    }
+                    w.write();
+                }
+                Path base = Golden.model(inpaintCkpt.getFileName().toString().replace("-inpaint", ""));
+                GenerateRequest request = diffusersRequest(manifest, base).toBuilder().unet(unetFile).build();
+                GenerateResult r = Pipeline.generate(request, ProgressListener.NONE, CancellationToken.none());
+                JsonNode m = PipeGolden.json(manifest);
+                try (SafeTensors t = Golden.tensors(manifest)) {
+                    PipeGolden.check(Golden.caseName(manifest), m, t, "latents_final", r.latent());
+                }
+            }));
+        }
+        return tests.stream();
+    }
+
     /** The request a diffusers inpaint manifest describes (also what the CLI test turns into flags). */
     static GenerateRequest diffusersRequest(Path manifestPath, Path checkpoint) {
         JsonNode p = PipeGolden.json(manifestPath).path("params");
