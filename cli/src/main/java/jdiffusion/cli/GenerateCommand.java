@@ -14,6 +14,7 @@ import jdiffusion.pipeline.GenerateResult;
 import jdiffusion.pipeline.GenerationCancelledException;
 import jdiffusion.pipeline.Pipeline;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code jdiffusion generate}: text-to-image and image-to-image, a thin layer over {@link Pipeline}. */
@@ -104,6 +105,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "no progress output")
     boolean quiet;
 
+    @Mixin
+    InpaintOptions inpaint = new InpaintOptions();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -153,7 +157,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .seed(seed == null ? ThreadLocalRandom.current().nextLong(1L << 32) : parseSeed(seed)).batch(batch)
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
-                .build();
+                .inpaint(inpaint.toInpaint()).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI (a negative number is taken modulo 2^64 as torch does). */

@@ -97,6 +97,26 @@ record InpaintImage(float[] pixels, float[] baseMask, int width, int height, Gen
         return out;
     }
 
+    /**
+     * A1111's overlay on the saved 8-bit image: PIL's Image.composite(generated, original, mask) with the blurred
+     * mask as 8 bits, so unmasked pixels are exactly the original's.
+     */
+    PngImage pasteOver(PngImage generated) {
+        float[] m = mask();
+        int plane = width * height;
+        byte[] out = new byte[plane * 3];
+        byte[] gen = generated.rgb();
+        for (int p = 0; p < plane; p++) {
+            int k = Math.round(Math.min(1f, Math.max(0f, m[p])) * 255f);
+            for (int c = 0; c < 3; c++) {
+                int orig = Math.round(pixels[c * plane + p] * 255f);
+                int tmp = (gen[p * 3 + c] & 0xFF) * k + orig * (255 - k) + 128;
+                out[p * 3 + c] = (byte) ((tmp + (tmp >> 8)) >> 8);
+            }
+        }
+        return new PngImage(width, height, out);
+    }
+
     /** PIL's convert("L"): (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16, then / 255. */
     static float[] luminance(PngImage m) {
         int plane = m.width() * m.height();

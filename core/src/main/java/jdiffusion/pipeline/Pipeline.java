@@ -88,7 +88,9 @@ public final class Pipeline {
         List<PngImage> images = new ArrayList<>();
         for (int b = 0; b < s.batch(); b++) {
             // diffusers rounds to 8 bits, ComfyUI's SaveImage truncates
-            images.add(PngImage.fromUnitFloats(image01, b, s.height(), s.width(), s.semantics() == Semantics.DIFFUSERS));
+            PngImage png = PngImage.fromUnitFloats(decoded, b, s.height(), s.width(),
+                    s.semantics() == Semantics.DIFFUSERS);
+            images.add(inpaint != null && request.inpaint().pasteBack() ? inpaint.pasteOver(png) : png);
         }
         cancel.check("saving");
         progress.onStage("save");

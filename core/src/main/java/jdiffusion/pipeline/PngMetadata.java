@@ -49,6 +49,9 @@ public final class PngMetadata {
         if (s.isImg2Img()) {
             sb.append(", Denoising strength: ").append(number(s.denoise()));
         }
+        if (s.inpaint() != null) {
+            inpaintParameters(sb, s.inpaint());
+        }
         if (s.clipSkip() > 1) {
             sb.append(", Clip skip: ").append(s.clipSkip());
         }
@@ -64,6 +67,30 @@ public final class PngMetadata {
         }
         sb.append(", Version: jdiffusion");
         return sb.toString();
+    }
+
+    /** A1111's inpaint keys (Mask blur, Mask mode) and jdiffusion's for the mask source, growth and outpainting. */
+    private static void inpaintParameters(StringBuilder sb, GenerateRequest.Inpaint in) {
+        sb.append(", Mask blur: ").append(number(in.blur()));
+        if (in.maskFromAlpha()) {
+            sb.append(", Mask: alpha");
+        } else if (in.mask() != null) {
+            sb.append(", Mask: ").append(in.mask().getFileName());
+        }
+        if (in.grow() != 0) {
+            sb.append(", Mask grow: ").append(in.grow());
+        }
+        if (in.invert()) {
+            sb.append(", Mask mode: Inpaint not masked");
+        }
+        GenerateRequest.Outpaint o = in.outpaint();
+        if (o != null) {
+            sb.append(", Outpaint: ").append(o.left()).append(',').append(o.top()).append(',').append(o.right())
+                    .append(',').append(o.bottom()).append(", Outpaint feather: ").append(o.feather());
+        }
+        if (in.pasteBack()) {
+            sb.append(", Inpaint paste back: true");
+        }
     }
 
     /** ComfyUI's display-independent sampler names mapped to A1111's labels; others keep their ComfyUI name. */

@@ -127,7 +127,16 @@ public final class RequestValidator {
     private static PngImage readInitImage(GenerateRequest r) {
         PngImage img;
         try {
-            img = PngReader.read(r.initImage());
+            if (r.inpaint() != null && r.inpaint().maskFromAlpha()) {
+                PngReader.Rgba rgba = PngReader.readRgba(r.initImage());
+                if (rgba.alpha() == null) {
+                    throw new GenerateException("mask 'alpha': init image " + r.initImage() + " has no transparency"
+                            + " (alpha channel)");
+                }
+                img = rgba.rgb();
+            } else {
+                img = PngReader.read(r.initImage());
+            }
         } catch (IOException e) {
             throw new GenerateException("init image " + e.getMessage());
         }
