@@ -107,6 +107,30 @@ class InpaintNodesTest {
         }
     }
 
+    /** The PNG's ComfyUI workflow of an inpaint / outpaint generation is a valid prompt of these nodes. */
+    @Test
+    void generatedWorkflowOfAnInpaintRequestValidates() throws Exception {
+        Workflows.place(base, "checkpoints", "tiny-sd1-fp16.safetensors");
+        writeRgba("photo.png");
+        writeRgba("mask.png");
+        jdiffusion.pipeline.GenerateRequest.Inpaint[] variants = {
+            jdiffusion.pipeline.GenerateRequest.Inpaint.alpha().withGrow(4).withBlur(2),
+            jdiffusion.pipeline.GenerateRequest.Inpaint.mask(Path.of("mask.png")).withInvert(true),
+            new jdiffusion.pipeline.GenerateRequest.Inpaint(null, false, 0, 0,
+                    new jdiffusion.pipeline.GenerateRequest.Outpaint(8, 0, 8, 0, 4), true, false)};
+        for (jdiffusion.pipeline.GenerateRequest.Inpaint in : variants) {
+            var s = new jdiffusion.pipeline.ResolvedSettings("SD1",
+                    jdiffusion.pipeline.ResolvedSettings.Semantics.COMFY, "a cat", "", 64, 64, 4, 5.0, "euler",
+                    "normal", 1L, 1, Path.of("photo.png"), 0.8, jdiffusion.sampling.PredictionType.EPS, 1,
+                    "tiny-sd1-fp16.safetensors", null, null, java.util.List.of(), null, in);
+            String wf = jdiffusion.pipeline.PngMetadata.comfyWorkflow(s);
+            PromptValidator.Result r = PromptValidator.validate(Prompt.parse(
+                    new com.fasterxml.jackson.databind.ObjectMapper().readTree(wf)), ModelPaths.of(base));
+            assertTrue(r.ok(), wf + " -> " + r.toJson());
+            assertTrue(wf.contains("InpaintModelConditioning"), wf);
+        }
+    }
+
     @Test
     void aZeroNoiseMaskRepaintsNothingAndStaysWithTheLatent() throws Exception {
         Workflows.place(base, "checkpoints", "tiny-sd1-fp16.safetensors");

@@ -29,7 +29,8 @@ class ObjectInfoTest {
                 "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader", "LoraLoaderModelOnly",
                 "ModelSamplingDiscrete", "LatentUpscale", "ImageScale",
                 "LoadImageMask", "SetLatentNoiseMask", "VAEEncodeForInpaint", "InpaintModelConditioning",
-                "ImagePadForOutpaint", "GrowMask", "InvertMask", "SolidMask", "ImageToMask", "MaskToImage");
+                "ImagePadForOutpaint", "GrowMask", "InvertMask", "SolidMask", "ImageToMask", "MaskToImage",
+                "ImageCompositeMasked");
         for (String name : expected) {
             JsonNode n = info.path(name);
             assertFalse(n.isMissingNode(), name);

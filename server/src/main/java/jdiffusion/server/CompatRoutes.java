@@ -73,7 +73,11 @@ final class CompatRoutes {
                 text(r, "negative_prompt", ""), width, height, r.path("steps").asInt(20),
                 r.path("cfg_scale").asDouble(7.0), sampler[0], scheduler, seed, r.path("batch_size").asInt(1),
                 img2img ? r.path("denoising_strength").asDouble(0.75) : 1.0, init, "sdapi");
-        PromptStore.Entry done = run(Workflows.prompt(s));
+        ObjectNode prompt = Workflows.prompt(s);
+        if (img2img) {
+            InpaintRoutes.a1111Mask(r, prompt, this::decodeBase64, this::saveInput); // mask, mask_blur, ...
+        }
+        PromptStore.Entry done = run(prompt);
         ObjectNode out = PromptStore.JSON.createObjectNode();
         ArrayNode images = out.putArray("images");
         for (Path p : outputFiles(done)) {

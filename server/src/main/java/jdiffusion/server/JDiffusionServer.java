@@ -172,6 +172,7 @@ public final class JDiffusionServer implements AutoCloseable {
         both(HandlerType.GET, "/models", this::getModelKinds);
         both(HandlerType.GET, "/models/{folder}", this::getModels);
         new CompatRoutes(this).register(app);
+        new InpaintRoutes(this).register(app);
     }
 
     private void both(HandlerType type, String path, Handler h) {
