@@ -93,6 +93,13 @@ class InpaintPipelineGoldenTest {
         return tests.stream();
     }
 
+    /** A pipeline case with a mask: diffusers' mask_png or a ComfyUI workflow through an inpaint node. */
+    static boolean isInpaintCase(Path manifest) {
+        JsonNode p = PipeGolden.json(manifest).path("params");
+        return p.has("mask_png") || p.path("workflow").asText().matches(
+                ".*(SetLatentNoiseMask|VAEEncodeForInpaint|InpaintModelConditioning).*");
+    }
+
     /** The request a diffusers inpaint manifest describes (also what the CLI test turns into flags). */
     static GenerateRequest diffusersRequest(Path manifestPath, Path checkpoint) {
         JsonNode p = PipeGolden.json(manifestPath).path("params");
