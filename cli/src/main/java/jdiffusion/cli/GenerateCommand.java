@@ -14,6 +14,7 @@ import jdiffusion.pipeline.GenerateResult;
 import jdiffusion.pipeline.GenerationCancelledException;
 import jdiffusion.pipeline.Pipeline;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code jdiffusion generate}: text-to-image and image-to-image, a thin layer over {@link Pipeline}. */
@@ -116,6 +117,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ControlOptions control = new ControlOptions();
 
+    @Mixin
+    InpaintOptions inpaint = new InpaintOptions();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -168,7 +172,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 .initImage(initImage).denoise(denoise == null ? 1.0 : denoise).prediction(parsePrediction(prediction))
                 .clipSkip(clipSkip).output(output).saveLatent(saveLatent).threads(threads).loras(parseLoras())
                 .embeddings(embeddings.folder(model)).sd3(sd3.options())
-                .controls(control.specs()).build();
+                .controls(control.specs()).inpaint(inpaint.toInpaint()).build();
     }
 
     /** Seeds are 0 .. 2^64 - 1 as in ComfyUI; a negative seed is refused rather than silently wrapped. */

@@ -236,7 +236,16 @@ public final class Checkpoint implements AutoCloseable {
                 + "diffusers conv_in/down_blocks.* tensors)");
     }
 
-    /** The replacement part must have exactly the current part's tensor names and shapes. */
+    /**
+     * An inpainting UNet (conv_in taking latent + mask + masked-image latent, 9 channels, or any other count) may
+     * replace an ordinary one: only conv_in's input channels differ.
+     */
+    private static boolean inpaintConvIn(String part, String name, int[] want, int[] got) {
+        return part.equals("UNet") && name.equals("input_blocks.0.0.weight") && want.length == 4 && got.length == 4
+                && want[0] == got[0] && want[2] == got[2] && want[3] == got[3];
+    }
+
+    /** The replacement part must have exactly the current part's tensor names and shapes, but see inpaintConvIn. */
     private void checkFits(String part, MappedWeights current, MappedWeights replacement, Path source) throws ModelFormatException {
         String head = source + ": " + part + " does not fit " + path.getFileName() + " (" + config.family() + "): ";
         List<String> missing = new ArrayList<>();
@@ -247,7 +256,7 @@ public final class Checkpoint implements AutoCloseable {
             }
             int[] want = current.shape(n);
             int[] got = replacement.shape(n);
-            if (!Arrays.equals(want, got)) {
+            if (!Arrays.equals(want, got) && !inpaintConvIn(part, n, want, got)) {
                 throw new ModelFormatException(head + "tensor '" + n + "' is " + Arrays.toString(got)
                         + " but the checkpoint's is " + Arrays.toString(want));
             }

@@ -28,6 +28,38 @@ public final class PngReader {
 
     /** Reads an image file; every failure is an IOException whose message names the file and the problem. */
     public static PngImage read(Path file) throws IOException {
+        return toRgb(decode(file));
+    }
+
+    /**
+     * An image's RGB and its alpha channel (PIL's {@code getchannel("A")}: width * height bytes), alpha null when
+     * the image has none (a palette image's transparency counts as alpha).
+     */
+    public record Rgba(PngImage rgb, byte[] alpha) {
+    }
+
+    /** {@link #read} with the alpha channel. */
+    public static Rgba readRgba(Path file) throws IOException {
+        BufferedImage image = decode(file);
+        byte[] alpha = null;
+        if (image.getColorModel().hasAlpha()) {
+            int w = image.getWidth();
+            int h = image.getHeight();
+            alpha = new byte[w * h];
+            boolean indexed = image.getColorModel() instanceof IndexColorModel;
+            Raster raster = image.getAlphaRaster();
+            int shift = raster == null ? 0 : Math.max(0, raster.getSampleModel().getSampleSize(0) - 8);
+            for (int y = 0; y < h; y++) {
+                for (int x = 0; x < w; x++) {
+                    alpha[y * w + x] = (byte) (indexed || raster == null ? image.getRGB(x, y) >>> 24
+                            : raster.getSample(x, y, 0) >> shift);
+                }
+            }
+        }
+        return new Rgba(toRgb(image), alpha);
+    }
+
+    private static BufferedImage decode(Path file) throws IOException {
         if (!Files.exists(file)) {
             throw new IOException(file + ": image file not found");
         }
@@ -47,7 +79,7 @@ public final class PngReader {
         if (image == null) {
             throw new IOException(file + ": not a readable image (expected a PNG)");
         }
-        return toRgb(image);
+        return image;
     }
 
     /** Converts without colour management: sample values are kept as stored (no gamma or grey-space conversion). */

@@ -186,6 +186,14 @@ final class CheckpointModels implements PipelineModels {
     }
 
     @Override
+    public int unetInChannels() {
+        if (unet == null) {
+            throw new IllegalStateException("the UNet was freed after this generation's sampling");
+        }
+        return unet.config().inChannels();
+    }
+
+    @Override
     public float[] sdxlAdm(float[] pooled, int batch, int height, int width) {
         return UNet.sdxlAdm(pooled, batch, height, width, 0, 0, height, width);
     }

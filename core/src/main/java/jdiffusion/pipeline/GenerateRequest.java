@@ -36,12 +36,14 @@ import java.util.List;
  * @param a1111Embeddings also match embeddings by their bare file name in prompts, as AUTOMATIC1111 does
  * @param sd3            SD3 / SD3.5 settings (text encoder files, flow shift); ignored for other families
  * @param controls       ControlNets with their hint images, applied together (their residuals add)
+ * @param inpaint        optional mask / outpaint margins for the init image (null: plain img2img or txt2img)
  */
 public record GenerateRequest(Path model, Path unet, Path vae, String prompt, String negativePrompt, Integer width,
         Integer height, Integer steps, Double cfg, String sampler, String scheduler, Long seed, int batch,
         Path initImage, double denoise, Prediction prediction, Integer clipSkip, Path output, Path saveLatent,
         Integer threads, List<LoraSpec> loras, ExplicitSchedule schedule, Path embeddings,
-        boolean a1111Embeddings, Sd3Options sd3, List<ControlSpec> controls) {
+        boolean a1111Embeddings, Sd3Options sd3, List<ControlSpec> controls,
+        Inpaint inpaint) {
 
     /**
      * What SD3 / SD3.5 needs beyond the checkpoint.
@@ -141,6 +143,63 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         }
     }
 
+    /**
+     * Inpainting and outpainting of the init image: what to repaint and how. An inpainting checkpoint (UNet with 9
+     * input channels) gets the mask and the masked image as extra channels; any other checkpoint samples with the
+     * mask (ComfyUI's SetLatentNoiseMask under a ComfyUI scheduler, diffusers' latent blend under a diffusers
+     * spacing).
+     *
+     * @param mask          mask image, white (1) = repaint, grey = partly (ComfyUI) / binarised at 0.5 (diffusers);
+     *                      null with maskFromAlpha false: only the outpaint border is repainted
+     * @param maskFromAlpha take the mask from the init image's transparency (1 - alpha / 255, as ComfyUI's LoadImage)
+     * @param grow          pixels to grow the mask by (ComfyUI GrowMask with tapered corners; for an inpainting
+     *                      model under ComfyUI semantics VAEEncodeForInpaint's grow_mask_by)
+     * @param blur          Gaussian blur of the mask in pixels (A1111's "Mask blur"; 0 = none)
+     * @param outpaint      border to add around the init image before inpainting (null: none)
+     * @param pasteBack     A1111 semantics: paste the result over the original through the (blurred) mask, so
+     *                      unmasked pixels stay the original's
+     * @param invert        repaint the unmasked area instead (A1111's inpainting_mask_invert)
+     */
+    public record Inpaint(Path mask, boolean maskFromAlpha, int grow, double blur, Outpaint outpaint,
+            boolean pasteBack, boolean invert) {
+        /** A mask file, nothing else. */
+        public static Inpaint mask(Path mask) {
+            return new Inpaint(mask, false, 0, 0, null, false, false);
+        }
+
+        /** The init image's transparency as the mask. */
+        public static Inpaint alpha() {
+            return new Inpaint(null, true, 0, 0, null, false, false);
+        }
+
+        public Inpaint withGrow(int pixels) {
+            return new Inpaint(mask, maskFromAlpha, pixels, blur, outpaint, pasteBack, invert);
+        }
+
+        public Inpaint withBlur(double pixels) {
+            return new Inpaint(mask, maskFromAlpha, grow, pixels, outpaint, pasteBack, invert);
+        }
+
+        public Inpaint withOutpaint(Outpaint o) {
+            return new Inpaint(mask, maskFromAlpha, grow, blur, o, pasteBack, invert);
+        }
+
+        public Inpaint withPasteBack(boolean on) {
+            return new Inpaint(mask, maskFromAlpha, grow, blur, outpaint, on, invert);
+        }
+
+        public Inpaint withInvert(boolean on) {
+            return new Inpaint(mask, maskFromAlpha, grow, blur, outpaint, pasteBack, on);
+        }
+    }
+
+    /**
+     * Outpaint margins in pixels and the feathering of the mask into the original (ComfyUI's ImagePadForOutpaint:
+     * new pixels grey, mask 1 there and ((f - d) / f)^2 inside within f pixels of a padded side).
+     */
+    public record Outpaint(int left, int top, int right, int bottom, int feather) {
+    }
+
     public GenerateRequest {
         prompt = prompt == null ? "" : prompt;
         prediction = prediction == null ? Prediction.AUTO : prediction;
@@ -184,6 +243,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         b.a1111Embeddings = a1111Embeddings;
         b.sd3 = sd3;
         b.controls = controls;
+        b.inpaint = inpaint;
         return b;
     }
 
@@ -215,6 +275,7 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         private boolean a1111Embeddings;
         private Sd3Options sd3 = Sd3Options.DEFAULT;
         private List<ControlSpec> controls = List.of();
+        private Inpaint inpaint;
 
         private Builder(Path model) {
             this.model = model;
@@ -246,12 +307,13 @@ public record GenerateRequest(Path model, Path unet, Path vae, String prompt, St
         public Builder a1111Embeddings(boolean v) { a1111Embeddings = v; return this; }
         public Builder sd3(Sd3Options v) { sd3 = v; return this; }
         public Builder controls(List<ControlSpec> v) { controls = v; return this; }
+        public Builder inpaint(Inpaint v) { inpaint = v; return this; }
 
         public GenerateRequest build() {
             return new GenerateRequest(model, unet, vae, prompt, negativePrompt, width, height, steps, cfg, sampler,
                     scheduler, seed, batch, initImage, denoise, prediction, clipSkip, output, saveLatent, threads,
                     loras, schedule, embeddings, a1111Embeddings, sd3,
-                    controls);
+                    controls, inpaint);
         }
     }
 }

@@ -83,17 +83,23 @@ public final class Pipeline {
     private static GenerateResult generateChecked(PipelineModels models, GenerateRequest request, PngImage init,
             CompletableFuture<String> modelHash, ProgressListener progress, CancellationToken cancel,
             Timings timings) {
-        ResolvedSettings s = resolve(request, models, init);
+        InpaintImage inpaint = request.inpaint() == null ? null : InpaintImage.prepare(request, init);
+        ResolvedSettings s = resolve(request, models, init, inpaint);
         cancel.check("loading");
-        Sampling.Outcome out = Sampling.run(models, s, init, progress, cancel, timings);
+        Sampling.Outcome out = Sampling.run(models, s, init, inpaint, null, progress, cancel, timings);
         models.samplingDone(); // a one-shot run frees the UNet before the VAE's large activations
         cancel.check("decoding");
         progress.onStage("decode");
-        float[] image01 = timings.time("decode", () -> decodeToUnit(models, s, out.latentForVae()));
+        float[] decoded = timings.time("decode", () -> decodeToUnit(models, s, out.latentForVae()));
+        // A1111 semantics: the unmasked pixels are the original's, the result pasted through the blurred mask
+        float[] image01 = inpaint != null && request.inpaint().pasteBack() ? inpaint.pasteOver(decoded, s.batch())
+                : decoded;
         List<PngImage> images = new ArrayList<>();
         for (int b = 0; b < s.batch(); b++) {
             // diffusers rounds to 8 bits, ComfyUI's SaveImage truncates
-            images.add(PngImage.fromUnitFloats(image01, b, s.height(), s.width(), s.semantics() == Semantics.DIFFUSERS));
+            PngImage png = PngImage.fromUnitFloats(decoded, b, s.height(), s.width(),
+                    s.semantics() == Semantics.DIFFUSERS);
+            images.add(inpaint != null && request.inpaint().pasteBack() ? inpaint.pasteOver(png) : png);
         }
         cancel.check("saving");
         progress.onStage("save");
@@ -116,6 +122,11 @@ public final class Pipeline {
 
     /** Fills every default from the family: size, cfg, clip skip, prediction; draws a seed when none was given. */
     static ResolvedSettings resolve(GenerateRequest r, PipelineModels m, PngImage init) {
+        return resolve(r, m, init, null);
+    }
+
+    /** {@link #resolve(GenerateRequest, PipelineModels, PngImage)}; an outpainted image sets the default size. */
+    static ResolvedSettings resolve(GenerateRequest r, PipelineModels m, PngImage init, InpaintImage inpaint) {
         PredictionType prediction = switch (r.prediction()) {
             case AUTO -> m.detectedPrediction();
             case EPS -> PredictionType.EPS;
@@ -131,8 +142,10 @@ public final class Pipeline {
             case "SD2" -> prediction == PredictionType.V ? 768 : 512;
             default -> 512;
         };
-        int width = r.width() != null ? r.width() : init != null ? init.width() : defaultSize;
-        int height = r.height() != null ? r.height() : init != null ? init.height() : defaultSize;
+        int width = r.width() != null ? r.width() : inpaint != null ? inpaint.width()
+                : init != null ? init.width() : defaultSize;
+        int height = r.height() != null ? r.height() : inpaint != null ? inpaint.height()
+                : init != null ? init.height() : defaultSize;
         double cfg = r.cfg() != null ? r.cfg() : m.isSdxl() ? 5.0 : m.family().equals("SD3") ? 4.5 : 7.0;
         String scheduler = r.scheduler() != null ? r.scheduler() : Defaults.SCHEDULER;
         long seed = r.seed() != null ? r.seed() : ThreadLocalRandom.current().nextLong(1L << 32);
@@ -143,7 +156,8 @@ public final class Pipeline {
                 r.sampler() != null ? r.sampler() : Defaults.SAMPLER, scheduler, seed, r.batch(), r.initImage(),
                 r.denoise(), prediction, r.clipSkip() != null ? r.clipSkip() : 1,
                 r.model().getFileName().toString(), r.unet() == null ? null : r.unet().getFileName().toString(),
-                r.vae() == null ? null : r.vae().getFileName().toString(), r.loras(), r.schedule(), r.controls());
+                r.vae() == null ? null : r.vae().getFileName().toString(), r.loras(), r.schedule(), r.controls(),
+                r.inpaint());
     }
 
     /** VAE decode of the UNet-space latent, then (x + 1) / 2 clamped to [0, 1] as the reference computes it. */

@@ -70,6 +70,11 @@ public interface PipelineModels extends AutoCloseable {
         return unet(x, batch, h, w, timesteps, context, tokens, y);
     }
 
+    /** The UNet's input channels: 4, or 9 for an inpainting UNet (latent + mask + masked-image latent). */
+    default int unetInChannels() {
+        return 4;
+    }
+
     /** SDXL's adm vector for B rows of pooled embeddings and size conditioning [H, W, 0, 0, H, W]. */
     float[] sdxlAdm(float[] pooled, int batch, int height, int width);
 

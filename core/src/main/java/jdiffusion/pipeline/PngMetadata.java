@@ -49,6 +49,9 @@ public final class PngMetadata {
         if (s.isImg2Img()) {
             sb.append(", Denoising strength: ").append(number(s.denoise()));
         }
+        if (s.inpaint() != null) {
+            inpaintParameters(sb, s.inpaint());
+        }
         if (s.clipSkip() > 1) {
             sb.append(", Clip skip: ").append(s.clipSkip());
         }
@@ -81,9 +84,11 @@ public final class PngMetadata {
      * ControlNetLoader + LoadImage (+ Canny) + ControlNetApplyAdvanced per ControlNet, chained on the CLIPTextEncode
      * outputs "6" / "7"; returns the node ids the KSampler's positive (output 0) and negative (output 1) come from.
      */
-    private static String[] controlNodes(ObjectNode wf, ResolvedSettings s) {
-        String pos = "6";
-        String neg = "7";
+    private static String[] controlNodes(ObjectNode wf, ResolvedSettings s, String positive, String negative,
+            int negativeOut) {
+        String pos = positive;
+        String neg = negative;
+        int negOut = negativeOut;
         int id = 40;
         for (GenerateRequest.ControlSpec c : s.controls()) {
             String loader = Integer.toString(id++);
@@ -101,7 +106,7 @@ public final class PngMetadata {
             String apply = Integer.toString(id++);
             ObjectNode in = node(wf, apply, "ControlNetApplyAdvanced");
             link(in, "positive", pos, 0);
-            link(in, "negative", neg, neg.equals("7") ? 0 : 1); // ControlNetApplyAdvanced: 1
+            link(in, "negative", neg, negOut);
             link(in, "control_net", loader, 0);
             link(in, "image", image, 0);
             in.put("strength", c.strength());
@@ -109,8 +114,90 @@ public final class PngMetadata {
             in.put("end_percent", c.end());
             pos = apply;
             neg = apply;
+            negOut = 1; // ControlNetApplyAdvanced's negative output
         }
-        return new String[] {pos, neg};
+        return new String[] {pos, neg, Integer.toString(negOut)};
+    }
+
+    /**
+     * The inpaint part of the equivalent workflow (after LoadImage "10"): the mask (LoadImage's alpha MASK or
+     * LoadImageMask of the mask file), InvertMask, ImagePadForOutpaint, GrowMask, then InpaintModelConditioning "11"
+     * (which also serves an ordinary checkpoint: the original's latent with the mask as noise mask). The mask blur
+     * has no ComfyUI core node and is left out. Returns the conditioning node's id.
+     */
+    private static String inpaintNodes(ObjectNode wf, GenerateRequest.Inpaint in, String vae, int vaeOut) {
+        String mask = null;
+        int maskOut = 0;
+        if (in.maskFromAlpha()) {
+            mask = "10";
+            maskOut = 1;
+        } else if (in.mask() != null) {
+            ObjectNode m = node(wf, "16", "LoadImageMask");
+            m.put("image", in.mask().getFileName().toString());
+            m.put("channel", "red");
+            mask = "16";
+        }
+        if (mask != null && in.invert()) {
+            link(node(wf, "17", "InvertMask"), "mask", mask, maskOut);
+            mask = "17";
+            maskOut = 0;
+        }
+        String pixels = "10";
+        GenerateRequest.Outpaint o = in.outpaint();
+        if (o != null) {
+            ObjectNode pad = node(wf, "18", "ImagePadForOutpaint");
+            link(pad, "image", "10", 0);
+            pad.put("left", o.left());
+            pad.put("top", o.top());
+            pad.put("right", o.right());
+            pad.put("bottom", o.bottom());
+            pad.put("feathering", o.feather());
+            pixels = "18";
+            if (mask == null) {
+                mask = "18";
+                maskOut = 1;
+            }
+        }
+        if (in.grow() != 0) {
+            ObjectNode g = node(wf, "19", "GrowMask");
+            link(g, "mask", mask, maskOut);
+            g.put("expand", in.grow());
+            g.put("tapered_corners", true);
+            mask = "19";
+            maskOut = 0;
+        }
+        ObjectNode c = node(wf, "11", "InpaintModelConditioning");
+        link(c, "positive", "6", 0);
+        link(c, "negative", "7", 0);
+        link(c, "vae", vae, vaeOut);
+        link(c, "pixels", pixels, 0);
+        link(c, "mask", mask, maskOut);
+        c.put("noise_mask", true);
+        return "11";
+    }
+
+    /** A1111's inpaint keys (Mask blur, Mask mode) and jdiffusion's for the mask source, growth and outpainting. */
+    private static void inpaintParameters(StringBuilder sb, GenerateRequest.Inpaint in) {
+        sb.append(", Mask blur: ").append(number(in.blur()));
+        if (in.maskFromAlpha()) {
+            sb.append(", Mask: alpha");
+        } else if (in.mask() != null) {
+            sb.append(", Mask: ").append(in.mask().getFileName());
+        }
+        if (in.grow() != 0) {
+            sb.append(", Mask grow: ").append(in.grow());
+        }
+        if (in.invert()) {
+            sb.append(", Mask mode: Inpaint not masked");
+        }
+        GenerateRequest.Outpaint o = in.outpaint();
+        if (o != null) {
+            sb.append(", Outpaint: ").append(o.left()).append(',').append(o.top()).append(',').append(o.right())
+                    .append(',').append(o.bottom()).append(", Outpaint feather: ").append(o.feather());
+        }
+        if (in.pasteBack()) {
+            sb.append(", Inpaint paste back: true");
+        }
     }
 
     /** ComfyUI's display-independent sampler names mapped to A1111's labels; others keep their ComfyUI name. */
@@ -218,7 +305,16 @@ public final class PngMetadata {
         neg.put("text", s.negativePrompt() == null ? "" : s.negativePrompt());
         link(neg, "clip", clip, clipOut);
         String latent;
-        if (s.isImg2Img()) {
+        String positive = "6";
+        String negative = "7";
+        int negativeOut = 0;
+        if (s.isImg2Img() && s.inpaint() != null) {
+            node(wf, "10", "LoadImage").put("image", s.initImage().getFileName().toString());
+            latent = inpaintNodes(wf, s.inpaint(), vae, vaeOut);
+            positive = latent;
+            negative = latent;
+            negativeOut = 1;
+        } else if (s.isImg2Img()) {
             node(wf, "10", "LoadImage").put("image", s.initImage().getFileName().toString());
             ObjectNode enc = node(wf, "11", "VAEEncode");
             link(enc, "pixels", "10", 0);
@@ -239,10 +335,10 @@ public final class PngMetadata {
         ks.put("scheduler", comfyScheduler(s.scheduler()));
         ks.put("denoise", s.denoise());
         link(ks, "model", model, modelOut);
-        String[] conds = controlNodes(wf, s);
+        String[] conds = controlNodes(wf, s, positive, negative, negativeOut);
         link(ks, "positive", conds[0], 0);
-        link(ks, "negative", conds[1], conds[1].equals("7") ? 0 : 1); // ControlNetApplyAdvanced: 1
-        link(ks, "latent_image", latent, 0);
+        link(ks, "negative", conds[1], Integer.parseInt(conds[2]));
+        link(ks, "latent_image", latent, latent.equals("11") && s.inpaint() != null ? 2 : 0);
         if (s.semantics() == ResolvedSettings.Semantics.DIFFUSERS) {
             ((ObjectNode) wf.get("3")).putObject("_meta").put("title",
                     "KSampler (jdiffusion ran diffusers '" + s.scheduler() + "' spacing)");

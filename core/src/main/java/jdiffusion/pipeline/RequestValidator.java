@@ -75,6 +75,7 @@ public final class RequestValidator {
             throw new GenerateException("denoise " + r.denoise() + " without an init image needs a ComfyUI scheduler"
                     + " (diffusers' text-to-image has no strength; '" + scheduler + "' is a diffusers spacing)");
         }
+        checkInpaint(r);
         if (r.output() != null) {
             requireWritableFolder("output", r.output());
         }
@@ -82,6 +83,45 @@ public final class RequestValidator {
             requireWritableFolder("latent output", r.saveLatent());
         }
         return r.initImage() == null ? null : readInitImage(r);
+    }
+
+    private static void checkInpaint(GenerateRequest r) {
+        GenerateRequest.Inpaint in = r.inpaint();
+        if (in == null) {
+            return;
+        }
+        if (r.initImage() == null) {
+            throw new GenerateException("a mask or outpaint margins need an init image (-i)");
+        }
+        if (in.mask() != null && in.maskFromAlpha()) {
+            throw new GenerateException("give either a mask file or the init image's alpha as the mask, not both");
+        }
+        if (in.mask() != null) {
+            requireFile("mask", in.mask());
+        }
+        if (in.mask() == null && !in.maskFromAlpha() && in.outpaint() == null) {
+            throw new GenerateException("inpainting needs a mask (a file or 'alpha') or outpaint margins");
+        }
+        if (Math.abs(in.grow()) > MAX_SIZE) {
+            throw new GenerateException("mask grow must be between -" + MAX_SIZE + " and " + MAX_SIZE + " pixels, got "
+                    + in.grow());
+        }
+        if (!Double.isFinite(in.blur()) || in.blur() < 0 || in.blur() > 256) {
+            throw new GenerateException("mask blur must be between 0 and 256 pixels, got " + in.blur());
+        }
+        GenerateRequest.Outpaint o = in.outpaint();
+        if (o != null) {
+            for (int v : new int[] {o.left(), o.top(), o.right(), o.bottom()}) {
+                if (v < 0 || v > MAX_SIZE) {
+                    throw new GenerateException("outpaint margins must be between 0 and " + MAX_SIZE + " pixels, got "
+                            + o.left() + "," + o.top() + "," + o.right() + "," + o.bottom());
+                }
+            }
+            if (o.feather() < 0 || o.feather() > MAX_SIZE) {
+                throw new GenerateException("outpaint feather must be between 0 and " + MAX_SIZE + ", got "
+                        + o.feather());
+            }
+        }
     }
 
     private static void checkSize(String what, Integer v) {
@@ -100,20 +140,32 @@ public final class RequestValidator {
     private static PngImage readInitImage(GenerateRequest r) {
         PngImage img;
         try {
-            img = PngReader.read(r.initImage());
+            if (r.inpaint() != null && r.inpaint().maskFromAlpha()) {
+                PngReader.Rgba rgba = PngReader.readRgba(r.initImage());
+                if (rgba.alpha() == null) {
+                    throw new GenerateException("mask 'alpha': init image " + r.initImage() + " has no transparency"
+                            + " (alpha channel)");
+                }
+                img = rgba.rgb();
+            } else {
+                img = PngReader.read(r.initImage());
+            }
         } catch (IOException e) {
             throw new GenerateException("init image " + e.getMessage());
         }
-        String size = img.width() + "x" + img.height();
-        if (img.width() % 8 != 0 || img.height() % 8 != 0 || img.width() < MIN_SIZE || img.height() < MIN_SIZE
-                || img.width() > MAX_SIZE || img.height() > MAX_SIZE) {
-            throw new GenerateException("init image " + r.initImage() + " is " + size + "; width and height must be"
+        GenerateRequest.Outpaint o = r.inpaint() == null ? null : r.inpaint().outpaint();
+        int w = img.width() + (o == null ? 0 : o.left() + o.right());
+        int h = img.height() + (o == null ? 0 : o.top() + o.bottom());
+        String size = w + "x" + h;
+        if (w % 8 != 0 || h % 8 != 0 || w < MIN_SIZE || h < MIN_SIZE || w > MAX_SIZE || h > MAX_SIZE) {
+            throw new GenerateException("init image " + r.initImage() + " is " + img.width() + "x" + img.height()
+                    + (o == null ? "" : " (" + size + " with the outpaint margins)") + "; width and height must be"
                     + " multiples of 8 between " + MIN_SIZE + " and " + MAX_SIZE);
         }
-        if ((r.width() != null && r.width() != img.width()) || (r.height() != null && r.height() != img.height())) {
+        if ((r.width() != null && r.width() != w) || (r.height() != null && r.height() != h)) {
             throw new GenerateException("init image " + r.initImage() + " is " + size + " but the requested size is "
-                    + (r.width() == null ? img.width() : r.width()) + "x"
-                    + (r.height() == null ? img.height() : r.height()) + " (omit --width/--height to use the image's)");
+                    + (r.width() == null ? w : r.width()) + "x"
+                    + (r.height() == null ? h : r.height()) + " (omit --width/--height to use the image's)");
         }
         return img;
     }

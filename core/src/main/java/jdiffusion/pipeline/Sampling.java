@@ -48,15 +48,16 @@ final class Sampling {
 
     static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, ProgressListener progress,
             CancellationToken cancel, Timings timings) {
-        return run(m, s, init, null, progress, cancel, timings);
+        return run(m, s, init, null, null, progress, cancel, timings);
     }
 
     /**
-     * @param start a start latent in VAE space [B,4,h,w] given directly (hires fix's second pass: ComfyUI semantics
-     *              only), in place of an encoded init image; null for txt2img / img2img
+     * @param inpaint an inpaint / outpaint input (null: none), which replaces init as the image
+     * @param start   a start latent in VAE space [B,4,h,w] given directly (hires fix's second pass: ComfyUI semantics
+     *                only), in place of an encoded init image; null for txt2img / img2img
      */
-    static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, float[] start, ProgressListener progress,
-            CancellationToken cancel, Timings timings) {
+    static Outcome run(PipelineModels m, ResolvedSettings s, PngImage init, InpaintImage inpaint, float[] start,
+            ProgressListener progress, CancellationToken cancel, Timings timings) {
         SamplerInfo sampler = SamplerBinding.sampler(s.sampler());
         boolean comfy = s.semantics() == Semantics.COMFY;
         boolean guided = comfy ? s.cfg() != 1.0 || sampler.needsUncond() : s.cfg() > 1.0;
@@ -65,7 +66,7 @@ final class Sampling {
         m.textEncodingDone(); // a one-shot run frees the text encoders before the UNet's activations need the room
         cancel.check("text encoding");
         PipelineModels.Moments moments = null;
-        if (init != null) {
+        if (init != null && inpaint == null) {
             progress.onStage("encode");
             moments = timings.time("encode", () -> encodeImage(m, init));
             cancel.check("image encoding");
@@ -73,12 +74,40 @@ final class Sampling {
         UnetNetwork network = new UnetNetwork(m, conds[0], conds[1], s.batch(), s.height(), s.width());
         int[] shape = {s.batch(), m.latentChannels(), s.latentHeight(), s.latentWidth()};
         PipelineModels.Moments mom = moments;
-        progress.onStage("sampling");
-        float[] latent = timings.time("sampling", () -> comfy
-                ? comfy(m, s, sampler, network, mom, start, shape, progress, cancel)
-                : diffusers(m, s, sampler, network, mom, shape, progress, cancel));
+        float[] latent;
+        if (inpaint != null) {
+            progress.onStage("encode");
+            InpaintSampling.Start inpaintStart = timings.time("encode", () -> comfy
+                    ? InpaintSampling.comfyStart(m, s, inpaint)
+                    : InpaintSampling.diffusersStart(m, s, inpaint, sampler));
+            cancel.check("image encoding");
+            progress.onStage("sampling");
+            latent = timings.time("sampling", () -> comfy
+                    ? InpaintSampling.comfy(m, s, sampler, network, inpaintStart, shape, progress, cancel)
+                    : InpaintSampling.diffusers(m, s, sampler, network, inpaintStart, shape, progress, cancel));
+        } else {
+            DiscreteModel.Network net = m.unetInChannels() > 4
+                    ? new jdiffusion.sampling.ConcatNetwork(network, Inpainting.blankConcat(s.batch(),
+                            s.latentHeight(), s.latentWidth()), s.batch(), 4 * s.latentHeight() * s.latentWidth())
+                    : network;
+            progress.onStage("sampling");
+            latent = timings.time("sampling", () -> comfy
+                    ? comfy(m, s, sampler, net, mom, start, shape, progress, cancel)
+                    : diffusers(m, s, sampler, net, mom, shape, progress, cancel));
+        }
         float[] forVae = KSampler.processLatentOut(latent, m.latentScale(), m.latentShift());
         return new Outcome(latent, forVae, shape, network.calls());
+    }
+
+    /** The UNet under a network (an inpainting UNet's concat wrapper included): what ControlNets attach to. */
+    private static UnetNetwork unet(DiscreteModel.Network network) {
+        if (network instanceof UnetNetwork u) {
+            return u;
+        }
+        if (network instanceof jdiffusion.sampling.ConcatNetwork c && c.inner() instanceof UnetNetwork u) {
+            return u;
+        }
+        throw new GenerateException("ControlNets cannot steer this model");
     }
 
     /** {cond, uncond}; uncond is null when no uncond pass will run. */
@@ -111,9 +140,9 @@ final class Sampling {
         return m.encode(init.toSignedFloats(), 1, init.height(), init.width());
     }
 
-    private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
-            PipelineModels.Moments moments, float[] start, int[] shape, ProgressListener progress,
-            CancellationToken cancel) {
+    private static float[] comfy(PipelineModels m, ResolvedSettings s, SamplerInfo sampler,
+            DiscreteModel.Network network, PipelineModels.Moments moments, float[] start, int[] shape,
+            ProgressListener progress, CancellationToken cancel) {
         boolean flow = s.prediction() == PredictionType.FLOW;
         ModelSamplingDiscrete ms = flow ? ModelSamplingDiscrete.flow(flowShift(m)) : ModelSamplingDiscrete.DEFAULT;
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
@@ -136,7 +165,7 @@ final class Sampling {
         if (!s.controls().isEmpty()) {
             ControlStack control = ControlSpecs.load(s.controls(), m.family(), s,
                     c -> ControlStack.Window.comfy(ms, c.start(), c.end()));
-            network.withControl(control, control); // one ControlNet object on positive and negative
+            unet(network).withControl(control, control); // one ControlNet object on positive and negative
         }
         ConditionalModel model = explicit != null && explicit.timesteps() != null
                 ? new ScheduledModel(network, s.prediction(), sigmas, explicit.timesteps(),
@@ -168,7 +197,7 @@ final class Sampling {
      * sample in model space; random draws from the one generator in diffusers' order.
      */
     private static float[] flowDiffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler,
-            UnetNetwork network, PipelineModels.Moments moments, int[] shape, ProgressListener progress,
+            DiscreteModel.Network network, PipelineModels.Moments moments, int[] shape, ProgressListener progress,
             CancellationToken cancel) {
         FlowMatchEulerScheduler.Schedule plan = FlowMatchEulerScheduler.schedule(s.steps(), flowShift(m));
         float[] timesteps = plan.timesteps();
@@ -212,7 +241,8 @@ final class Sampling {
         return sampler.sampler().sample(guided, x, sigmas, noise, cb);
     }
 
-    private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler, UnetNetwork network,
+    private static float[] diffusers(PipelineModels m, ResolvedSettings s, SamplerInfo sampler,
+            DiscreteModel.Network network,
             PipelineModels.Moments moments, int[] shape, ProgressListener progress, CancellationToken cancel) {
         if (s.prediction() == PredictionType.FLOW) {
             return flowDiffusers(m, s, sampler, network, moments, shape, progress, cancel);
@@ -241,7 +271,7 @@ final class Sampling {
             double[] planSigmas = plan.sigmas();
             ControlStack control = ControlSpecs.load(s.controls(), m.family(), s,
                     c -> ControlStack.Window.diffusers(planSigmas, planSigmas.length - 1, c.start(), c.end()));
-            network.withControl(control, control); // the ControlNet runs on the CFG batch
+            unet(network).withControl(control, control); // the ControlNet runs on the CFG batch
         }
         ConditionalModel model = new ScheduledModel(network, s.prediction(), plan.sigmas(), plan.timesteps(),
                 DiffusersSchedule.trainingSigmas());
@@ -274,7 +304,7 @@ final class Sampling {
      * {@code dpmpp_2m}, EulerDiscreteScheduler's for every other sampler (Heun's doubled diffusers timesteps are the
      * same values: the sampler makes its second evaluation itself). Or the caller's explicit schedule.
      */
-    private static Plan plan(ResolvedSettings s) {
+    static Plan plan(ResolvedSettings s) {
         GenerateRequest.ExplicitSchedule explicit = s.schedule();
         if (explicit != null) {
             double[] sigmas = explicit.sigmas();
@@ -317,7 +347,7 @@ final class Sampling {
     }
 
     /** x / sqrt(1 + sigma_last^2): the sigma-space state as a VP scheduler holds it. */
-    private static float[] toVariancePreserving(float[] x, double[] sigmas) {
+    static float[] toVariancePreserving(float[] x, double[] sigmas) {
         float last = (float) sigmas[sigmas.length - 1];
         if (last == 0f) {
             return x;
@@ -331,7 +361,7 @@ final class Sampling {
     }
 
     /** latent_dist.sample(generator): mean + std * randn, one image's worth. */
-    private static float[] posteriorSample(PipelineModels.Moments moments, TorchGenerator generator) {
+    static float[] posteriorSample(PipelineModels.Moments moments, TorchGenerator generator) {
         float[] eps = generator.randn(moments.mean().length);
         float[] out = new float[eps.length];
         for (int i = 0; i < out.length; i++) {
@@ -340,12 +370,12 @@ final class Sampling {
         return out;
     }
 
-    private static int stepsOf(double[] sigmas) {
+    static int stepsOf(double[] sigmas) {
         return Math.max(1, sigmas.length - 1);
     }
 
     /** Reports each step with the sampler's denoised estimate (what previews show) and checks for cancellation. */
-    private static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
+    static StepCallback callback(int total, ProgressListener progress, CancellationToken cancel) {
         return (i, x, denoised) -> {
             cancel.check("sampling step " + (i + 1) + " of " + total);
             jdiffusion.tensor.Finite.check(denoised, "UNet at sampling step " + (i + 1) + " of " + total);
@@ -354,7 +384,7 @@ final class Sampling {
         };
     }
 
-    private static float[] scaled(float[] v, float f) {
+    static float[] scaled(float[] v, float f) {
         float[] out = new float[v.length];
         for (int i = 0; i < v.length; i++) {
             out[i] = v[i] * f;
@@ -362,7 +392,7 @@ final class Sampling {
         return out;
     }
 
-    private static int numel(int[] shape) {
+    static int numel(int[] shape) {
         int n = 1;
         for (int d : shape) {
             n *= d;

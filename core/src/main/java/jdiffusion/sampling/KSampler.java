@@ -174,7 +174,7 @@ public final class KSampler {
     public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
             float[] latent, double latentScale, float[] noise, double[] sigmas, NoiseSource noiseSource,
             StepCallback callback) {
-        return sample(model, ms, sampler, cfg, latent, latentScale, 0.0, noise, sigmas, noiseSource, callback);
+        return sample(model, ms, sampler, cfg, latent, latentScale, 0.0, noise, sigmas, noiseSource, callback, null);
     }
 
     /**
@@ -185,6 +185,26 @@ public final class KSampler {
     public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
             float[] latent, double latentScale, double latentShift, float[] noise, double[] sigmas,
             NoiseSource noiseSource, StepCallback callback) {
+        return sample(model, ms, sampler, cfg, latent, latentScale, latentShift, noise, sigmas, noiseSource, callback,
+                null);
+    }
+
+    /**
+     * {@link #sample(ConditionalModel, ModelSamplingDiscrete, SamplerInfo, double, float[], double, float[], double[],
+     * NoiseSource, StepCallback)} with a prepared denoise mask ([B,C,h,w], 1 = repaint; null = none): the guided
+     * denoiser is wrapped in KSamplerX0Inpaint's blend ({@link NoiseMask}).
+     */
+    public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
+            float[] latent, double latentScale, float[] noise, double[] sigmas, NoiseSource noiseSource,
+            StepCallback callback, float[] denoiseMask) {
+        return sample(model, ms, sampler, cfg, latent, latentScale, 0.0, noise, sigmas, noiseSource, callback,
+                denoiseMask);
+    }
+
+    /** The general form: a latent shift (SD3) and a denoise mask (inpainting), either may be absent (0, null). */
+    public static float[] sample(ConditionalModel model, ModelSamplingDiscrete ms, SamplerInfo sampler, double cfg,
+            float[] latent, double latentScale, double latentShift, float[] noise, double[] sigmas,
+            NoiseSource noiseSource, StepCallback callback, float[] denoiseMask) {
         if (noise.length != latent.length) {
             throw new IllegalArgumentException("noise has " + noise.length + " values, latent " + latent.length);
         }
@@ -195,6 +215,9 @@ public final class KSampler {
         PredictionType type = ms.isFlow() ? PredictionType.FLOW : PredictionType.EPS;
         float[] x = type.noiseScaling(sigmas[0], noise, latentIn, isMaxDenoise(ms, sigmas[0]));
         Denoiser guided = Cfg.guider(model, cfg, sampler.needsUncond());
+        if (denoiseMask != null) {
+            guided = NoiseMask.wrap(guided, denoiseMask, latentIn, noise);
+        }
         float[] samples = sampler.sampler().sample(guided, x, sigmas.clone(), noiseSource, callback);
         samples = type.inverseNoiseScaling(sigmas[sigmas.length - 1], samples);
         return processLatentOut(samples, latentScale, latentShift);

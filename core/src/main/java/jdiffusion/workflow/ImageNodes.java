@@ -183,15 +183,16 @@ final class ImageNodes {
         return NodeResult.of(new Latent(p.mean(), img.batch(), p.channels(), p.h(), p.w()));
     }
 
-    /** LoadImage: RGB in [0, 1]; the mask is ComfyUI's 64x64 zeros for an image without alpha. */
+    /** LoadImage: RGB in [0, 1]; MASK = 1 - alpha / 255, or ComfyUI's 64x64 zeros for an image without alpha. */
     static NodeResult loadImage(Map<String, Object> in, NodeContext ctx) {
         Path file = ctx.paths().resolveInput((String) in.get("image"));
-        PngImage png;
+        PngReader.Rgba rgba;
         try {
-            png = PngReader.read(file);
+            rgba = PngReader.readRgba(file);
         } catch (IOException | RuntimeException e) {
             throw new WorkflowException("LoadImage: cannot read " + file.getFileName() + ": " + e.getMessage());
         }
+        PngImage png = rgba.rgb();
         int plane = png.width() * png.height();
         float[] pixels = new float[3 * plane];
         byte[] rgb = png.rgb();
@@ -200,7 +201,9 @@ final class ImageNodes {
                 pixels[c * plane + p] = (rgb[p * 3 + c] & 0xFF) / 255f;
             }
         }
-        return NodeResult.of(new Image(pixels, 1, png.height(), png.width()), new Mask(new float[64 * 64], 1, 64, 64));
+        Mask mask = rgba.alpha() == null ? new Mask(new float[64 * 64], 1, 64, 64)
+                : new Mask(InpaintNodes.oneMinus(rgba.alpha()), 1, png.height(), png.width());
+        return NodeResult.of(new Image(pixels, 1, png.height(), png.width()), mask);
     }
 
     static NodeResult saveImage(Map<String, Object> in, NodeContext ctx) {

@@ -56,6 +56,16 @@ final class LoadedUnet implements PipelineModels {
         return new LoadedUnet(unet, family, p);
     }
 
+    /** conv_in's input channels: 4, or 9 for an inpainting UNet (latent + mask + masked-image latent). */
+    int inChannels() {
+        return unet.config().inChannels();
+    }
+
+    @Override
+    public int unetInChannels() {
+        return inChannels();
+    }
+
     int contextDim() {
         return unet.config().contextDim();
     }

@@ -83,8 +83,13 @@ final class SamplerNodes {
         var negativeControl = !uncondNeeded ? null : job.negative().controls().equals(job.positive().controls())
                 ? positiveControl : ControlNetNodes.stack(job.negative(), unet, ms, latent.height(), latent.width(),
                         ctx.models());
-        var network = UnetNetworks.of(unet, job.positive().text(), uncondNeeded ? job.negative().text() : null,
-                latent.batch(), latent.height() * 8, latent.width() * 8, positiveControl, negativeControl);
+        DiscreteModel.Network network = UnetNetworks.of(unet, job.positive().text(),
+                uncondNeeded ? job.negative().text() : null, latent.batch(), latent.height() * 8, latent.width() * 8,
+                positiveControl, negativeControl);
+        float[] denoiseMask = InpaintNodes.denoiseMask(latent);
+        if (unet.inChannels() > latent.channels()) {
+            network = InpaintNodes.withConcat(network, unet, job.positive(), latent, denoiseMask);
+        }
         DiscreteModel model = new DiscreteModel(network, ms, unet.detectedPrediction());
         NoiseSource noiseSource = info.noise().create(job.seed(), n, sigmas);
         int total = Math.max(1, sigmas.length - 1);
@@ -95,8 +100,9 @@ final class SamplerNodes {
             ctx.progress(Math.min(i + 1, total), total, denoised, shape);
         };
         float[] out = KSampler.sample(model, ms, info, job.cfg(), latent.samples(), unet.latentScale(), noise, sigmas,
-                noiseSource, callback);
-        return new Latent(out, latent.batch(), latent.channels(), latent.height(), latent.width());
+                noiseSource, callback, denoiseMask);
+        // ComfyUI copies the input latent dict: the noise mask stays with the samples
+        return new Latent(out, latent.batch(), latent.channels(), latent.height(), latent.width(), latent.noiseMask());
     }
 
     /**

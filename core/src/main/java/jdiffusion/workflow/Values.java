@@ -55,23 +55,32 @@ public final class Values {
     }
 
     /**
-     * CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding) and the ControlNets applied to
-     * it, in the order they were applied (their residuals add).
+     * CONDITIONING: one encoded prompt (context and, for SDXL, the pooled embedding), the ControlNets applied to it
+     * in the order they were applied (their residuals add) and, after InpaintModelConditioning, what an inpainting
+     * UNet gets as extra input channels (null otherwise).
      */
-    public record Cond(TextCond text, List<ControlUse> controls) {
+    public record Cond(TextCond text, List<ControlUse> controls, InpaintConcat concat) {
         public Cond {
             controls = List.copyOf(controls);
         }
 
         public Cond(TextCond text) {
-            this(text, List.of());
+            this(text, List.of(), null);
         }
 
         public Cond withControl(ControlUse c) {
             List<ControlUse> l = new ArrayList<>(controls);
             l.add(c);
-            return new Cond(text, l);
+            return new Cond(text, l, concat);
         }
+
+        public Cond withConcat(InpaintConcat c) {
+            return new Cond(text, controls, c);
+        }
+    }
+
+    /** ComfyUI's concat_latent_image (raw VAE latent of the grey-masked pixels) and concat_mask (pixel mask). */
+    public record InpaintConcat(Latent latent, Mask mask) {
     }
 
     /**
@@ -86,14 +95,23 @@ public final class Values {
     }
 
     /**
-     * LATENT: raw VAE-space samples (ComfyUI's {@code samples}, not multiplied by the scale factor), NCHW.
+     * LATENT: raw VAE-space samples (ComfyUI's {@code samples}, not multiplied by the scale factor), NCHW, and its
+     * optional {@code noise_mask} (1 = repaint; any size, resized to the latent at sampling), null when none.
      */
-    public record Latent(float[] samples, int batch, int channels, int height, int width) {
+    public record Latent(float[] samples, int batch, int channels, int height, int width, Mask noiseMask) {
         public Latent {
             if (samples.length != batch * channels * height * width) {
                 throw new IllegalArgumentException("latent of " + samples.length + " values is not " + batch + "x"
                         + channels + "x" + height + "x" + width);
             }
+        }
+
+        public Latent(float[] samples, int batch, int channels, int height, int width) {
+            this(samples, batch, channels, height, width, null);
+        }
+
+        public Latent withNoiseMask(Mask mask) {
+            return new Latent(samples, batch, channels, height, width, mask);
         }
     }
 
@@ -109,5 +127,11 @@ public final class Values {
 
     /** MASK: [batch, height, width] in [0, 1]. */
     public record Mask(float[] values, int batch, int height, int width) {
+        public Mask {
+            if (values.length != batch * height * width) {
+                throw new IllegalArgumentException("mask of " + values.length + " values is not " + batch + "x"
+                        + height + "x" + width);
+            }
+        }
     }
 }

@@ -70,7 +70,7 @@ class UNetGoldenTest {
         runCase(manifest, Golden.fp16Model(Golden.json(manifest).get("params").get("config")));
     }
 
-    private static void runCase(Path manifest, Path model) throws Exception {
+    static void runCase(Path manifest, Path model) throws Exception {
         JsonNode json = Golden.json(manifest);
         JsonNode config = json.get("params").get("config");
         JsonNode inputs = json.get("inputs");

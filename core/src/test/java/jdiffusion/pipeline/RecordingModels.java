@@ -75,6 +75,11 @@ final class RecordingModels implements PipelineModels {
     }
 
     @Override
+    public int unetInChannels() {
+        return inner.unetInChannels();
+    }
+
+    @Override
     public float[] sdxlAdm(float[] pooled, int batch, int height, int width) {
         return inner.sdxlAdm(pooled, batch, height, width);
     }

@@ -30,7 +30,9 @@ class ObjectInfoTest {
                 "ModelSamplingDiscrete", "LatentUpscale", "ImageScale", "SaveImageWebsocket", "TripleCLIPLoader",
                 "CLIPTextEncodeSD3", "EmptySD3LatentImage", "ModelSamplingSD3", "LatentUpscaleBy", "ImageScaleBy",
                 "UpscaleModelLoader", "ImageUpscaleWithModel", "ControlNetLoader", "DiffControlNetLoader",
-                "ControlNetApply", "ControlNetApplyAdvanced", "Canny");
+                "ControlNetApply", "ControlNetApplyAdvanced", "Canny", "LoadImageMask", "SetLatentNoiseMask",
+                "VAEEncodeForInpaint", "InpaintModelConditioning", "ImagePadForOutpaint", "GrowMask", "InvertMask",
+                "SolidMask", "ImageToMask", "MaskToImage", "ImageCompositeMasked");
         for (String name : expected) {
             JsonNode n = info.path(name);
             assertFalse(n.isMissingNode(), name);

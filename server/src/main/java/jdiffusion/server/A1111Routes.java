@@ -583,7 +583,6 @@ final class A1111Routes {
         boolean send = r.path("send_images").asBoolean(true);
         boolean save = r.path("save_images").asBoolean(false);
         String init = null;
-        String mask = null;
         int outW = width;
         int outH = height;
         if (img2img) {
@@ -596,9 +595,6 @@ final class A1111Routes {
             if (image.getWidth() == width && image.getHeight() == height) {
                 outW = 0; // no resize needed
                 outH = 0;
-            }
-            if (r.hasNonNull("mask") && !r.path("mask").asText().isBlank()) {
-                mask = jobs.saveInput(maskToAlpha(jobs.decodeBase64(r.path("mask").asText(), "mask")), "sdapi-mask");
             }
         }
         String checkpoint = jobs.checkpoint(over.path("sd_model_checkpoint").asText(null));
@@ -637,8 +633,8 @@ final class A1111Routes {
             WorkflowEdits.clipSkip(prompt, clipSkip);
             WorkflowEdits.vae(prompt, vae);
             new ControlNetApi(jobs.server()).apply(r, prompt); // alwayson_scripts.controlnet units, if any
-            if (mask != null && !WorkflowEdits.inpaintHook(prompt, mask)) {
-                ctx.header("X-JDiffusion-Mask", "ignored: this engine has no inpainting node yet");
+            if (img2img) { // mask, mask_blur, inpainting_fill, inpainting_mask_invert: A1111's inpainting
+                InpaintRoutes.a1111Mask(r, prompt, jobs::decodeBase64, image -> jobs.saveInput(image, "sdapi-mask"));
             }
             if (!save) {
                 WorkflowEdits.previewOnly(prompt);
@@ -757,21 +753,6 @@ final class A1111Routes {
             }
         }
         return name;
-    }
-
-    /** A1111's mask (white = repaint, no alpha) as an image whose transparent pixels are the area to repaint. */
-    static BufferedImage maskToAlpha(BufferedImage mask) {
-        BufferedImage out = new BufferedImage(mask.getWidth(), mask.getHeight(), BufferedImage.TYPE_INT_ARGB);
-        boolean hasAlpha = mask.getColorModel().hasAlpha();
-        for (int y = 0; y < mask.getHeight(); y++) {
-            for (int x = 0; x < mask.getWidth(); x++) {
-                int p = mask.getRGB(x, y);
-                int lum = ((p >> 16 & 255) * 299 + (p >> 8 & 255) * 587 + (p & 255) * 114) / 1000;
-                int alpha = hasAlpha ? Math.min(255 - lum, p >>> 24) : 255 - lum;
-                out.setRGB(x, y, alpha << 24);
-            }
-        }
-        return out;
     }
 
     private static int intIn(JsonNode r, String key, int def, int min, int max) {

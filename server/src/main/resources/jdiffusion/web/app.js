@@ -99,7 +99,9 @@ function settings() {
     prompt: $('prompt').value, negative: $('negative').value,
     width: num('width'), height: num('height'), steps: num('steps'), cfg: num('cfg'),
     sampler: $('sampler').value, scheduler: $('scheduler').value, seed: num('seed'), batch: num('batch'),
-    denoise: num('denoise'), image: null,
+    denoise: num('denoise'), image: null, masked: false,
+    pad: { left: num('pad-left'), top: num('pad-top'), right: num('pad-right'), bottom: num('pad-bottom'),
+      feathering: num('pad-feather') },
     controlnet: { model: $('cn-model').value, module: $('cn-module').value, strength: num('cn-strength'),
       start: num('cn-start'), end: num('cn-end'), image: null },
   };
@@ -131,13 +133,29 @@ function buildPrompt(s) {
     p['10'] = { class_type: 'LoadImage', inputs: { image: s.image } };
     p['12'] = { class_type: 'ImageScale', inputs: { image: ['10', 0], upscale_method: 'bilinear',
       width: s.width, height: s.height, crop: 'center' } };
-    p['11'] = { class_type: 'VAEEncode', inputs: { pixels: ['12', 0], vae } };
-    latent = ['11', 0];
+    const pad = s.pad || {};
+    const outpaint = (pad.left || 0) + (pad.top || 0) + (pad.right || 0) + (pad.bottom || 0) > 0;
+    if (outpaint || s.masked) {
+      // the painted mask is LoadImage's MASK (1 - alpha); outpainting paints the new border instead
+      let pixels = ['12', 0], mask = ['10', 1];
+      if (outpaint) {
+        p['15'] = { class_type: 'ImagePadForOutpaint', inputs: { image: ['12', 0], left: pad.left, top: pad.top,
+          right: pad.right, bottom: pad.bottom, feathering: pad.feathering } };
+        pixels = ['15', 0]; mask = ['15', 1];
+      }
+      p['14'] = { class_type: 'InpaintModelConditioning', inputs: { positive: ['6', 0], negative: ['7', 0], vae,
+        pixels, mask, noise_mask: true } };
+      latent = ['14', 2];
+    } else {
+      p['11'] = { class_type: 'VAEEncode', inputs: { pixels: ['12', 0], vae } };
+      latent = ['11', 0];
+    }
   } else {
     p['5'] = { class_type: 'EmptyLatentImage', inputs: { width: s.width, height: s.height, batch_size: s.batch } };
     latent = ['5', 0];
   }
-  let positive = ['6', 0], negative = ['7', 0];
+  const conditioned = p['14'] !== undefined; // InpaintModelConditioning
+  let positive = conditioned ? ['14', 0] : ['6', 0], negative = conditioned ? ['14', 1] : ['7', 0];
   const c = s.controlnet;
   if (c && c.model && c.image) {
     p['40'] = { class_type: 'ControlNetLoader', inputs: { control_net_name: c.model } };
@@ -171,6 +189,9 @@ function settingsOf(prompt) {
     if (n.class_type === 'EmptyLatentImage') Object.assign(s, { width: i.width, height: i.height, batch: i.batch_size });
     if (n.class_type === 'ImageScale') Object.assign(s, { width: i.width, height: i.height, batch: 1 });
     if (n.class_type === 'LoadImage') s.image = i.image;
+    if (n.class_type === 'InpaintModelConditioning') s.masked = true;
+    if (n.class_type === 'ImagePadForOutpaint') s.pad = { left: i.left, top: i.top, right: i.right,
+      bottom: i.bottom, feathering: i.feathering };
   }
   return s;
 }
@@ -183,6 +204,9 @@ function reuse(s) {
     ['scheduler', s.scheduler]]) if (v !== undefined) $(id).value = v;
   $('loras').innerHTML = '';
   s.loras.forEach(l => addLora(l.name, l.strength));
+  const pad = s.pad || { left: 0, top: 0, right: 0, bottom: 0, feathering: Number($('pad-feather').value) };
+  for (const k of ['left', 'top', 'right', 'bottom']) $('pad-' + k).value = pad[k];
+  $('pad-feather').value = pad.feathering;
   setMessage('Settings loaded from the gallery' + (s.image ? ' (init image: ' + s.image + ', pick it again)' : '') + '.');
   window.scrollTo(0, 0);
 }
@@ -206,6 +230,10 @@ async function generate(ev) {
     const s = settings();
     s.image = await uploadInitImage();
     if (s.controlnet.model) s.controlnet.image = await uploadInitImage('cn-image');
+    if (s.image && maskPainted()) {
+      s.image = await uploadMask(s.image);
+      s.masked = true;
+    }
     const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ prompt: buildPrompt(s), client_id: clientId,
         extra_data: { preview_method: 'auto' } }) });
@@ -243,6 +271,95 @@ async function previewHint() {
   } catch (e) {
     setMessage(e.message, true);
   }
+}
+
+// ---- mask painter: white strokes = repaint; sent as the init image's alpha (ComfyUI's /upload/mask) ----
+
+const maskCanvas = $('mask-canvas');
+const maskCtx = maskCanvas.getContext('2d');
+let painting = false;
+
+function showMaskEditor() {
+  const file = $('init-image').files[0];
+  if (!file) { $('mask-editor').hidden = true; return; }
+  const img = $('mask-base');
+  img.onload = () => {
+    maskCanvas.width = img.naturalWidth;
+    maskCanvas.height = img.naturalHeight;
+    maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
+    $('mask-editor').hidden = false;
+  };
+  img.src = URL.createObjectURL(file);
+}
+
+function paintAt(ev) {
+  const r = maskCanvas.getBoundingClientRect();
+  const x = (ev.clientX - r.left) * maskCanvas.width / r.width;
+  const y = (ev.clientY - r.top) * maskCanvas.height / r.height;
+  const radius = Number($('brush-size').value) * maskCanvas.width / Math.max(1, r.width) / 2;
+  maskCtx.globalCompositeOperation = $('mask-eraser').checked ? 'destination-out' : 'source-over';
+  maskCtx.fillStyle = '#fff';
+  maskCtx.beginPath();
+  maskCtx.arc(x, y, Math.max(0.5, radius), 0, 2 * Math.PI);
+  maskCtx.fill();
+}
+
+maskCanvas.addEventListener('pointerdown', (ev) => { painting = true; maskCanvas.setPointerCapture(ev.pointerId); paintAt(ev); });
+maskCanvas.addEventListener('pointermove', (ev) => { if (painting) paintAt(ev); });
+maskCanvas.addEventListener('pointerup', () => { painting = false; });
+
+function mapMask(fn) {
+  if (!maskCanvas.width) return;
+  const d = maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height);
+  for (let i = 0; i < d.data.length; i += 4) {
+    const a = fn(d.data[i + 3], i);
+    d.data[i] = d.data[i + 1] = d.data[i + 2] = 255;
+    d.data[i + 3] = a;
+  }
+  maskCtx.globalCompositeOperation = 'source-over';
+  maskCtx.putImageData(d, 0, 0);
+}
+
+function maskPainted() {
+  if (!maskCanvas.width || $('mask-editor').hidden) return false;
+  const d = maskCtx.getImageData(0, 0, maskCanvas.width, maskCanvas.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true;
+  return false;
+}
+
+/** A mask image (its grey level, scaled to the init image) as the painted mask. */
+function loadMaskFile() {
+  const file = $('mask-file').files[0];
+  if (!file || !maskCanvas.width) return;
+  const img = new Image();
+  img.onload = () => {
+    const c = document.createElement('canvas');
+    c.width = maskCanvas.width; c.height = maskCanvas.height;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0, c.width, c.height);
+    const src = g.getImageData(0, 0, c.width, c.height).data;
+    mapMask((a, i) => Math.round(0.299 * src[i] + 0.587 * src[i + 1] + 0.114 * src[i + 2]));
+  };
+  img.src = URL.createObjectURL(file);
+}
+
+/** Uploads the painted mask as alpha (painted = transparent) merged into the uploaded init image. */
+async function uploadMask(imageName) {
+  const c = document.createElement('canvas');
+  c.width = maskCanvas.width; c.height = maskCanvas.height;
+  const g = c.getContext('2d');
+  const src = maskCtx.getImageData(0, 0, c.width, c.height);
+  const out = g.createImageData(c.width, c.height);
+  for (let i = 0; i < src.data.length; i += 4) out.data[i + 3] = 255 - src.data[i + 3];
+  g.putImageData(out, 0, 0);
+  const blob = await new Promise(res => c.toBlob(res, 'image/png'));
+  const form = new FormData();
+  form.append('image', blob, 'mask-' + imageName.replace(/^.*\//, ''));
+  form.append('original_ref', JSON.stringify({ filename: imageName, subfolder: '', type: 'input' }));
+  form.append('type', 'input');
+  form.append('overwrite', 'true');
+  const r = await json('/upload/mask', { method: 'POST', body: form });
+  return (r.subfolder ? r.subfolder + '/' : '') + r.name;
 }
 
 // ---- queue ----
@@ -296,6 +413,7 @@ function addResult(promptId, entry) {
     p.textContent = `${s.prompt} | neg: ${s.negative} | ${s.width}x${s.height} ×${s.batch} | ${s.steps} steps, ` +
       `cfg ${s.cfg}, ${s.sampler}/${s.scheduler}, seed ${s.seed}` + (s.loras.length ? ' | LoRA ' +
       s.loras.map(l => l.name + ':' + l.strength).join(', ') : '') + (s.image ? ` | img2img ${s.denoise}` : '') +
+      (s.pad ? ` | outpaint ${s.pad.left},${s.pad.top},${s.pad.right},${s.pad.bottom}` : s.masked ? ' | inpaint' : '') +
       ` | ${s.checkpoint}`;
   }
   if (!ok) {
@@ -381,7 +499,11 @@ $('settings').addEventListener('submit', generate);
 $('random-seed').onclick = () => { $('seed').value = Math.floor(Math.random() * 2 ** 32); };
 $('add-lora').onclick = () => addLora();
 $('cn-preview-button').onclick = previewHint;
-$('clear-image').onclick = () => { $('init-image').value = ''; };
+$('clear-image').onclick = () => { $('init-image').value = ''; showMaskEditor(); };
+$('init-image').addEventListener('change', showMaskEditor);
+$('mask-clear').onclick = () => maskCtx.clearRect(0, 0, maskCanvas.width, maskCanvas.height);
+$('mask-invert').onclick = () => mapMask(a => 255 - a);
+$('mask-file').addEventListener('change', loadMaskFile);
 (async () => {
   try {
     await loadObjectInfo();
