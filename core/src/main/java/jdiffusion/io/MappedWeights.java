@@ -89,6 +89,11 @@ public final class MappedWeights implements Weights {
         return Weights.rowOf(file, fileName(name), index);
     }
 
+    @Override
+    public boolean rowsAreMapped() {
+        return true;
+    }
+
     private String fileName(String name) {
         String f = fileNames.get(name);
         if (f == null) {

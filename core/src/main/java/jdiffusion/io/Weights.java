@@ -48,6 +48,11 @@ public interface Weights {
         return java.util.Arrays.copyOfRange(get(name), index * width, (index + 1) * width);
     }
 
+    /** Whether {@link #row} reads just the row from a mapped file (else it reads the whole tensor each time). */
+    default boolean rowsAreMapped() {
+        return false;
+    }
+
     /** The tensors of one file whose names start with prefix, with the prefix removed. */
     static Weights prefixed(SafeTensors file, String prefix) {
         Set<String> names = new LinkedHashSet<>();
@@ -85,6 +90,11 @@ public interface Weights {
             @Override
             public float[] row(String name, int index) {
                 return rowOf(file, full(name), index);
+            }
+
+            @Override
+            public boolean rowsAreMapped() {
+                return true;
             }
 
             private String full(String name) {

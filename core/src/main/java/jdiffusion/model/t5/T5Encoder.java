@@ -29,8 +29,9 @@ import jdiffusion.tensor.WeightFormat;
  * {@code encoder.block.N.layer.0.SelfAttention.q.weight}, ...); see {@link #weights(SafeTensors)}. Sizes come
  * from shapes: d_model and the inner width from q, heads from the bias table, d_kv = inner / heads, d_ff from
  * wi_0. Linear weights stay in the precision the file stores them (fp16, bf16, fp8; ComfyUI's scaled fp8 files'
- * {@code scale_weight} is applied to each layer's output). The token embedding is read row by row from the file
- * when it is needed, never copied: the file must stay open while the encoder is used.
+ * {@code scale_weight} is applied to each layer's output). The token embedding of a file view is read row by row
+ * from the mapping when it is needed, never copied: the file must stay open while the encoder is used (other
+ * views' embedding is copied once).
  */
 public final class T5Encoder {
     /** relative_attention_max_distance: 128 in every released T5 (v1.0, v1.1, XXL); not stored in the weights. */
@@ -77,6 +78,8 @@ public final class T5Encoder {
     private final Config config;
     private final Weights weights;
     private final String embeddingName;
+    /** The whole embedding, only for views that cannot read one row from a mapped file; else null. */
+    private final float[] embeddingCopy;
     private final float[] relativeBias;
     private final List<Block> blocks;
     private final float[] finalNorm;
@@ -86,6 +89,7 @@ public final class T5Encoder {
         this.config = config;
         this.weights = weights;
         this.embeddingName = embeddingName;
+        this.embeddingCopy = weights.rowsAreMapped() ? null : weights.get(embeddingName);
         this.relativeBias = relativeBias;
         this.blocks = blocks;
         this.finalNorm = finalNorm;
@@ -297,7 +301,11 @@ public final class T5Encoder {
             if (id < 0 || id >= config.vocabSize()) {
                 throw new IllegalArgumentException("token id " + id + " outside the T5 vocabulary of " + config.vocabSize());
             }
-            System.arraycopy(weights.row(embeddingName, id), 0, x, i * d, d);
+            if (embeddingCopy != null) {
+                System.arraycopy(embeddingCopy, id * d, x, i * d, d);
+            } else {
+                System.arraycopy(weights.row(embeddingName, id), 0, x, i * d, d);
+            }
         }
         return x;
     }

@@ -98,6 +98,43 @@ class T5EncoderTest {
     }
 
     @Test
+    void viewsThatCannotReadRowsGetTheSameResult() throws Exception {
+        try (SafeTensors ckpt = SafeTensors.open(tinyCheckpoint())) {
+            Weights mapped = T5Encoder.weights(ckpt);
+            assertTrue(mapped.rowsAreMapped());
+            // a decorator (as a LoRA view would be) that only forwards the basic calls
+            Weights plain = new Weights() {
+                @Override
+                public java.util.Set<String> names() {
+                    return mapped.names();
+                }
+
+                @Override
+                public boolean has(String name) {
+                    return mapped.has(name);
+                }
+
+                @Override
+                public int[] shape(String name) {
+                    return mapped.shape(name);
+                }
+
+                @Override
+                public float[] get(String name) {
+                    return mapped.get(name);
+                }
+            };
+            assertTrue(!plain.rowsAreMapped());
+            int[] ids = {3, 9, 1202, 13, 3, 9, 1712, 1, 0, 0};
+            assertArrayEquals(T5Encoder.load(mapped).forward(ids, 2), T5Encoder.load(plain).forward(ids, 2), 0f);
+            int d = mapped.shape("shared.weight")[1];
+            assertArrayEquals(java.util.Arrays.copyOfRange(mapped.get("shared.weight"), 1202 * d, 1203 * d),
+                    plain.row("shared.weight", 1202), "the default row() slices the whole tensor");
+            assertArrayEquals(plain.row("shared.weight", 1202), mapped.row("shared.weight", 1202), "the mapped row");
+        }
+    }
+
+    @Test
     void badInputFailsWithAClearMessage() throws Exception {
         try (SafeTensors ckpt = SafeTensors.open(tinyCheckpoint())) {
             Weights w = T5Encoder.weights(ckpt);
