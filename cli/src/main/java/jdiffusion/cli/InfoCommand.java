@@ -58,7 +58,7 @@ public final class InfoCommand implements Callable<Integer> {
         try {
             ckpt = Checkpoint.open(file);
         } catch (ModelFormatException e) {
-            if (unet == null && vae == null && printUnetAlone(out)) {
+            if (unet == null && vae == null && (printUnetAlone(out) || printT5Alone(out))) {
                 return 0;
             }
             throw e;
@@ -240,6 +240,45 @@ public final class InfoCommand implements Callable<Integer> {
                 out.printf("%s: UNet alone (%s layout, %s-style), %d tensors; use it with --unet beside a checkpoint%n",
                         file, layout, family, st.names().size());
                 printUnet(out, u);
+                out.printf("parameters %s, dtype %s, %s%n", String.format(Locale.ROOT, "%,d", s.parameters()), s.dtype(),
+                        size(s.bytes()));
+            }
+            return true;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    /** A T5 encoder alone (t5xxl_fp16.safetensors, t5xxl_fp8_e4m3fn.safetensors): what it is, or false. */
+    private boolean printT5Alone(PrintStream out) {
+        try (SafeTensors st = SafeTensors.open(file)) {
+            String prefix = jdiffusion.model.t5.T5Encoder.prefixIn(st);
+            if (prefix == null) {
+                return false;
+            }
+            jdiffusion.model.t5.T5Encoder.Config c = jdiffusion.model.t5.T5Encoder.detect(
+                    jdiffusion.io.Weights.prefixed(st, prefix));
+            List<TensorInfo> infos = new ArrayList<>();
+            for (String n : st.names()) {
+                if (n.startsWith(prefix)) {
+                    infos.add(st.info(n));
+                }
+            }
+            ComponentStats s = ModelDetector.stats("t5", infos);
+            if (json) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("file", file.toString());
+                root.put("kind", "t5");
+                root.put("prefix", prefix);
+                root.put("t5", c);
+                root.put("stats", s);
+                out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(root));
+            } else {
+                out.printf("%s: T5 encoder alone, %d tensors; use it as the T5 of an SD3 / SD3.5 checkpoint%n", file,
+                        st.names().size());
+                out.printf("t5: d_model %d, %d blocks, %d heads x %d, %s d_ff %d, vocab %d, %d position buckets%n",
+                        c.dModel(), c.layers(), c.heads(), c.dKv(), c.gated() ? "gated-GELU" : "ReLU", c.dFf(),
+                        c.vocabSize(), c.buckets());
                 out.printf("parameters %s, dtype %s, %s%n", String.format(Locale.ROOT, "%,d", s.parameters()), s.dtype(),
                         size(s.bytes()));
             }

@@ -139,6 +139,42 @@ public final class Sd3TextConditioner implements AutoCloseable {
         return of(Weights.prefixed(checkpoint, CLIP_L), Weights.prefixed(checkpoint, CLIP_G), t5, options, List.copyOf(files));
     }
 
+    /**
+     * The conditioner of separate text-encoder files, as ComfyUI's TripleCLIPLoader takes them ({@code clip_l.safetensors},
+     * {@code clip_g.safetensors}, {@code t5xxl_fp16.safetensors} or null): each CLIP in HF names under any prefix
+     * (none, {@code text_encoders.clip_l.transformer.}, ...) or in OpenCLIP names (clip_g only); the files stay owned
+     * by the caller.
+     */
+    public static Sd3TextConditioner loadSeparate(SafeTensors clipLFile, SafeTensors clipGFile, SafeTensors t5File,
+                                                  Options options) {
+        List<SafeTensors> files = new ArrayList<>(List.of(clipLFile, clipGFile));
+        if (t5File != null) {
+            files.add(t5File);
+        }
+        return of(clipWeights(clipLFile, false), clipWeights(clipGFile, true), t5File == null ? null : T5Encoder.weights(t5File),
+                options, List.copyOf(files));
+    }
+
+    /** A CLIP text tower in a file: HF names under the prefix its final LayerNorm has, else an OpenCLIP tower. */
+    private static Weights clipWeights(SafeTensors file, boolean openClipAllowed) {
+        String hf = "text_model.final_layer_norm.weight";
+        String open = "ln_final.weight";
+        for (String n : file.names()) {
+            if (n.endsWith(hf)) {
+                return Weights.prefixed(file, n.substring(0, n.length() - hf.length()));
+            }
+        }
+        if (openClipAllowed) {
+            for (String n : file.names()) {
+                if (n.endsWith(open) && file.contains(n.substring(0, n.length() - open.length()) + "token_embedding.weight")) {
+                    return jdiffusion.io.OpenClipWeights.of(Weights.prefixed(file, n.substring(0, n.length() - open.length())));
+                }
+            }
+        }
+        throw new IllegalArgumentException(file.path() + ": no CLIP text encoder (no tensor ending in " + hf
+                + (openClipAllowed ? " or OpenCLIP " + open : "") + ")");
+    }
+
     /** Whether T5 is loaded (else its part of the context is zeros, or absent in ComfyUI's convention). */
     public boolean hasT5() {
         return t5 != null;

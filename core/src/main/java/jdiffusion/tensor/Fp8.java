@@ -4,20 +4,17 @@ package jdiffusion.tensor;
  * The two 8-bit float formats of safetensors files: {@code float8_e4m3fn} (1 sign, 4 exponent bits with bias 7, 3
  * mantissa bits; no infinities, only 0x7F/0xFF are NaN; largest 448), the format of {@code t5xxl_fp8_e4m3fn} and
  * fp8 checkpoints, and {@code float8_e5m2} (the top byte of an IEEE half). Widening goes through a 256-entry table;
- * narrowing rounds to nearest even as torch's casts do (e4m3fn: magnitudes of 480 and more become NaN).
+ * narrowing rounds to nearest even as torch's casts do (e4m3fn: magnitudes of 464 and more become NaN).
  */
 public final class Fp8 {
     private static final float[] E4M3 = new float[256];
     private static final float[] E5M2 = new float[256];
-    /** The 127 finite non-negative e4m3fn values in code order (which is increasing value order). */
-    private static final float[] E4M3_POSITIVE = new float[127];
 
     static {
         for (int code = 0; code < 256; code++) {
             E4M3[code] = e4m3Formula(code);
             E5M2[code] = Float.float16ToFloat((short) (code << 8));
         }
-        System.arraycopy(E4M3, 0, E4M3_POSITIVE, 0, 127);
     }
 
     private Fp8() {
@@ -49,34 +46,28 @@ public final class Fp8 {
         return E5M2[b & 0xFF];
     }
 
-    /** The e4m3fn code nearest to x (ties to the even code); NaN and |x| >= 480 give NaN (0x7F, signed). */
+    /**
+     * The e4m3fn code nearest to x (ties to the even code), by bit arithmetic as torch's cast does it: a normal
+     * result rounds the float's mantissa to 3 bits in place; a subnormal one comes from a float addition that
+     * rounds at the 2^-9 step. NaN and |x| >= 464 give NaN (0x7F, signed): torch rounds [464, 480) up onto the NaN
+     * pattern rather than saturating at 448.
+     */
     public static byte toE4m3(float x) {
-        int sign = Float.floatToRawIntBits(x) < 0 ? 0x80 : 0;
-        float a = Math.abs(x);
-        if (Float.isNaN(a) || a >= 480f) {
-            return (byte) (sign | 0x7F);
-        }
-        int lo = 0;
-        int hi = E4M3_POSITIVE.length - 1;
-        if (a >= E4M3_POSITIVE[hi]) {
-            return (byte) (sign | hi);
-        }
-        // the last code whose value is <= a
-        while (lo < hi) {
-            int mid = (lo + hi + 1) >>> 1;
-            if (E4M3_POSITIVE[mid] <= a) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        int code = lo;
-        float below = E4M3_POSITIVE[code];
-        float above = E4M3_POSITIVE[code + 1];
-        double dBelow = a - (double) below;
-        double dAbove = above - (double) a;
-        if (dAbove < dBelow || dAbove == dBelow && (code & 1) == 1) {
-            code++;
+        int bits = Float.floatToRawIntBits(x);
+        int sign = (bits >>> 24) & 0x80;
+        bits &= 0x7FFFFFFF;
+        int code;
+        if (bits >= 1087 << 20) {
+            code = 0x7F; // 480 and above, infinities and NaN
+        } else if (bits < 121 << 23) {
+            // below 2^-6: adding 2^14 puts the 2^-9 subnormal step at the float's last mantissa bit, so the addition
+            // rounds to nearest even exactly there
+            float sum = Float.intBitsToFloat(bits) + Float.intBitsToFloat(141 << 23);
+            code = Float.floatToRawIntBits(sum) - (141 << 23);
+        } else {
+            int mantOdd = (bits >>> 20) & 1;
+            bits += ((7 - 127) << 23) + 0x7FFFF + mantOdd;
+            code = bits >>> 20;
         }
         return (byte) (sign | code);
     }

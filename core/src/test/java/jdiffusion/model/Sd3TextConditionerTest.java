@@ -110,6 +110,42 @@ class Sd3TextConditionerTest {
         }
     }
 
+    /** The tensors of ckpt under prefix, renamed to newPrefix, as dtype. */
+    private Path extract(SafeTensors ckpt, String prefix, String newPrefix, DType dtype, String name) throws Exception {
+        Path out = tmp.resolve(name);
+        SafeTensorsWriter w = SafeTensorsWriter.to(out);
+        for (String n : ckpt.names()) {
+            if (n.startsWith(prefix)) {
+                w.addFrom(ckpt, n, newPrefix + n.substring(prefix.length()), dtype);
+            }
+        }
+        w.write();
+        return out;
+    }
+
+    @Test
+    void separateClipAndT5FilesLikeTripleClipLoader() throws Exception {
+        try (SafeTensors ckpt = tiny()) {
+            Path l = extract(ckpt, "text_encoders.clip_l.transformer.", "", DType.F16, "clip_l.safetensors");
+            Path g = extract(ckpt, "text_encoders.clip_g.transformer.", "", DType.F32, "clip_g.safetensors");
+            Path t5 = extract(ckpt, "text_encoders.t5xxl.transformer.", "", DType.F16, "t5xxl.safetensors");
+            try (SafeTensors lf = SafeTensors.open(l); SafeTensors gf = SafeTensors.open(g); SafeTensors tf = SafeTensors.open(t5);
+                 Sd3TextConditioner own = Sd3TextConditioner.load(ckpt, null, true, options(0));
+                 Sd3TextConditioner separate = Sd3TextConditioner.loadSeparate(lf, gf, tf, options(0));
+                 Sd3TextConditioner noT5 = Sd3TextConditioner.loadSeparate(lf, gf, null, options(64))) {
+                Conditioning a = own.encodeComfy("a red fox");
+                Conditioning b = separate.encodeComfy("a red fox");
+                assertArrayEquals(a.context(), b.context());
+                assertArrayEquals(a.pooled(), b.pooled());
+                assertFalse(noT5.hasT5());
+                assertEquals(77, noT5.encodeComfy("a red fox").tokens());
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> Sd3TextConditioner.loadSeparate(tf, gf, null, options(64)));
+                assertTrue(e.getMessage().contains("no CLIP text encoder"), e.getMessage());
+            }
+        }
+    }
+
     @Test
     void closeReleasesTheEncoders() throws Exception {
         try (SafeTensors ckpt = tiny()) {

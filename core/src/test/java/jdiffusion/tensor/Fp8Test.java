@@ -75,14 +75,15 @@ class Fp8Test {
         assertEquals((byte) 0x38, Fp8.toE4m3(1.0625f), "tie between 1 (0x38) and 1.125 goes to the even code");
         assertEquals((byte) 0x3A, Fp8.toE4m3(1.1875f), "tie between 1.125 (0x39) and 1.25 goes to the even code");
         assertEquals((byte) 0x39, Fp8.toE4m3(1.07f));
-        assertEquals((byte) 0x7E, Fp8.toE4m3(470f));
+        assertEquals((byte) 0x7E, Fp8.toE4m3(460f));
+        assertEquals((byte) 0x7F, Fp8.toE4m3(470f), "torch rounds [464, 480) up onto the NaN pattern");
         assertEquals((byte) 0x7F, Fp8.toE4m3(480f));
         assertEquals((byte) 0xFF, Fp8.toE4m3(-1e6f));
         assertEquals((byte) 0x00, Fp8.toE4m3(0x1p-11f), "below half the smallest subnormal: zero");
         assertEquals((byte) 0x01, Fp8.toE4m3(0x1.8p-10f));
         // a brute-force nearest search over all finite codes agrees everywhere on a fine grid
         for (float x = -500f; x <= 500f; x += 0.0371f) {
-            if (Math.abs(x) >= 480f) {
+            if (Math.abs(x) >= 464f) {
                 continue;
             }
             int best = -1;
