@@ -33,6 +33,10 @@ import java.util.Map;
  * optional "__metadata__" map of strings, then the data section. Tensor data is never copied until a caller asks
  * for floats; {@link #segment(String)} gives the mapped bytes directly. Files far above 2 GB work (one mapped
  * segment, FFM API).
+ *
+ * <p>{@link #open(Path)} also opens PyTorch checkpoints ({@code .ckpt/.pt/.pth/.bin}, recognised by content) through
+ * the safe pickle reader ({@link TorchCheckpoint}): they are presented through this same view, tensor byte ranges
+ * pointing into the mapped file, so loaders need not know the container ({@link #container()}).
  */
 public final class SafeTensors implements AutoCloseable {
     /** Real headers are a few hundred KB; anything near this is hostile or corrupt. */

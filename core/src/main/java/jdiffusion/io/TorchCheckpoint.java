@@ -45,6 +45,8 @@ public final class TorchCheckpoint {
     /** Deepest dict nesting and most values visited while naming tensors. */
     static final int MAX_DEPTH = 64;
     static final int MAX_VISITS = 4 << 20;
+    /** Longest dotted tensor name (real ones are under 200 characters). */
+    static final int MAX_NAME = 4096;
 
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -503,6 +505,9 @@ public final class TorchCheckpoint {
         }
         int count = 0;
         for (Map.Entry<String, ?> e : items) {
+            if (path.length() + e.getKey().length() + 1 > MAX_NAME) {
+                throw new ModelFormatException(where + ": a key path longer than " + MAX_NAME + " characters");
+            }
             String child = path.isEmpty() ? e.getKey() : path + "." + e.getKey();
             count += flatten(where, e.getValue(), child, depth + 1, flat, dicts, scalars, ancestors, visits);
         }

@@ -45,6 +45,9 @@ public final class Embeddings {
     }
 
     private static final List<String> EXTENSIONS = List.of(".safetensors", ".pt", ".bin");
+    /** An embedding has a few tensors of a few vectors; a file beyond these is something else (a checkpoint). */
+    private static final int MAX_TENSORS = 64;
+    private static final long MAX_VALUES = 16L << 20;
     private static final Embeddings NONE = new Embeddings(List.of(), false, new ConcurrentHashMap<>());
 
     private final List<Path> folders;
@@ -152,16 +155,20 @@ public final class Embeddings {
             if (st.container() == Container.SAFETENSORS) {
                 names.sort(Comparator.naturalOrder());
             }
+            long values = 0;
+            for (String n : names) {
+                values += st.info(n).numel();
+            }
+            if (names.size() > MAX_TENSORS || values > MAX_VALUES) {
+                throw new ModelFormatException(file + ": " + names.size() + " tensors of " + values
+                        + " values in all, too large for an embedding");
+            }
             Map<String, float[][]> tensors = new LinkedHashMap<>();
             String a1111 = null;
             for (String n : names) {
                 TensorInfo info = st.info(n);
                 if (!info.dtype().isFloat() || info.rank() == 0 || info.numel() == 0) {
                     continue;
-                }
-                if (info.numel() > (64L << 20)) {
-                    throw new ModelFormatException(file + ": tensor '" + n + "' of " + info.numel()
-                            + " values is too large for an embedding");
                 }
                 tensors.put(n, rows(st.floats(n), info));
                 if (a1111 == null && n.startsWith("string_to_param.")) {
@@ -198,7 +205,8 @@ public final class Embeddings {
         List<String> names = new ArrayList<>();
         for (Path dir : folders) {
             for (Info i : list(dir)) {
-                if (!i.name().contains("/") && !names.contains(i.name())) {
+                if (!i.name().contains("/") && i.name().chars().noneMatch(Character::isWhitespace)
+                        && !names.contains(i.name())) {
                     names.add(i.name());
                 }
             }

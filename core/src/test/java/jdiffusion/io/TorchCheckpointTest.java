@@ -239,6 +239,35 @@ class TorchCheckpointTest {
     }
 
     @Test
+    void zip64ArchivesAreRead() throws Exception {
+        // more than 65535 records: java.util.zip writes the zip64 end records, as torch does for large checkpoints
+        Map<String, byte[]> st = new LinkedHashMap<>();
+        Map<String, Object> sd = new LinkedHashMap<>();
+        int n = 70_000;
+        for (int i = 0; i < n; i++) {
+            String key = Integer.toString(i);
+            st.put(key, floats(i));
+            sd.put("t" + i, T.contiguous(key, DType.F32, 1));
+        }
+        byte[] file = TorchSaveWriter.zip("big", new Ordered(sd), st, false);
+        ByteBuffer tail = ByteBuffer.wrap(file, file.length - 22 - 20 - 56, 4).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(0x06064b50, tail.getInt(), "the archive has a zip64 end record");
+        try (SafeTensors s = TorchCheckpoint.read("zip64", file)) {
+            assertEquals(n, s.names().size());
+            assertArrayEquals(new float[] {69_999}, s.floats("t69999"));
+            assertArrayEquals(new float[] {12_345}, s.floats("t12345"));
+        }
+    }
+
+    @Test
+    void hugeKeyPathsAreRefused() throws Exception {
+        String key = "k".repeat(5000);
+        byte[] file = TorchSaveWriter.zip("a", Map.of(key, Map.of("w", T.contiguous("0", DType.F32, 1))), storage("0", floats(1)), false);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> TorchCheckpoint.read("k", file));
+        assertTrue(e.getMessage().contains("key path longer than"), e.getMessage());
+    }
+
+    @Test
     void boundsOnStringsAndTruncation() {
         byte[] huge = {(byte) 0x80, 2, (byte) 0x8d, 0, 0, 0, 0, 0, 0, 0, 0x40, '.'};
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> TorchPickle.read("h", huge));

@@ -57,6 +57,15 @@ class EmbeddingsTest {
     }
 
     @Test
+    void aCheckpointInTheFolderIsNoEmbedding() throws Exception {
+        Files.createSymbolicLink(dir.resolve("big.safetensors"), Golden.model("tiny-sd1-fp16.safetensors"));
+        assertEquals(List.of(), Embeddings.list(dir));
+        IllegalArgumentException x = assertThrows(IllegalArgumentException.class,
+                () -> Embeddings.folder(dir).vectors("big", "clip_l"));
+        assertTrue(x.getMessage().contains("too large for an embedding"), x.getMessage());
+    }
+
+    @Test
     void aMaliciousPtIsRefusedWithAOneLineError() throws Exception {
         Files.copy(Golden.model("malicious.ckpt"), dir.resolve("evil.pt"));
         Embeddings e = Embeddings.folder(dir);
