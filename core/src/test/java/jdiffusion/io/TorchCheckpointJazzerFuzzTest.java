@@ -14,8 +14,8 @@ import java.lang.foreign.ValueLayout;
  */
 class TorchCheckpointJazzerFuzzTest {
     @FuzzTest(maxDuration = "5s")
-    @DictionaryEntries({"PK\u0003\u0004", "data.pkl", "collections\nOrderedDict\n", "torch._utils\n",
-            "_rebuild_tensor_v2\n", "torch\nFloatStorage\n", "torch\nHalfStorage\n", "storage", "state_dict"})
+    @DictionaryEntries({"data.pkl", "collections", "OrderedDict", "torch._utils", "_rebuild_tensor_v2",
+            "FloatStorage", "HalfStorage", "BFloat16Storage", "storage", "state_dict", "version", "byteorder"})
     void checkpoint(byte[] input) {
         try (SafeTensors st = TorchCheckpoint.read("fuzz.ckpt", input)) {
             for (String n : st.names()) {
