@@ -34,6 +34,15 @@ public final class ConcatNetwork implements DiscreteModel.Network {
 
     @Override
     public float[] apply(float[] xc, float timestep, boolean withUncond) {
+        return inner.apply(withConcat(xc), timestep, withUncond);
+    }
+
+    @Override
+    public float[] apply(float[] xc, float timestep, boolean withUncond, double sigma) {
+        return inner.apply(withConcat(xc), timestep, withUncond, sigma); // a ControlNet window needs the sigma
+    }
+
+    private float[] withConcat(float[] xc) {
         int rows = xc.length / rowSize;
         int extra = concat.length / batch;
         float[] in = new float[rows * (rowSize + extra)];
@@ -41,6 +50,6 @@ public final class ConcatNetwork implements DiscreteModel.Network {
             System.arraycopy(xc, r * rowSize, in, r * (rowSize + extra), rowSize);
             System.arraycopy(concat, (r % batch) * extra, in, r * (rowSize + extra) + rowSize, extra);
         }
-        return inner.apply(in, timestep, withUncond);
+        return in;
     }
 }

@@ -123,6 +123,9 @@ final class A1111Routes {
             try {
                 h.handle(ctx);
             } catch (ApiError e) {
+                if (e.body.path("detail").isArray()) {
+                    throw e; // already A1111's validation shape (A1111Request): {error, detail: [...], body, errors}
+                }
                 String msg = e.body.path("error").isTextual() ? e.body.path("error").asText() : e.body.toString();
                 ObjectNode o = PromptStore.JSON.createObjectNode();
                 o.put("error", "HTTPException");
