@@ -343,26 +343,19 @@ final class A1111Routes {
         ObjectNode out = PromptStore.JSON.createObjectNode();
         ObjectNode loaded = out.putObject("loaded");
         out.putObject("skipped");
-        for (Path f : files(jobs.paths().base().resolve("models/embeddings"), ".safetensors", ".pt", ".bin")) {
-            ObjectNode e = loaded.putObject(ApiJobs.stem(f.getFileName().toString()));
-            e.putNull("step");
-            e.putNull("sd_checkpoint");
-            e.putNull("sd_checkpoint_name");
-            long[] shape = null;
-            if (f.toString().endsWith(".safetensors")) {
-                try (SafeTensors st = SafeTensors.open(f)) {
-                    String first = st.names().stream().sorted().findFirst().orElse(null);
-                    shape = first == null ? null : st.info(first).shape();
-                } catch (IOException | RuntimeException ex) {
-                    shape = null;
+        for (Path folder : jobs.paths().folders("embeddings")) {
+            for (jdiffusion.text.Embeddings.Info info : jdiffusion.text.Embeddings.list(folder)) {
+                ObjectNode e = loaded.putObject(info.name());
+                e.putNull("step");
+                e.putNull("sd_checkpoint");
+                e.putNull("sd_checkpoint_name");
+                Integer width = info.widths().isEmpty() ? null : info.widths().values().iterator().next();
+                if (width == null) {
+                    e.putNull("shape");
+                } else {
+                    e.put("shape", width);
                 }
-            }
-            if (shape != null && shape.length >= 1) {
-                e.put("shape", shape[shape.length - 1]);
-                e.put("vectors", shape.length > 1 ? shape[0] : 1);
-            } else {
-                e.putNull("shape");
-                e.putNull("vectors");
+                e.put("vectors", info.vectors());
             }
         }
         JDiffusionServer.json(ctx, out);
@@ -606,8 +599,12 @@ final class A1111Routes {
         int clipSkip = over.has("CLIP_stop_at_last_layers") ? over.get("CLIP_stop_at_last_layers").asInt()
                 : options.path("CLIP_stop_at_last_layers").asInt(1);
         String promptText = text(r, "prompt", "");
-        WorkflowEdits.Parsed parsed = WorkflowEdits.parseLoras(promptText);
-        WorkflowEdits.Parsed parsedNeg = WorkflowEdits.parseLoras(text(r, "negative_prompt", ""));
+        // A1111 writes embeddings by their bare file name: spelled embedding:NAME for the workflow's CLIPTextEncode
+        jdiffusion.text.Embeddings embeddings = jdiffusion.text.Embeddings.folders(jobs.paths().folders("embeddings"))
+                .a1111Names(true);
+        WorkflowEdits.Parsed parsed = WorkflowEdits.parseLoras(embeddings.rewriteA1111(promptText));
+        WorkflowEdits.Parsed parsedNeg = WorkflowEdits.parseLoras(embeddings.rewriteA1111(
+                text(r, "negative_prompt", "")));
         List<String> loraFiles = new ArrayList<>();
         List<String> loraHashes = new ArrayList<>();
         for (WorkflowEdits.LoraTag t : parsed.loras()) {
