@@ -178,7 +178,7 @@ public record HiresFix(double scale, String upscaler, Integer steps, double deno
                 first.negativePrompt(), lw * 8, lh * 8, hires.steps() != null ? hires.steps() : first.steps(),
                 first.cfg(), first.sampler(), first.scheduler(), first.seed(), b, null, hires.denoise(),
                 first.prediction(), first.clipSkip(), first.modelName(), first.unetName(), first.vaeName(),
-                first.loras(), null);
+                first.loras(), null, first.controls());
         m.lastPass = true;
         Sampling.Outcome out = Sampling.run(m, second, null, start, progress, cancel, timings);
         m.samplingDone();
