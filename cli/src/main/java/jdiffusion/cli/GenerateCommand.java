@@ -116,6 +116,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ControlOptions control = new ControlOptions();
 
+    @picocli.CommandLine.Mixin
+    VaeDecoderOption vaeDecoder = new VaeDecoderOption();
+
     @Override
     public Integer call() {
         PrintStream err = System.err;
@@ -130,6 +133,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerateResult result;
         try {
             jdiffusion.model.Vae.setDefaultTiling(vaeTiling ? jdiffusion.model.VaeTiling.always() : null);
+            jdiffusion.pipeline.TaesdDecoding.use(vaeDecoder.decoder, request.model());
             result = hiresFix == null ? Pipeline.generate(request, bar, cancel)
                     : jdiffusion.pipeline.HiresFix.generate(request, hiresFix, bar, cancel);
         } catch (GenerationCancelledException e) {
