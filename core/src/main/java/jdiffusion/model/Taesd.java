@@ -259,6 +259,79 @@ public final class Taesd {
         return (int) Math.rint(v * 255f);
     }
 
+    /**
+     * A full-size TAESD decoder (width 64 as the released files) with random weights (uniform, PyTorch's default
+     * conv init bound 1/sqrt(fan_in)) and fp16 storage: what {@code bench vae --vae-decoder taesd} times.
+     */
+    public static Taesd randomDecoder(int latentChannels, int width, long seed) {
+        java.util.Map<String, float[]> values = new java.util.LinkedHashMap<>();
+        java.util.Map<String, int[]> shapes = new java.util.LinkedHashMap<>();
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(seed);
+        int c = latentChannels;
+        for (int i = 0; i < DECODER.length(); i++) {
+            char k = DECODER.charAt(i);
+            if (k == 'b') {
+                for (int j = 0; j <= 4; j += 2) {
+                    randomConv(values, shapes, i + ".conv." + j, width, width, true, rnd);
+                }
+            } else if (k == 'c' || k == 'C') {
+                int out = i == DECODER.length() - 1 ? 3 : width;
+                randomConv(values, shapes, String.valueOf(i), out, c, k == 'c', rnd);
+                c = out;
+            }
+        }
+        Weights w = new Weights() {
+            @Override
+            public Set<String> names() {
+                return values.keySet();
+            }
+
+            @Override
+            public boolean has(String name) {
+                return values.containsKey(name);
+            }
+
+            @Override
+            public int[] shape(String name) {
+                return shapes.get(name).clone();
+            }
+
+            @Override
+            public float[] get(String name) {
+                return values.get(name).clone();
+            }
+
+            @Override
+            public DType dtype(String name) {
+                return DType.F16;
+            }
+        };
+        try {
+            return load(w, null);
+        } catch (ModelFormatException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void randomConv(java.util.Map<String, float[]> values, java.util.Map<String, int[]> shapes,
+                                   String p, int out, int in, boolean bias, java.util.SplittableRandom rnd) {
+        double bound = 1.0 / Math.sqrt(in * 9.0);
+        float[] w = new float[out * in * 9];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = Float.float16ToFloat(Float.floatToFloat16((float) rnd.nextDouble(-bound, bound)));
+        }
+        values.put(p + ".weight", w);
+        shapes.put(p + ".weight", new int[] {out, in, 3, 3});
+        if (bias) {
+            float[] b = new float[out];
+            for (int i = 0; i < out; i++) {
+                b[i] = Float.float16ToFloat(Float.floatToFloat16((float) rnd.nextDouble(-bound, bound)));
+            }
+            values.put(p + ".bias", b);
+            shapes.put(p + ".bias", new int[] {out});
+        }
+    }
+
     /** The sequential network; layer objects by index (null for parameterless layers). */
     private static final class Net {
         private final String kinds;
