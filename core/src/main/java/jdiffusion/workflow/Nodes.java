@@ -118,6 +118,7 @@ public final class Nodes {
         Sd3Nodes.register();
         UpscaleNodes.register();
         ControlNetNodes.register();
+        TaesdNodes.register();
     }
 
     private Nodes() {
