@@ -119,6 +119,8 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Mixin
     InpaintOptions inpaint = new InpaintOptions();
+    @picocli.CommandLine.Mixin
+    VaeDecoderOption vaeDecoder = new VaeDecoderOption();
 
     @Override
     public Integer call() {
@@ -134,6 +136,7 @@ public final class GenerateCommand implements Callable<Integer> {
         GenerateResult result;
         try {
             jdiffusion.model.Vae.setDefaultTiling(vaeTiling ? jdiffusion.model.VaeTiling.always() : null);
+            jdiffusion.pipeline.TaesdDecoding.use(vaeDecoder.decoder, request.model());
             result = hiresFix == null ? Pipeline.generate(request, bar, cancel)
                     : jdiffusion.pipeline.HiresFix.generate(request, hiresFix, bar, cancel);
         } catch (GenerationCancelledException e) {

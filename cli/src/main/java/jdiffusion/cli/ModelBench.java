@@ -51,7 +51,7 @@ final class ModelBench {
     }
 
     /** Options every model benchmark takes. */
-    static final class Options {
+    static class Options {
         @Option(names = "--arch", paramLabel = "ARCH", description = "sd15, sd21, sdxl; for bench unet also sd35m, sd35l, sd3m"
                 + " (default: ${DEFAULT-VALUE})")
         String arch = "sd15";
@@ -298,10 +298,17 @@ final class ModelBench {
         @Option(names = "--vae-tiling", description = "decode in tiles even when the whole image fits the budget")
         boolean tiling;
 
+        @Mixin
+        VaeDecoderOption decoder = new VaeDecoderOption();
+
         @Override
         public void run() {
             if (batch < 1) {
                 throw new CliException("--batch must be at least 1, got " + batch);
+            }
+            if (decoder.decoder != null && !decoder.decoder.equalsIgnoreCase("vae")) {
+                TaesdBench.run(o, batch, decoder.decoder);
+                return;
             }
             double peak = setUp(o, "vae");
             try (Source src = Source.open(o)) {

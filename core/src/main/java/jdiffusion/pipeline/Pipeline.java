@@ -162,6 +162,10 @@ public final class Pipeline {
 
     /** VAE decode of the UNet-space latent, then (x + 1) / 2 clamped to [0, 1] as the reference computes it. */
     static float[] decodeToUnit(PipelineModels m, ResolvedSettings s, float[] rawLatent) {
+        float[] fast = TaesdDecoding.decodeToUnit(s, rawLatent);
+        if (fast != null) {
+            return fast;
+        }
         float[] image = m.decode(rawLatent, s.batch(), s.latentHeight(), s.latentWidth());
         float[] out = new float[image.length];
         boolean comfy = s.semantics() == Semantics.COMFY;

@@ -31,7 +31,8 @@ public final class ModelPaths {
             "embeddings", List.of("embeddings"),
             "text_encoders", List.of("text_encoders", "clip"),
             "upscale_models", List.of("upscale_models"),
-            "controlnet", List.of("controlnet", "t2i_adapter"));
+            "controlnet", List.of("controlnet", "t2i_adapter"),
+            "vae_approx", List.of("vae_approx"));
 
     /** safetensors and PyTorch pickles (read by the safe pickle reader); the container is recognised by content. */
     private static final List<String> MODEL_EXTENSIONS = jdiffusion.io.Container.MODEL_EXTENSIONS;

@@ -119,6 +119,7 @@ public final class Nodes {
         UpscaleNodes.register();
         ControlNetNodes.register();
         InpaintNodes.register();
+        TaesdNodes.register();
     }
 
     private Nodes() {

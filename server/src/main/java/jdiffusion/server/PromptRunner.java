@@ -27,6 +27,7 @@ final class PromptRunner implements Runnable {
     /** The running prompt's progress (AUTOMATIC1111's /progress reads it). */
     final ProgressState progress = new ProgressState();
     /** The server's --preview-method: none, auto, latent2rgb or taesd; a prompt's extra_data may ask otherwise. */
+    private final TaesdPreview taesdPreview;
     volatile String previewMethod = "none";
     /** Server log lines (/internal/logs); null in tests that build a runner alone. */
     volatile ServerLog log;
@@ -42,6 +43,7 @@ final class PromptRunner implements Runnable {
         this.engine = engine;
         this.hub = hub;
         this.previews = new PreviewFormats(engine.paths());
+        this.taesdPreview = new TaesdPreview(engine.paths());
     }
 
     void start() {
@@ -220,12 +222,14 @@ final class PromptRunner implements Runnable {
         private final PromptStore.Entry entry;
         private final String sid;
         private final boolean sendPreviews;
+        private final boolean taesd;
         final List<ArrayNode> messages = new ArrayList<>();
 
         Events(PromptStore.Entry entry) {
             this.entry = entry;
             this.sid = entry.clientId();
             this.sendPreviews = previewsWanted(entry.extraData(), previewMethod);
+            this.taesd = "taesd".equals(TaesdPreview.method(entry.extraData(), previewMethod));
         }
 
         private ObjectNode data() {
@@ -289,8 +293,10 @@ final class PromptRunner implements Runnable {
                 try {
                     f = previews.forNode(entry.prompt(), nodeId);
                     if (sendPreviews) {
-                        hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, LatentPreview.jpeg(f, latent, shape)),
-                                sid);
+                        jdiffusion.model.Taesd t = taesd ? taesdPreview.decoder(f) : null;
+                        byte[] jpeg = t != null && t.latentChannels() == shape[1]
+                                ? TaesdPreview.jpeg(t, latent, shape) : LatentPreview.jpeg(f, latent, shape);
+                        hub.sendBinary(LatentPreview.frame(LatentPreview.JPEG, jpeg), sid);
                     }
                 } catch (RuntimeException e) {
                     // a preview is a courtesy: never fail the prompt for it
