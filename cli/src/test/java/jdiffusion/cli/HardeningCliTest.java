@@ -99,9 +99,9 @@ class HardeningCliTest {
     void launcherFlagsStartWithOneGigabyteHeap() throws Exception {
         Path root = Path.of(System.getProperty("jdiffusion.root", System.getProperty("user.dir") + "/.."));
         String script = Files.readString(root.resolve("jdiffusion"));
-        Matcher m = Pattern.compile("exec \"\\$JAVA_HOME/bin/java\"(.*?)\\$\\{JDIFFUSION_JAVA_OPTS", Pattern.DOTALL)
+        Matcher m = Pattern.compile("\"\\$JAVA_HOME/bin/java\"(.*?)\\$\\{JDIFFUSION_JAVA_OPTS", Pattern.DOTALL)
                 .matcher(script);
-        assertTrue(m.find(), "the launcher's exec line");
+        assertTrue(m.find(), "the launcher's java command line");
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String flag : m.group(1).replace("\\\n", " ").trim().split("\\s+")) {
