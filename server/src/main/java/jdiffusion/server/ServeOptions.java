@@ -30,6 +30,13 @@ public record ServeOptions(Path frontEndRoot, String previewMethod) {
             if (!Files.isRegularFile(frontEndRoot.resolve("index.html"))) {
                 throw new IllegalArgumentException("--front-end-root " + frontEndRoot + " has no index.html");
             }
+            try {
+                // the real folder: the static file handler refuses files reached through a symbolic link (an alias),
+                // so a front end installed behind a linked folder would answer 404 for every file
+                frontEndRoot = frontEndRoot.toRealPath();
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("--front-end-root " + frontEndRoot + ": " + e.getMessage());
+            }
         }
     }
 }
