@@ -1,5 +1,7 @@
 package jdiffusion.model;
 
+import static jdiffusion.model.UNetLayers.conv;
+
 import java.util.ArrayList;
 import java.util.List;
 import jdiffusion.io.ModelFormatException;
@@ -23,10 +25,7 @@ public final class ControlNet {
     private final ControlNetConfig config;
     private final List<Conv2d> hintConvs = new ArrayList<>();
     private final Conv2d convIn;
-    private final Linear time1;
-    private final Linear time2;
-    private final Linear label1;
-    private final Linear label2;
+    private final UNetLayers.TimeEmbed timeEmbed;
     private final List<List<Layer>> inputBlocks = new ArrayList<>();
     private final List<Layer> middleBlock = new ArrayList<>();
     private final List<Linear> zeroConvs = new ArrayList<>();
@@ -76,10 +75,7 @@ public final class ControlNet {
         }
         int ted = c.timeEmbedDim();
         convIn = t.conv3x3("input_blocks.0.0", c.inChannels());
-        time1 = t.linear("time_embed.0", c.modelChannels());
-        time2 = t.linear("time_embed.2", ted);
-        label1 = c.admInChannels() > 0 ? t.linear("label_emb.0.0", c.admInChannels()) : null;
-        label2 = c.admInChannels() > 0 ? t.linear("label_emb.0.2", ted) : null;
+        timeEmbed = UNetLayers.TimeEmbed.load(t, c.modelChannels(), ted, c.admInChannels());
         int ch = convIn.out();
         zeroConvs.add(zeroConv(t, 0, ch));
         int block = 1;
@@ -174,7 +170,7 @@ public final class ControlNet {
     public ControlResiduals forward(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
                                     float[] y, Hint hint, float strength) {
         checkInputs(x, batch, h, w, timesteps, context, tokens, y, hint);
-        float[] emb = embedding(timesteps, y, batch);
+        float[] emb = timeEmbed.forward(timesteps, y, batch);
         Feature f = new Feature(Ops.nchwToNhwc(x, batch, config.inChannels(), h, w), batch, h, w, config.inChannels());
         f = conv(convIn, f);
         addHint(f.data(), hint, batch);
@@ -222,25 +218,6 @@ public final class ControlNet {
         };
     }
 
-    private static Feature conv(Conv2d conv, Feature x) {
-        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
-        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
-    }
-
-    /** silu(time_embed(sinusoid(t)) + label_emb(y)), as the UNet computes it. */
-    private float[] embedding(float[] timesteps, float[] y, int batch) {
-        float[] t = TimestepEmbedding.sinusoid(timesteps, config.modelChannels());
-        float[] h = time1.forward(t, batch);
-        Ops.siluInPlace(h);
-        float[] emb = time2.forward(h, batch);
-        if (label1 != null) {
-            float[] a = label1.forward(y, batch);
-            Ops.siluInPlace(a);
-            Ops.addInPlace(emb, label2.forward(a, batch));
-        }
-        Ops.siluInPlace(emb);
-        return emb;
-    }
 
     private void checkInputs(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
                              float[] y, Hint hint) {

@@ -1,5 +1,7 @@
 package jdiffusion.model;
 
+import static jdiffusion.model.UNetLayers.conv;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -24,10 +26,7 @@ import jdiffusion.tensor.Ops;
 public final class UNet {
     private final UNetConfig config;
     private final Conv2d convIn;
-    private final Linear time1;
-    private final Linear time2;
-    private final Linear label1;
-    private final Linear label2;
+    private final UNetLayers.TimeEmbed timeEmbed;
     private final List<List<Layer>> inputBlocks = new ArrayList<>();
     private final List<Layer> middleBlock = new ArrayList<>();
     private final List<List<Layer>> outputBlocks = new ArrayList<>();
@@ -73,10 +72,7 @@ public final class UNet {
         this.config = c;
         int ted = c.timeEmbedDim();
         convIn = t.conv3x3("input_blocks.0.0", c.inChannels());
-        time1 = t.linear("time_embed.0", c.timestepSinusoidDim());
-        time2 = t.linear("time_embed.2", ted);
-        label1 = c.admInChannels() > 0 ? t.linear("label_emb.0.0", c.admInChannels()) : null;
-        label2 = c.admInChannels() > 0 ? t.linear("label_emb.0.2", ted) : null;
+        timeEmbed = UNetLayers.TimeEmbed.load(t, c.timestepSinusoidDim(), ted, c.admInChannels());
         Deque<Integer> skipWidths = new ArrayDeque<>();
         int ch = convIn.out();
         skipWidths.push(ch);
@@ -189,7 +185,7 @@ public final class UNet {
         }
         LayerTimer clock = timer == null ? (b, k, n) -> { } : timer;
         long t0 = System.nanoTime();
-        Conditioning cond = new Conditioning(embedding(timesteps, y, batch), context, tokens);
+        Conditioning cond = new Conditioning(timeEmbed.forward(timesteps, y, batch), context, tokens);
         t0 = lap(clock, "time_embed", "embedding", t0);
         Feature f = new Feature(Ops.nchwToNhwc(x, batch, config.inChannels(), h, w), batch, h, w, config.inChannels());
         f = conv(convIn, f);
@@ -274,25 +270,6 @@ public final class UNet {
         return conv(conv, new Feature(up, x.batch(), oh, ow, x.c()));
     }
 
-    private static Feature conv(Conv2d conv, Feature x) {
-        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
-        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
-    }
-
-    /** silu(time_embed(sinusoid(t)) + label_emb(y)): every res block projects this same vector. */
-    private float[] embedding(float[] timesteps, float[] y, int batch) {
-        float[] t = TimestepEmbedding.sinusoid(timesteps, config.timestepSinusoidDim());
-        float[] h = time1.forward(t, batch);
-        Ops.siluInPlace(h);
-        float[] emb = time2.forward(h, batch);
-        if (label1 != null) {
-            float[] a = label1.forward(y, batch);
-            Ops.siluInPlace(a);
-            Ops.addInPlace(emb, label2.forward(a, batch));
-        }
-        Ops.siluInPlace(emb);
-        return emb;
-    }
 
     private void checkInputs(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens,
                              float[] y) {

@@ -1,8 +1,13 @@
 package jdiffusion.model;
 
+import jdiffusion.tensor.Conv2d;
+import jdiffusion.tensor.Linear;
 import jdiffusion.tensor.Ops;
 
-/** Small value types shared by the UNet and the VAE: an NHWC feature map and the two normalisations. */
+/**
+ * Small pieces shared by the UNet, its ControlNet copy and the VAE: an NHWC feature map, a convolution over it, the
+ * two normalisations and the timestep embedding.
+ */
 final class UNetLayers {
     private UNetLayers() {
     }
@@ -44,6 +49,39 @@ final class UNetLayers {
     record LayerNorm(float[] gamma, float[] beta, int channels, float eps) {
         float[] apply(float[] x, int rows) {
             return Ops.layerNorm(x, rows, channels, gamma, beta, eps);
+        }
+    }
+
+    /** A convolution of a feature map (output size from the convolution's stride and padding). */
+    static Feature conv(Conv2d conv, Feature x) {
+        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
+        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
+    }
+
+    /**
+     * {@code time_embed} and, for SDXL's adm vector, {@code label_emb}: silu(time_embed(sinusoid(t)) + label_emb(y)),
+     * the vector every res block projects. label1/label2 are null without an adm input.
+     */
+    record TimeEmbed(int sinusoidDim, Linear time1, Linear time2, Linear label1, Linear label2) {
+        static TimeEmbed load(UNetTensors t, int sinusoidDim, int timeEmbedDim, int admInChannels) {
+            return new TimeEmbed(sinusoidDim, t.linear("time_embed.0", sinusoidDim),
+                    t.linear("time_embed.2", timeEmbedDim),
+                    admInChannels > 0 ? t.linear("label_emb.0.0", admInChannels) : null,
+                    admInChannels > 0 ? t.linear("label_emb.0.2", timeEmbedDim) : null);
+        }
+
+        float[] forward(float[] timesteps, float[] y, int batch) {
+            float[] t = TimestepEmbedding.sinusoid(timesteps, sinusoidDim);
+            float[] h = time1.forward(t, batch);
+            Ops.siluInPlace(h);
+            float[] emb = time2.forward(h, batch);
+            if (label1 != null) {
+                float[] a = label1.forward(y, batch);
+                Ops.siluInPlace(a);
+                Ops.addInPlace(emb, label2.forward(a, batch));
+            }
+            Ops.siluInPlace(emb);
+            return emb;
         }
     }
 }

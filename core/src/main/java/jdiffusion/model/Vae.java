@@ -1,5 +1,7 @@
 package jdiffusion.model;
 
+import static jdiffusion.model.UNetLayers.conv;
+
 import java.util.ArrayList;
 import java.util.List;
 import jdiffusion.io.ModelFormatException;
@@ -215,10 +217,6 @@ public final class Vae {
         }
     }
 
-    private static Feature conv(Conv2d conv, Feature x) {
-        float[] y = conv.forward(x.data(), x.batch(), x.h(), x.w());
-        return new Feature(y, x.batch(), conv.outH(x.h()), conv.outW(x.w()), conv.out());
-    }
 
     private static Feature linear(Linear l, Feature x) {
         return x.with(l.forward(x.data(), x.rows()), l.out());
