@@ -1,8 +1,6 @@
 package jdiffusion.model;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.Weights;
 
@@ -75,36 +73,10 @@ public record ControlNetConfig(Family family, int inChannels, int modelChannels,
                     + ", expected a conv weight");
         }
         int modelChannels = convIn[0];
-        List<List<Integer>> levelWidths = new ArrayList<>();
-        List<Integer> depths = new ArrayList<>();
-        levelWidths.add(new ArrayList<>());
-        int blocks = 1;
-        for (int i = 1; t.hasChild("input_blocks." + i); i++, blocks++) {
-            String block = "input_blocks." + i;
-            if (t.has(block + ".0.op.weight")) {
-                levelWidths.add(new ArrayList<>());
-            } else if (t.has(block + ".0.in_layers.2.weight")) {
-                levelWidths.getLast().add(t.outWidth(block + ".0.in_layers.2"));
-                depths.add(t.countChildren(block + ".1.transformer_blocks"));
-            } else {
-                throw new IllegalStateException("'" + block + "' is neither a res block nor a down-sampler");
-            }
-        }
-        int numRes = levelWidths.getFirst().size();
-        int[] mult = new int[levelWidths.size()];
-        for (int level = 0; level < mult.length; level++) {
-            List<Integer> widths = levelWidths.get(level);
-            if (widths.size() != numRes || numRes == 0) {
-                throw new IllegalStateException("input level " + level + " has " + widths.size()
-                        + " res blocks, level 0 has " + numRes);
-            }
-            int width = widths.getFirst();
-            if (width % modelChannels != 0 || widths.stream().anyMatch(w -> w != width)) {
-                throw new IllegalStateException("input level " + level + " has res-block widths " + widths
-                        + ", not one multiple of the model channels " + modelChannels);
-            }
-            mult[level] = width / modelChannels;
-        }
+        UNetConfig.Encoder encoder = UNetConfig.Encoder.read(t, modelChannels);
+        int[] mult = encoder.channelMult();
+        int numRes = encoder.numResBlocks();
+        int blocks = encoder.blocks();
         int zeroConvs = t.countChildren("zero_convs");
         if (zeroConvs != blocks) {
             throw new IllegalStateException("found " + zeroConvs + " zero convs (zero_convs.N.0) for " + blocks
@@ -152,7 +124,7 @@ public record ControlNetConfig(Family family, int inChannels, int modelChannels,
         }
         Family family = adm > 0 ? Family.SDXL : linearProj ? Family.SD2 : Family.SD1;
         return new ControlNetConfig(family, convIn[1], modelChannels, mult, numRes,
-                depths.stream().mapToInt(Integer::intValue).toArray(), middleDepth, contextDim, linearProj,
+                encoder.depths(), middleDepth, contextDim, linearProj,
                 timeEmbedDim, adm, t.inWidth("input_hint_block.0"), hintWidths,
                 headsRule == null ? UNetConfig.HeadsRule.defaultFor(linearProj) : headsRule);
     }

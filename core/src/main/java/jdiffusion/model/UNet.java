@@ -11,7 +11,6 @@ import jdiffusion.io.Weights;
 import jdiffusion.model.UNetLayers.Feature;
 import jdiffusion.model.UNetLayers.GroupNorm;
 import jdiffusion.tensor.Conv2d;
-import jdiffusion.tensor.Linear;
 import jdiffusion.tensor.Ops;
 
 /**

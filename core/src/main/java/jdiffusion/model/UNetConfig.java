@@ -102,35 +102,9 @@ public record UNetConfig(int inChannels, int outChannels, int modelChannels, int
     private static UNetConfig inferChecked(UNetTensors t, HeadsRule headsRule) {
         int[] convIn = t.shape("input_blocks.0.0.weight");
         int modelChannels = convIn[0];
-        List<List<Integer>> levelWidths = new ArrayList<>();
-        List<Integer> depths = new ArrayList<>();
-        levelWidths.add(new ArrayList<>());
-        for (int i = 1; t.hasChild("input_blocks." + i); i++) {
-            String block = "input_blocks." + i;
-            if (t.has(block + ".0.op.weight")) {
-                levelWidths.add(new ArrayList<>());
-            } else if (t.has(block + ".0.in_layers.2.weight")) {
-                levelWidths.getLast().add(t.outWidth(block + ".0.in_layers.2"));
-                depths.add(t.countChildren(block + ".1.transformer_blocks"));
-            } else {
-                throw new IllegalStateException("'" + block + "' is neither a res block nor a down-sampler");
-            }
-        }
-        int numRes = levelWidths.getFirst().size();
-        int[] mult = new int[levelWidths.size()];
-        for (int level = 0; level < mult.length; level++) {
-            List<Integer> widths = levelWidths.get(level);
-            if (widths.size() != numRes || numRes == 0) {
-                throw new IllegalStateException("input level " + level + " has " + widths.size()
-                        + " res blocks, level 0 has " + numRes);
-            }
-            int width = widths.getFirst();
-            if (width % modelChannels != 0 || widths.stream().anyMatch(w -> w != width)) {
-                throw new IllegalStateException("input level " + level + " has res-block widths " + widths
-                        + ", not one multiple of the model channels " + modelChannels);
-            }
-            mult[level] = width / modelChannels;
-        }
+        Encoder encoder = Encoder.read(t, modelChannels);
+        int[] mult = encoder.channelMult();
+        int numRes = encoder.numResBlocks();
         int outputBlocks = mult.length * (numRes + 1);
         int found = t.countChildren("output_blocks");
         if (found != outputBlocks) {
@@ -154,8 +128,48 @@ public record UNetConfig(int inChannels, int outChannels, int modelChannels, int
         }
         int adm = t.has("label_emb.0.0.weight") ? t.inWidth("label_emb.0.0") : 0;
         return new UNetConfig(convIn[1], t.outWidth("out.2"), modelChannels, mult, numRes,
-                depths.stream().mapToInt(Integer::intValue).toArray(), middleDepth, outputDepth, contextDim, linearProj,
+                encoder.depths(), middleDepth, outputDepth, contextDim, linearProj,
                 timeEmbedDim, adm, headsRule == null ? HeadsRule.defaultFor(linearProj) : headsRule);
+    }
+
+    /**
+     * The encoder half as the tensors show it (shared with the ControlNet, its copy): channel multipliers, res blocks
+     * per level, the transformer depth after each res block, and the number of input blocks including conv_in.
+     */
+    record Encoder(int[] channelMult, int numResBlocks, int[] depths, int blocks) {
+        static Encoder read(UNetTensors t, int modelChannels) {
+            List<List<Integer>> levelWidths = new ArrayList<>();
+            List<Integer> depths = new ArrayList<>();
+            levelWidths.add(new ArrayList<>());
+            int blocks = 1;
+            for (int i = 1; t.hasChild("input_blocks." + i); i++, blocks++) {
+                String block = "input_blocks." + i;
+                if (t.has(block + ".0.op.weight")) {
+                    levelWidths.add(new ArrayList<>());
+                } else if (t.has(block + ".0.in_layers.2.weight")) {
+                    levelWidths.getLast().add(t.outWidth(block + ".0.in_layers.2"));
+                    depths.add(t.countChildren(block + ".1.transformer_blocks"));
+                } else {
+                    throw new IllegalStateException("'" + block + "' is neither a res block nor a down-sampler");
+                }
+            }
+            int numRes = levelWidths.getFirst().size();
+            int[] mult = new int[levelWidths.size()];
+            for (int level = 0; level < mult.length; level++) {
+                List<Integer> widths = levelWidths.get(level);
+                if (widths.size() != numRes || numRes == 0) {
+                    throw new IllegalStateException("input level " + level + " has " + widths.size()
+                            + " res blocks, level 0 has " + numRes);
+                }
+                int width = widths.getFirst();
+                if (width % modelChannels != 0 || widths.stream().anyMatch(w -> w != width)) {
+                    throw new IllegalStateException("input level " + level + " has res-block widths " + widths
+                            + ", not one multiple of the model channels " + modelChannels);
+                }
+                mult[level] = width / modelChannels;
+            }
+            return new Encoder(mult, numRes, depths.stream().mapToInt(Integer::intValue).toArray(), blocks);
+        }
     }
 
     private static String firstNamed(UNetTensors t, String suffix) {
