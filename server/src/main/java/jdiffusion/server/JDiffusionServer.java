@@ -213,6 +213,7 @@ public final class JDiffusionServer implements AutoCloseable {
         new A1111Routes(jobs).register(app);
         new OpenAiRoutes(jobs).register(app);
         new UpscaleRoutes(this).register(app);
+        new PageModelRoutes(this).register(app);
         new ControlNetApi(this).register(app);
         extras.register();
     }

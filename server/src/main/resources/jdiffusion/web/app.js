@@ -1,5 +1,6 @@
 // jdiffusion web page: builds ComfyUI API-format prompts from the form and talks only to the public API
-// (/object_info, /prompt, /queue, /interrupt, /history, /view, /upload/image, /ws).
+// (/object_info, /prompt, /queue, /interrupt, /history, /view, /upload/image, /ws), plus /jdiffusion/models for
+// what object_info does not say (a checkpoint's family, an upscale model's scale).
 'use strict';
 
 const params = new URLSearchParams(location.search);
@@ -9,6 +10,8 @@ const clientId = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()
 const $ = (id) => document.getElementById(id);
 const shown = new Set();          // prompt ids already in the gallery
 let objectInfo = null;
+let pageModels = { checkpoints: {}, upscalers: {} }; // from /jdiffusion/models
+let family = null;                                     // the selected checkpoint's family (SD1, SD2, SDXL, SD3)
 
 function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
@@ -76,7 +79,36 @@ async function loadObjectInfo() {
   fill($('cn-model'), [''].concat(combo('ControlNetLoader', 'control_net_name')), true);
   if ($('cn-model').options.length) $('cn-model').options[0].textContent = '(none)';
   if (!$('sampler').dataset.init) { $('sampler').value = 'euler'; $('sampler').dataset.init = '1'; }
+  const latentModes = combo('LatentUpscaleBy', 'upscale_method').map(m => 'latent-' + m);
+  const upscaleModels = combo('UpscaleModelLoader', 'model_name');
+  fill($('hires-upscaler'), latentModes.concat(upscaleModels), true);
+  if (!$('hires-upscaler').dataset.init && latentModes.includes('latent-bicubic')) {
+    $('hires-upscaler').value = 'latent-bicubic'; $('hires-upscaler').dataset.init = '1';
+  }
+  fill($('upscale-model'), upscaleModels, true);
+  const encoders = [''].concat(combo('TripleCLIPLoader', 'clip_name1'));
+  for (const id of ['sd3-clip-l', 'sd3-clip-g', 'sd3-t5']) fill($(id), encoders, true);
+  try {
+    const m = await json('/jdiffusion/models');
+    pageModels = { checkpoints: {}, upscalers: {} };
+    for (const c of m.checkpoints || []) pageModels.checkpoints[c.name] = c;
+    for (const u of m.upscale_models || []) pageModels.upscalers[u.name] = u;
+  } catch (e) { /* an older server: every checkpoint is treated as a UNet one */ }
+  updateFamily();
   if (!$('checkpoint').options.length) setMessage('No checkpoint in models/checkpoints: add one and reload.', true);
+}
+
+/** The selected checkpoint's family; switching to or from SD3 shows its options and sets its usual defaults. */
+function updateFamily() {
+  const next = pageModels.checkpoints[$('checkpoint').value]?.family || null;
+  const was = family;
+  family = next;
+  $('sd3-options').hidden = next !== 'SD3';
+  if (was === next || (was === null && next !== 'SD3')) return;
+  const sd3 = next === 'SD3';
+  $('sampler').value = 'euler';
+  $('scheduler').value = sd3 ? 'simple' : 'normal';
+  $('cfg').value = sd3 ? 4.5 : 7;
 }
 
 function addLora(name, strength) {
@@ -99,7 +131,11 @@ function settings() {
     prompt: $('prompt').value, negative: $('negative').value,
     width: num('width'), height: num('height'), steps: num('steps'), cfg: num('cfg'),
     sampler: $('sampler').value, scheduler: $('scheduler').value, seed: num('seed'), batch: num('batch'),
-    denoise: num('denoise'), image: null, masked: false,
+    denoise: num('denoise'), image: null, masked: false, family,
+    hires: $('hires-enable').checked ? { scale: num('hires-scale'), upscaler: $('hires-upscaler').value,
+      steps: num('hires-steps') || null, denoise: num('hires-denoise') } : null,
+    sd3: family === 'SD3' ? { shift: num('sd3-shift'), clipL: $('sd3-clip-l').value, clipG: $('sd3-clip-g').value,
+      t5: $('sd3-t5').value } : null,
     pad: { left: num('pad-left'), top: num('pad-top'), right: num('pad-right'), bottom: num('pad-bottom'),
       feathering: num('pad-feather') },
     controlnet: { model: $('cn-model').value, module: $('cn-module').value, strength: num('cn-strength'),
@@ -126,6 +162,19 @@ function buildPrompt(s) {
     model = [id, 0]; clip = [id, 1];
   });
   if (s.vae) { p['13'] = { class_type: 'VAELoader', inputs: { vae_name: s.vae } }; vae = ['13', 0]; }
+  const sd3 = s.sd3;
+  if (sd3) {
+    // SD3 / SD3.5: CLIP-L, CLIP-G and T5 from the checkpoint or from three files (TripleCLIPLoader), flow shift
+    if (sd3.clipL || sd3.clipG || sd3.t5) {
+      if (!sd3.clipL || !sd3.clipG || !sd3.t5) throw new Error('SD3 text encoders: choose CLIP-L, CLIP-G and T5-XXL'
+        + ' files, or none of them (the checkpoint\'s own)');
+      p['17'] = { class_type: 'TripleCLIPLoader', inputs: { clip_name1: sd3.clipL, clip_name2: sd3.clipG,
+        clip_name3: sd3.t5 } };
+      clip = ['17', 0];
+    }
+    p['16'] = { class_type: 'ModelSamplingSD3', inputs: { model, shift: sd3.shift } };
+    model = ['16', 0];
+  }
   p['6'] = { class_type: 'CLIPTextEncode', inputs: { text: s.prompt, clip } };
   p['7'] = { class_type: 'CLIPTextEncode', inputs: { text: s.negative, clip } };
   let latent;
@@ -151,7 +200,8 @@ function buildPrompt(s) {
       latent = ['11', 0];
     }
   } else {
-    p['5'] = { class_type: 'EmptyLatentImage', inputs: { width: s.width, height: s.height, batch_size: s.batch } };
+    p['5'] = { class_type: sd3 ? 'EmptySD3LatentImage' : 'EmptyLatentImage', inputs: { width: s.width,
+      height: s.height, batch_size: s.batch } };
     latent = ['5', 0];
   }
   const conditioned = p['14'] !== undefined; // InpaintModelConditioning
@@ -168,7 +218,67 @@ function buildPrompt(s) {
     latent_image: latent, denoise: s.image ? s.denoise : 1.0 } };
   p['8'] = { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae } };
   p['9'] = { class_type: 'SaveImage', inputs: { images: ['8', 0], filename_prefix: 'jdiffusion' } };
+  if (s.hires) hiresNodes(p, s, vae);
   return p;
+}
+
+/** Python's round (half to even), as LatentUpscaleBy rounds the scaled latent size. */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The size the hires fix ends at: round(side / 8 * scale) * 8 per side, as pipeline/HiresFix computes it. */
+function hiresSize(s) {
+  return { width: roundHalfEven(Math.floor(s.width / 8) * s.hires.scale) * 8,
+    height: roundHalfEven(Math.floor(s.height / 8) * s.hires.scale) * 8 };
+}
+
+/**
+ * The hires fix's second pass appended to prompt p, the same graph as the CLI's --hires-scale writes
+ * (pipeline/HiresFix.comfyWorkflow): LatentUpscaleBy (30) on the first KSampler's latent, or VAEDecode (8) ->
+ * UpscaleModelLoader (31) -> ImageUpscaleWithModel (32) -> ImageScale lanczos (33, when the model's scale does not
+ * land on the target size) -> VAEEncode (34); then a second KSampler (35) at the hires denoise and its VAEDecode
+ * (36), which SaveImage saves.
+ */
+function hiresNodes(p, s, vae) {
+  const h = s.hires;
+  if (s.image) throw new Error('hires fix is for text-to-image: clear the init image (or upscale a gallery image)');
+  if (!(h.scale > 0 && h.scale <= 8)) throw new Error('hires scale must be in (0, 8], got ' + h.scale);
+  if (!(h.denoise > 0 && h.denoise <= 1)) throw new Error('hires denoise must be in (0, 1], got ' + h.denoise);
+  let latent;
+  if (h.upscaler.startsWith('latent-')) {
+    p['30'] = { class_type: 'LatentUpscaleBy', inputs: { samples: ['3', 0],
+      upscale_method: h.upscaler.slice('latent-'.length), scale_by: h.scale } };
+    latent = ['30', 0];
+  } else {
+    const target = hiresSize(s);
+    const k = pageModels.upscalers[h.upscaler]?.scale;
+    p['31'] = { class_type: 'UpscaleModelLoader', inputs: { model_name: h.upscaler } };
+    p['32'] = { class_type: 'ImageUpscaleWithModel', inputs: { upscale_model: ['31', 0], image: ['8', 0] } };
+    let pixels = ['32', 0];
+    if (!k || s.width * k !== target.width || s.height * k !== target.height) {
+      p['33'] = { class_type: 'ImageScale', inputs: { image: ['32', 0], upscale_method: 'lanczos',
+        width: target.width, height: target.height, crop: 'disabled' } };
+      pixels = ['33', 0];
+    }
+    p['34'] = { class_type: 'VAEEncode', inputs: { pixels, vae } };
+    latent = ['34', 0];
+  }
+  p['35'] = { class_type: 'KSampler', inputs: Object.assign({}, p['3'].inputs, { steps: h.steps || s.steps,
+    denoise: h.denoise, latent_image: latent }) };
+  p['36'] = { class_type: 'VAEDecode', inputs: { samples: ['35', 0], vae } };
+  p['9'].inputs.images = ['36', 0];
+}
+
+/** UpscaleModelLoader + ImageUpscaleWithModel + SaveImage on an image already uploaded to input/. */
+function upscalePrompt(image, model) {
+  return {
+    '50': { class_type: 'LoadImage', inputs: { image } },
+    '51': { class_type: 'UpscaleModelLoader', inputs: { model_name: model } },
+    '52': { class_type: 'ImageUpscaleWithModel', inputs: { upscale_model: ['51', 0], image: ['50', 0] } },
+    '53': { class_type: 'SaveImage', inputs: { images: ['52', 0], filename_prefix: 'jdiffusion-upscale' } },
+  };
 }
 
 /** The settings back from a stored prompt (so the gallery can reuse them after a reload). */
@@ -181,9 +291,20 @@ function settingsOf(prompt) {
     denoise: k.denoise });
   const textOf = (link) => Array.isArray(link) ? prompt[link[0]]?.inputs?.text ?? '' : '';
   s.prompt = textOf(k.positive); s.negative = textOf(k.negative);
-  for (const n of Object.values(prompt)) {
+  for (const [id, n] of Object.entries(prompt)) {
     const i = n.inputs || {};
     if (n.class_type === 'CheckpointLoaderSimple') s.checkpoint = i.ckpt_name;
+    if (n.class_type === 'EmptySD3LatentImage') Object.assign(s, { width: i.width, height: i.height,
+      batch: i.batch_size });
+    if (n.class_type === 'ModelSamplingSD3') s.sd3 = Object.assign(s.sd3 || {}, { shift: i.shift });
+    if (n.class_type === 'TripleCLIPLoader') s.sd3 = Object.assign(s.sd3 || {}, { clipL: i.clip_name1,
+      clipG: i.clip_name2, t5: i.clip_name3 });
+    if (n.class_type === 'LatentUpscaleBy') s.hires = Object.assign(s.hires || {}, {
+      upscaler: 'latent-' + i.upscale_method, scale: i.scale_by });
+    if (n.class_type === 'UpscaleModelLoader') s.hires = Object.assign(s.hires || {}, { upscaler: i.model_name });
+    if (id === '35' && n.class_type === 'KSampler') s.hires = Object.assign(s.hires || {}, { steps: i.steps,
+      denoise: i.denoise });
+    if (id === '33' && n.class_type === 'ImageScale') { s.hiresWidth = i.width; continue; }
     if (n.class_type === 'VAELoader') s.vae = i.vae_name;
     if (n.class_type === 'LoraLoader') s.loras.push({ name: i.lora_name, strength: i.strength_model });
     if (n.class_type === 'EmptyLatentImage') Object.assign(s, { width: i.width, height: i.height, batch: i.batch_size });
@@ -192,6 +313,10 @@ function settingsOf(prompt) {
     if (n.class_type === 'InpaintModelConditioning') s.masked = true;
     if (n.class_type === 'ImagePadForOutpaint') s.pad = { left: i.left, top: i.top, right: i.right,
       bottom: i.bottom, feathering: i.feathering };
+  }
+  if (s.hires && s.hires.scale === undefined) {
+    const k = pageModels.upscalers[s.hires.upscaler]?.scale;
+    s.hires.scale = s.hiresWidth ? s.hiresWidth / s.width : k;
   }
   return s;
 }
@@ -207,6 +332,19 @@ function reuse(s) {
   const pad = s.pad || { left: 0, top: 0, right: 0, bottom: 0, feathering: Number($('pad-feather').value) };
   for (const k of ['left', 'top', 'right', 'bottom']) $('pad-' + k).value = pad[k];
   $('pad-feather').value = pad.feathering;
+  updateFamily();
+  $('hires-enable').checked = !!s.hires;
+  if (s.hires) {
+    if (s.hires.scale) $('hires-scale').value = s.hires.scale;
+    $('hires-upscaler').value = s.hires.upscaler;
+    $('hires-steps').value = s.hires.steps === s.steps ? 0 : s.hires.steps;
+    $('hires-denoise').value = s.hires.denoise;
+  }
+  if (s.sd3) {
+    if (s.sd3.shift !== undefined) $('sd3-shift').value = s.sd3.shift;
+    $('sd3-clip-l').value = s.sd3.clipL || ''; $('sd3-clip-g').value = s.sd3.clipG || ''; $('sd3-t5').value = s.sd3.t5 || '';
+    for (const [id, v] of [['sampler', s.sampler], ['scheduler', s.scheduler], ['cfg', s.cfg]]) if (v !== undefined) $(id).value = v;
+  }
   setMessage('Settings loaded from the gallery' + (s.image ? ' (init image: ' + s.image + ', pick it again)' : '') + '.');
   window.scrollTo(0, 0);
 }
@@ -243,6 +381,30 @@ async function generate(ev) {
     setMessage(e.message, true);
   } finally {
     $('generate').disabled = false;
+  }
+}
+
+/** The gallery's upscale action: the image (from /view) uploaded as an input, then the upscale model run on it. */
+async function upscaleImage(img, button) {
+  const model = $('upscale-model').value;
+  if (!model) { setMessage('No upscale model in models/upscale_models: add one and reload.', true); return; }
+  if (button) button.disabled = true;
+  try {
+    const r0 = await api(viewUrl(img));
+    if (!r0.ok) throw new Error('could not read ' + img.filename + ': HTTP ' + r0.status);
+    const form = new FormData();
+    form.append('image', await r0.blob(), 'upscale-' + img.filename.replace(/^.*\//, ''));
+    form.append('overwrite', 'true');
+    const up = await json('/upload/image', { method: 'POST', body: form });
+    const name = (up.subfolder ? up.subfolder + '/' : '') + up.name;
+    const r = await json('/prompt', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ prompt: upscalePrompt(name, model), client_id: clientId }) });
+    setMessage('Queued upscale of ' + img.filename + ' with ' + model + ' (' + r.prompt_id + ')');
+    refreshQueue();
+  } catch (e) {
+    setMessage(e.message, true);
+  } finally {
+    if (button) button.disabled = false;
   }
 }
 
@@ -399,12 +561,14 @@ function addResult(promptId, entry) {
   const card = document.createElement('div');
   card.className = 'result' + (ok ? '' : ' failed');
   card.dataset.promptId = promptId;
+  const images = [];
   for (const out of Object.values(entry.outputs || {})) {
     for (const img of out.images || []) {
       const el = document.createElement('img');
       el.src = viewUrl(img);
       el.alt = img.filename;
       card.appendChild(el);
+      if (img.type !== 'temp') images.push(img);
     }
   }
   const p = document.createElement('div');
@@ -414,7 +578,14 @@ function addResult(promptId, entry) {
       `cfg ${s.cfg}, ${s.sampler}/${s.scheduler}, seed ${s.seed}` + (s.loras.length ? ' | LoRA ' +
       s.loras.map(l => l.name + ':' + l.strength).join(', ') : '') + (s.image ? ` | img2img ${s.denoise}` : '') +
       (s.pad ? ` | outpaint ${s.pad.left},${s.pad.top},${s.pad.right},${s.pad.bottom}` : s.masked ? ' | inpaint' : '') +
+      (s.hires ? ` | hires ×${s.hires.scale} ${s.hires.upscaler}, ${s.hires.steps} steps, denoise ${s.hires.denoise}` : '') +
+      (s.sd3 ? ` | SD3 shift ${s.sd3.shift}` + (s.sd3.t5 ? `, T5 ${s.sd3.t5}` : '') : '') +
       ` | ${s.checkpoint}`;
+  } else {
+    const nodes = Object.values(entry.prompt?.[2] || {});
+    const loader = nodes.find(n => n.class_type === 'UpscaleModelLoader');
+    const source = nodes.find(n => n.class_type === 'LoadImage');
+    if (loader) p.textContent = `upscale ${source?.inputs?.image || ''} with ${loader.inputs.model_name}`;
   }
   if (!ok) {
     const msgs = (entry.status?.messages || []).filter(m => m[0] !== 'execution_start' && m[0] !== 'execution_cached');
@@ -428,6 +599,16 @@ function addResult(promptId, entry) {
     b.className = 'reuse';
     b.onclick = () => reuse(s);
     card.appendChild(b);
+  }
+  if (ok) {
+    images.forEach((img, i) => {
+      const b = document.createElement('button');
+      b.textContent = images.length > 1 ? 'upscale #' + (i + 1) : 'upscale';
+      b.className = 'upscale';
+      b.title = 'upscale ' + img.filename + ' with the upscale model chosen above the gallery';
+      b.onclick = () => upscaleImage(img, b);
+      card.appendChild(b);
+    });
   }
   $('gallery').prepend(card);
 }
@@ -498,6 +679,7 @@ function showPreview(buffer) {
 $('settings').addEventListener('submit', generate);
 $('random-seed').onclick = () => { $('seed').value = Math.floor(Math.random() * 2 ** 32); };
 $('add-lora').onclick = () => addLora();
+$('checkpoint').addEventListener('change', updateFamily);
 $('cn-preview-button').onclick = previewHint;
 $('clear-image').onclick = () => { $('init-image').value = ''; showMaskEditor(); };
 $('init-image').addEventListener('change', showMaskEditor);
