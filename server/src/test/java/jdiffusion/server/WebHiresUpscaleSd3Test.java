@@ -14,6 +14,8 @@ import java.util.Iterator;
 import java.util.Map;
 import jdiffusion.io.PngImage;
 import jdiffusion.io.PngReader;
+import jdiffusion.io.SafeTensors;
+import jdiffusion.io.SafeTensorsWriter;
 import jdiffusion.model.upscale.UpscaleModel;
 import jdiffusion.pipeline.CancellationToken;
 import jdiffusion.pipeline.GenerateRequest;
@@ -86,6 +88,15 @@ class WebHiresUpscaleSd3Test {
                 String params = driver.findElement(By.cssSelector("#gallery .result .params")).getText();
                 assertTrue(params.contains("hires ×2.5 latent-area, 3 steps, denoise 0.55"), params);
                 sameAsTheLibrary(client, base, new HiresFix(2.5, "latent-area", 3, 0.55), 64, 72);
+                type(driver, "hires-scale", "1");
+                driver.findElement(By.id("hires-enable")).click();
+                driver.findElement(By.cssSelector("#gallery .result .reuse")).click();
+                assertTrue(driver.findElement(By.id("hires-enable")).isSelected(), "reuse: hires enabled");
+                assertEquals("2.5", driver.findElement(By.id("hires-scale")).getAttribute("value"));
+                assertEquals("3", driver.findElement(By.id("hires-steps")).getAttribute("value"));
+                assertEquals("0.55", driver.findElement(By.id("hires-denoise")).getAttribute("value"));
+                assertEquals("latent-area", new Select(driver.findElement(By.id("hires-upscaler")))
+                        .getFirstSelectedOption().getAttribute("value"));
 
                 // an upscale model whose scale (4) overshoots the target: ImageScale lanczos to it
                 type(driver, "hires-scale", "2");
@@ -131,6 +142,21 @@ class WebHiresUpscaleSd3Test {
         JsonNode p = manifest.path("params");
         Path base = ServerFixture.baseDir(tmp);
         Files.copy(golden.resolve("models").resolve(SD35), base.resolve("models/checkpoints").resolve(SD35));
+        // the checkpoint's three text encoders as the separate files TripleCLIPLoader takes (HF names, 16-bit kept)
+        Path encoders = Files.createDirectories(base.resolve("models/text_encoders"));
+        try (SafeTensors ckpt = SafeTensors.open(golden.resolve("models").resolve(SD35))) {
+            for (String[] e : new String[][] {{"clip_l", "clip_l.safetensors"}, {"clip_g", "clip_g.safetensors"},
+                    {"t5xxl", "t5xxl_fp16.safetensors"}}) {
+                String prefix = "text_encoders." + e[0] + ".transformer.";
+                SafeTensorsWriter w = SafeTensorsWriter.to(encoders.resolve(e[1]));
+                for (String n : ckpt.names()) {
+                    if (n.startsWith(prefix)) {
+                        w.addFrom(ckpt, n, n.substring(prefix.length()), ckpt.info(n).dtype());
+                    }
+                }
+                w.write();
+            }
+        }
         // the tiny CLIPs' head counts cannot be read from their shapes (golden README): from the encoder cases
         Sd3Nodes.setClipHeads(heads(golden, "clip_l"), heads(golden, "clip_g"));
         try (JDiffusionServer server = JDiffusionServer.start(ServerFixture.config(base))) {
@@ -175,6 +201,24 @@ class WebHiresUpscaleSd3Test {
                 int tolerance = p.path("png").path("recommended_tolerance").asInt(2);
                 assertTrue(worst(want, got) <= tolerance, "SD3.5 page image differs from the golden by "
                         + worst(want, got));
+
+                // the same image with the encoders from three files (TripleCLIPLoader), T5 chosen in the selector
+                new Select(driver.findElement(By.id("sd3-clip-l"))).selectByValue("clip_l.safetensors");
+                new Select(driver.findElement(By.id("sd3-clip-g"))).selectByValue("clip_g.safetensors");
+                new Select(driver.findElement(By.id("sd3-t5"))).selectByValue("t5xxl_fp16.safetensors");
+                driver.findElement(By.id("generate")).click();
+                waitForResults(slow, 2, p.path("width").asInt());
+                String triple = driver.findElement(By.cssSelector("#gallery .result .params")).getText();
+                assertTrue(triple.contains("T5 t5xxl_fp16.safetensors"), triple);
+                String name2 = driver.findElement(By.cssSelector("#gallery .result img")).getAttribute("alt");
+                PngImage got2 = PngReader.read(base.resolve("output").resolve(name2));
+                assertTrue(worst(want, got2) <= tolerance, "SD3.5 page image (TripleCLIPLoader) differs from the"
+                        + " golden by " + worst(want, got2));
+                assertEquals(Boolean.TRUE, js.executeScript("const p = buildPrompt(settings());"
+                        + " return p['17'].class_type === 'TripleCLIPLoader' && p['6'].inputs.clip[0] === '17';"));
+                for (String id : new String[] {"sd3-clip-l", "sd3-clip-g", "sd3-t5"}) {
+                    new Select(driver.findElement(By.id(id))).selectByValue("");
+                }
                 Object nodes = js.executeScript("return Object.values(buildPrompt(settings()))"
                         + ".map(n => n.class_type).sort().join(',');");
                 assertEquals("CLIPTextEncode,CLIPTextEncode,CheckpointLoaderSimple,EmptySD3LatentImage,KSampler,"
