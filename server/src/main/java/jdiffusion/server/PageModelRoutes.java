@@ -61,7 +61,7 @@ final class PageModelRoutes {
             file = paths.resolve(kind, name);
             key = kind + "/" + file + "/" + Files.size(file) + "/" + Files.getLastModifiedTime(file).toMillis();
         } catch (IOException | RuntimeException e) {
-            return unreadable(kind, name, e.getMessage());
+            return unreadable(kind, name, "cannot read " + name);
         }
         return cache.computeIfAbsent(key, k -> kind.equals("checkpoints") ? checkpoint(file, name)
                 : upscaler(file, name)).deepCopy();
@@ -74,7 +74,7 @@ final class PageModelRoutes {
             o.put("family", Sd3Config.isSd3(f) ? "SD3" : TextConditioner.detect(f).name());
         } catch (ModelFormatException | RuntimeException e) {
             o.putNull("family");
-            o.put("error", String.valueOf(e.getMessage()));
+            o.put("error", message(e, file, name));
         }
         return o;
     }
@@ -88,9 +88,16 @@ final class PageModelRoutes {
             o.put("architecture", m.architecture());
         } catch (ModelFormatException | RuntimeException e) {
             o.putNull("scale");
-            o.put("error", String.valueOf(e.getMessage()));
+            o.put("error", message(e, file, name));
         }
         return o;
+    }
+
+    /** The error's first line, the model's name in place of its path (the server's folders are not shown). */
+    private static String message(Exception e, Path file, String name) {
+        String m = String.valueOf(e.getMessage()).replace(file.toString(), name);
+        int nl = m.indexOf('\n');
+        return nl < 0 ? m : m.substring(0, nl);
     }
 
     private static ObjectNode unreadable(String kind, String name, String message) {
