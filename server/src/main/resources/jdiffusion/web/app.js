@@ -343,8 +343,9 @@ function reuse(s) {
   if (s.sd3) {
     if (s.sd3.shift !== undefined) $('sd3-shift').value = s.sd3.shift;
     $('sd3-clip-l').value = s.sd3.clipL || ''; $('sd3-clip-g').value = s.sd3.clipG || ''; $('sd3-t5').value = s.sd3.t5 || '';
-    for (const [id, v] of [['sampler', s.sampler], ['scheduler', s.scheduler], ['cfg', s.cfg]]) if (v !== undefined) $(id).value = v;
   }
+  // the family's defaults (set when the checkpoint's family changed) give way to the stored values
+  for (const [id, v] of [['sampler', s.sampler], ['scheduler', s.scheduler], ['cfg', s.cfg]]) if (v !== undefined) $(id).value = v;
   setMessage('Settings loaded from the gallery' + (s.image ? ' (init image: ' + s.image + ', pick it again)' : '') + '.');
   window.scrollTo(0, 0);
 }

@@ -223,6 +223,17 @@ class WebHiresUpscaleSd3Test {
                         + ".map(n => n.class_type).sort().join(',');");
                 assertEquals("CLIPTextEncode,CLIPTextEncode,CheckpointLoaderSimple,EmptySD3LatentImage,KSampler,"
                         + "ModelSamplingSD3,SaveImage,VAEDecode", nodes);
+                // hires fix on SD3: the latent enlarged and a second pass on the same ModelSamplingSD3 model
+                driver.findElement(By.id("hires-enable")).click();
+                type(driver, "hires-scale", "1.5");
+                new Select(driver.findElement(By.id("hires-upscaler"))).selectByValue("latent-bicubic");
+                type(driver, "hires-steps", "2");
+                driver.findElement(By.id("generate")).click();
+                int hiresWidth = (int) Math.rint(p.path("width").asInt() / 8 * 1.5) * 8;
+                waitForResults(slow, 3, hiresWidth);
+                assertTrue(driver.findElement(By.cssSelector("#gallery .result .params")).getText()
+                        .contains("hires ×1.5 latent-bicubic"));
+                driver.findElement(By.id("hires-enable")).click();
                 // a T5 file alone cannot stand in for the checkpoint's encoders: one clear message, nothing queued
                 Object refused = js.executeScript("const s = settings(); s.sd3.t5 = 't5.safetensors';"
                         + " try { buildPrompt(s); return 'built'; } catch (e) { return e.message; }");
