@@ -127,7 +127,7 @@ class WebHiresUpscaleSd3Test {
                 assertEquals(4 * in.height(), got.height());
                 assertTrue(worst(want, got) <= 1, "upscaled pixels differ by " + worst(want, got));
             } catch (RuntimeException | AssertionError e) {
-                throw new AssertionError("page said: " + driver.findElement(By.tagName("body")).getText(), e);
+                throw new AssertionError("page said: " + pageText(driver), e);
             } finally {
                 driver.quit();
             }
@@ -239,12 +239,21 @@ class WebHiresUpscaleSd3Test {
                         + " try { buildPrompt(s); return 'built'; } catch (e) { return e.message; }");
                 assertTrue(String.valueOf(refused).startsWith("SD3 text encoders:"), String.valueOf(refused));
             } catch (RuntimeException | AssertionError e) {
-                throw new AssertionError("page said: " + driver.findElement(By.tagName("body")).getText(), e);
+                throw new AssertionError("page said: " + pageText(driver), e);
             } finally {
                 driver.quit();
             }
         } finally {
             Sd3Nodes.setClipHeads(0, 0);
+        }
+    }
+
+    /** The page's text for a failure message; the browser's own failure when it cannot say (a crashed tab). */
+    private static String pageText(WebDriver driver) {
+        try {
+            return driver.findElement(By.tagName("body")).getText();
+        } catch (RuntimeException e) {
+            return "(no page: " + e.getMessage().lines().findFirst().orElse("") + ")";
         }
     }
 
