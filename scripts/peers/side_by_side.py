@@ -115,7 +115,7 @@ def command(a, col):
         return ["/usr/bin/python3", os.path.join(HERE, "torch_bench.py")] + col.argv + ["--threads", str(a.threads)]
     if col.kind == "sdcpp":
         return ["/usr/bin/time", "-v", a.sdcpp, "-p", PROMPT, "--sampling-method", "euler", "-s", "42",
-                "-t", str(a.threads), "-o", os.path.join(a.log, "sdcpp.png")] + col.argv
+                "-t", str(a.threads), "-o", os.path.join(a.log, "sdcpp.png")] + col.argv + shlex.split(a.sdcpp_args)
     raise ValueError(col.kind)
 
 
@@ -245,6 +245,7 @@ def main():
                    help="where install-peers.sh put the peers (default: $PEERS_DIR or /tmp/peers)")
     p.add_argument("--files", default="", help="folder of the random checkpoints (default: PEERS/files)")
     p.add_argument("--log", default="", help="log folder (default: PEERS/logs/<time>)")
+    p.add_argument("--sdcpp-args", default="", help="extra sd-cli options, written --sdcpp-args=--diffusion-fa (default none)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per process before it is stopped")
     p.add_argument("--jdiffusion", default=os.path.join(ROOT, "jdiffusion"))
     p.add_argument("--list", action="store_true", help="print the rows and their commands, run nothing")
