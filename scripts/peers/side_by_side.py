@@ -141,8 +141,16 @@ def parse(col, text, steps):
         if m:
             r["seconds"], r["rss_gb"] = float(m.group(1)), float(m.group(2))
     elif col.kind == "sdcpp":
+        # sd.cpp loads the diffusion model's weights lazily, inside its sampling stage: take those loads out
+        # ("loading tensors completed" between the text conditioning and the end of sampling), as jdiffusion's
+        # sampling stage excludes its load
         sampling = num(r"sampling completed, taking ([0-9.]+)s", text)
-        r["seconds"] = sampling / steps if sampling is not None else None
+        if sampling is not None:
+            start = text.find("get_learned_condition completed")
+            end = text.find("sampling completed, taking")
+            loads = re.findall(r"loading tensors completed, taking ([0-9.]+)s", text[max(start, 0):end])
+            r["load_in_sampling"] = sum(float(x) for x in loads)
+            r["seconds"] = (sampling - r["load_in_sampling"]) / steps
         kb = num(r"Maximum resident set size \(kbytes\): ([0-9]+)", text)
         r["rss_gb"] = kb * 1024 / 1e9 if kb is not None else None
     return r
