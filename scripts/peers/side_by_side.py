@@ -30,6 +30,7 @@ class Col:
 
 class Row:
     def __init__(self, key, title, rounds, cols, minutes):
+        # minutes: one round's estimated duration on a quiet 2-thread machine
         self.key, self.title, self.rounds, self.cols, self.minutes = key, title, rounds, cols, minutes
 
 
@@ -51,7 +52,7 @@ def rows(a, jd_precision):
     for p in ("fp32", "bf16", "autocast"):
         cols.append(Col("PyTorch " + p, "torch", ["unet", "--arch", "sd15", "--size", s, "--precision", p,
                                                   "--runs", "1", "--warmup", "1"]))
-    out.append(Row("sd15-unet", "SD1.5 %sx%s cfg step (UNet, batch 2)" % (s, s), 2, cols, 4))
+    out.append(Row("sd15-unet", "SD1.5 %sx%s cfg step (UNet, batch 2)" % (s, s), 2, cols, 1.5))
 
     # VAE decode
     s = sz(512, 128)
@@ -62,7 +63,7 @@ def rows(a, jd_precision):
     for p in ("fp32", "bf16"):
         cols.append(Col("PyTorch " + p, "torch", ["vae", "--size", s, "--precision", p, "--runs", "1",
                                                   "--warmup", "1"]))
-    out.append(Row("vae", "VAE decode %sx%s" % (s, s), 2, cols, 4))
+    out.append(Row("vae", "VAE decode %sx%s" % (s, s), 1, cols, 2))
 
     # SDXL UNet pass (batch 1): one round, no warm-up run (each run is 20-50 s; the first-call costs are small)
     s = sz(1024, 256)
@@ -73,7 +74,7 @@ def rows(a, jd_precision):
     for p in ("fp32", "bf16"):
         cols.append(Col("PyTorch " + p, "torch", ["unet", "--arch", "sdxl", "--size", s, "--batch", "1",
                                                   "--precision", p, "--runs", "1", "--warmup", "0"]))
-    out.append(Row("sdxl-unet", "SDXL %sx%s UNet pass (batch 1)" % (s, s), 1, cols, 5))
+    out.append(Row("sdxl-unet", "SDXL %sx%s UNet pass (batch 1)" % (s, s), 1, cols, 3))
 
     # RRDBNet x4 upscale (ESRGAN, 23 blocks, 64 features), tile 512 as ComfyUI / ours
     s = sz(512, 64)
@@ -92,7 +93,7 @@ def rows(a, jd_precision):
                                           "--cfg", "7"] + jd_common, metric="per-step"),
             Col("stable-diffusion.cpp", "sdcpp", ["-m", f, "-W", s, "-H", s, "--steps", steps, "--cfg-scale", "7"],
                 metric="per-step")]
-    out.append(Row("sdcpp-sd15", "SD1.5 %sx%s generation, s/step (cfg 7, %s steps)" % (s, s, steps), 1, cols, 3))
+    out.append(Row("sdcpp-sd15", "SD1.5 %sx%s generation, s/step (cfg 7, %s steps)" % (s, s, steps), 1, cols, 2.5))
 
     # stable-diffusion.cpp: SD3.5 Medium at 1024x1024, s/step (cfg 4.5: two MMDiT evaluations per step); ours is
     # `bench unet` on the same file, batch 2 (154 context tokens), which is the same work as one cfg step.
@@ -103,7 +104,7 @@ def rows(a, jd_precision):
             Col("stable-diffusion.cpp", "sdcpp", ["-m", f, "--clip_l", os.path.join(a.files, CLIP_L),
                                                   "--clip_g", os.path.join(a.files, CLIP_G), "-W", s, "-H", s,
                                                   "--steps", a.sd35_steps, "--cfg-scale", "4.5"], metric="per-step")]
-    out.append(Row("sd35m", "SD3.5 Medium %sx%s, s per cfg step" % (s, s), 1, cols, 14))
+    out.append(Row("sd35m", "SD3.5 Medium %sx%s, s per cfg step" % (s, s), 1, cols, 10))
     return out
 
 
@@ -248,8 +249,8 @@ def main():
                                             "alternating in one window")
     p.add_argument("--rows", default=",".join(DEFAULT_ROWS),
                    help="comma-separated rows, or 'all' (default: %(default)s; also: sd35m)")
-    p.add_argument("--rounds", type=int, default=0, help="rounds per row (default: the row's: 2 for sd15-unet "
-                                                         "and vae, else 1)")
+    p.add_argument("--rounds", type=int, default=0, help="rounds per row (default: the row's: 2 for sd15-unet, "
+                                                         "else 1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=2, help="sampling steps of the sdcpp-sd15 row (default 2)")
     p.add_argument("--sd35-steps", default="1", help="sampling steps of the sd35m row (default 1)")
@@ -292,8 +293,8 @@ def main():
 
     if a.list:
         for row in selected:
-            print("%s: %s, %d round(s), about %d min on a quiet machine" % (row.key, row.title, row.rounds,
-                                                                            row.minutes))
+            print("%s: %s, %d round(s), about %g min on a quiet machine" % (row.key, row.title, row.rounds,
+                                                                            row.minutes * row.rounds))
             for c in row.cols:
                 print("   %-22s %s" % (c.name, " ".join(shlex.quote(x) for x in command(a, c))))
         return
@@ -307,6 +308,8 @@ def main():
                         row.cols[0].argv[row.cols[0].argv.index("-c") + 1] if row.cols[0].kind == "jd" else
                         row.cols[0].argv[row.cols[0].argv.index("-m") + 1], env)
 
+    print("rows: %s; about %g min on a quiet 2-thread machine" % (", ".join(keys), sum(
+        r.minutes * r.rounds for r in selected)), flush=True)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     results = {"load": load_average()}
     print("jdiffusion bench %s --precision; logs in %s" % ("takes" if jd_precision else "has no", a.log))
