@@ -290,6 +290,8 @@ def main():
         row.cols = [c for c in row.cols if c.kind in kinds]
         if a.rounds:
             row.rounds = a.rounds
+    selected = [row for row in selected if row.cols]
+    keys = [row.key for row in selected]
 
     if a.list:
         for row in selected:
