@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers of scripts/peers/side-by-side.sh under PEERS_DIR (default /tmp/peers), offline, from:
 #   - Debian packages: PyTorch 1.13.1 (oneDNN 2.6, OpenBLAS) for /usr/bin/python3 and its pure-Python deps;
-#   - git checkouts (or snapshots) of huggingface/diffusers (tag v0.27.2, the last line that runs on torch 1.13),
+#   - git checkouts (or snapshots) of huggingface/diffusers (tag v0.27.2: runs on torch 1.13),
 #     huggingface/huggingface_hub (tag v0.23.5), leejet/stable-diffusion.cpp (tested at 97d2990807fe) and its
 #     ggml submodule (ggml-org/ggml at the commit the sd.cpp tree pins: 8e800cef2948).
 # usage: DIFFUSERS=dir HFHUB=dir SDCPP=dir GGML=dir scripts/peers/install-peers.sh [--no-apt] [--no-sdcpp]
