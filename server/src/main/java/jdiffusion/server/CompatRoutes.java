@@ -49,6 +49,29 @@ final class CompatRoutes {
 
     void register(Javalin app) {
         app.post("/v2beta/stable-image/generate/sd3", this::stability);
+        app.get("/v1/engines/list", this::engines);
+    }
+
+    /**
+     * Stability's engine list (v1 API shape: [{id, name, description, type}]) for the SD3 models installed: one
+     * entry per installed kind, id = the {@code model} value the sd3 endpoint takes, description = its checkpoint.
+     */
+    private void engines(Context ctx) {
+        com.fasterxml.jackson.databind.node.ArrayNode out = PromptStore.JSON.createArrayNode();
+        for (Sd3Variant v : Sd3Variant.values()) {
+            String file;
+            try {
+                file = checkpointOf(v);
+            } catch (ApiError none) {
+                continue;
+            }
+            ObjectNode e = out.addObject();
+            e.put("id", v.apiName());
+            e.put("name", v.title());
+            e.put("description", file);
+            e.put("type", "PICTURE");
+        }
+        JDiffusionServer.json(ctx, out);
     }
 
     /** Errors from the shared parts (queue, limits, a failed prompt) re-shaped into Stability's error JSON. */

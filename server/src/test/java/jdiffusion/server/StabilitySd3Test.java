@@ -185,6 +185,18 @@ class StabilitySd3Test {
     }
 
     @Test
+    void theEngineListNamesTheInstalledKinds() {
+        JsonNode list = client.get("/v1/engines/list").json();
+        assertEquals(2, list.size(), list.toString());
+        assertEquals("sd3.5-medium", list.get(0).path("id").asText());
+        assertEquals(MEDIUM, list.get(0).path("description").asText());
+        assertEquals("sd3.5-large-turbo", list.get(1).path("id").asText());
+        assertEquals("SD3.5 Large Turbo", list.get(1).path("name").asText());
+        assertEquals(TURBO, list.get(1).path("description").asText());
+        assertEquals("PICTURE", list.get(1).path("type").asText());
+    }
+
+    @Test
     void aKindThatIsNotInstalledIsAStabilityError() {
         ServerFixture.Response r = client.multipart(PATH, form("prompt", "x", "model", "sd3.5-large"), null, null,
                 null, "application/json");
