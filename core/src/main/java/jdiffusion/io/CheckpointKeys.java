@@ -251,6 +251,13 @@ public final class CheckpointKeys {
     // ---------------------------------------------------------------------------------------------------------
     // text encoders
 
+    /** A CLIP text model in HF names under prefix (a separate text encoder file: clip_l.safetensors, clip_g...). */
+    public static List<TensorSpec> hfClip(String prefix, TextEncoderSpec t) {
+        Builder b = new Builder().at(prefix);
+        hfClip(b, t);
+        return b.out;
+    }
+
     static void hfClip(Builder b, TextEncoderSpec t) {
         int w = t.width();
         b.weight("text_model.embeddings.token_embedding.weight", t.vocab(), w);

@@ -48,6 +48,19 @@ public interface Weights {
         return java.util.Arrays.copyOfRange(get(name), index * width, (index + 1) * width);
     }
 
+    /**
+     * count values of a tensor from flat index start, widened to float32. Views over a file read just those from
+     * the mapping; the default reads the whole tensor.
+     */
+    default float[] slice(String name, long start, int count) {
+        float[] all = get(name);
+        if (start < 0 || count < 0 || start + count > all.length) {
+            throw new IllegalArgumentException("values " + start + ".." + (start + count) + " outside tensor '" + name
+                    + "' of " + all.length);
+        }
+        return java.util.Arrays.copyOfRange(all, (int) start, (int) start + count);
+    }
+
     /** Whether {@link #row} reads just the row from a mapped file (else it reads the whole tensor each time). */
     default boolean rowsAreMapped() {
         return false;
@@ -90,6 +103,11 @@ public interface Weights {
             @Override
             public float[] row(String name, int index) {
                 return rowOf(file, full(name), index);
+            }
+
+            @Override
+            public float[] slice(String name, long start, int count) {
+                return file.floats(full(name), start, count);
             }
 
             @Override

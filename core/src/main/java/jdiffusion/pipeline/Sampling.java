@@ -172,6 +172,9 @@ final class Sampling {
                         DiffusersSchedule.trainingSigmas())
                 : new DiscreteModel(network, ms, s.prediction());
         Denoiser guided = Cfg.guider(model, s.cfg(), sampler.needsUncond());
+        if (flow) {
+            guided = guided.asFlow();
+        }
         NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
         float[] out = sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress,
                 cancel));

@@ -73,8 +73,14 @@ public final class Sd3Models implements PipelineModels {
     public static Sd3Models load(GenerateRequest r) {
         List<AutoCloseable> open = new ArrayList<>();
         try {
-            if (r.unet() != null || r.vae() != null || !r.loras().isEmpty()) {
-                throw new GenerateException("--unet, --vae and LoRAs are not supported for SD3 checkpoints yet");
+            // the MMDiT, VAE and text encoders come from the SD3 file and the text encoder flags only
+            String unsupported = r.unet() != null ? "--unet " + r.unet().getFileName()
+                    : r.vae() != null ? "--vae " + r.vae().getFileName()
+                    : !r.loras().isEmpty() ? "LoRA " + r.loras().getFirst().file().getFileName() : null;
+            if (unsupported != null) {
+                throw new GenerateException(unsupported + ": not supported with an SD3 / SD3.5 checkpoint yet"
+                        + " (its MMDiT and VAE come from " + r.model().getFileName() + "; text encoders from it or"
+                        + " --clip-l / --clip-g / --t5)");
             }
             GenerateRequest.Sd3Options o = r.sd3();
             SafeTensors ckpt = SafeTensors.open(r.model());

@@ -27,6 +27,30 @@ public interface Denoiser {
         return predict(x, sigma).denoised();
     }
 
+    /**
+     * Whether the model is a rectified-flow model (ComfyUI's CONST model sampling, SD3): x = (1 - sigma) x0 +
+     * sigma noise. ComfyUI's euler_ancestral and dpmpp_2s_ancestral then take their {@code _RF} form.
+     */
+    default boolean flow() {
+        return false;
+    }
+
+    /** This denoiser, marked as a rectified-flow model's ({@link #flow()}). */
+    default Denoiser asFlow() {
+        Denoiser inner = this;
+        return new Denoiser() {
+            @Override
+            public Prediction predict(float[] x, double sigma) {
+                return inner.predict(x, sigma);
+            }
+
+            @Override
+            public boolean flow() {
+                return true;
+            }
+        };
+    }
+
     /** A denoiser without an uncond prediction, from a plain function (tests, analytic models). */
     static Denoiser of(java.util.function.BiFunction<float[], Double, float[]> fn) {
         return (x, sigma) -> new Prediction(fn.apply(x, sigma), null);

@@ -26,6 +26,9 @@ final class DpmppSamplers {
     /** DPM-Solver++(2S) down to sigma_down (midpoint in log-sigma), then ancestral noise. */
     static float[] dpmpp2sAncestral(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
             StepCallback callback) {
+        if (model.flow()) {
+            return dpmpp2sAncestralRf(model, x0, sigmas, noise, callback, 1.0, 1.0);
+        }
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             float[] denoised = model.denoise(x, sigmas[i]);
@@ -33,6 +36,48 @@ final class DpmppSamplers {
             callback.onStep(i, x, denoised);
             x = solver2sDown(x, denoised, sigmas[i], downUp[0], model::denoise);
             x = ancestralNoise(x, noise, sigmas[i], sigmas[i + 1], downUp[1]);
+        }
+        return x;
+    }
+
+    /**
+     * ComfyUI's dpmpp_2s_ancestral_RF (what dpmpp_2s_ancestral runs on a rectified-flow model): the midpoint in
+     * lambda = log((1 - sigma) / sigma) between sigma and sigma_down (0.9999 when sigma is 1, where lambda is
+     * infinite), both sub-steps along the line to the prediction, then {@link EulerSamplers#rfAncestralStep}'s
+     * rescale and renoise; an Euler step on the last step.
+     */
+    static float[] dpmpp2sAncestralRf(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback, double eta, double sNoise) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            double[] rf = EulerSamplers.rfAncestralStep(sigmas[i], sigmas[i + 1], eta);
+            callback.onStep(i, x, denoised);
+            float[] xi = x;
+            if (sigmas[i + 1] == 0) {
+                double sigma = sigmas[i];
+                double dt = rf[0] - sigma;
+                x = map(x.length, k -> xi[k] + (xi[k] - (double) denoised[k]) / sigma * dt);
+            } else {
+                double sigmaS;
+                if (sigmas[i] == 1.0) {
+                    sigmaS = 0.9999;
+                } else {
+                    double lambda = Math.log((1 - sigmas[i]) / sigmas[i]);
+                    double lambdaDown = Math.log((1 - rf[0]) / rf[0]);
+                    sigmaS = 1 / (Math.exp(lambda + 0.5 * (lambdaDown - lambda)) + 1);
+                }
+                double ratioS = sigmaS / sigmas[i];
+                double ratio = rf[0] / sigmas[i];
+                float[] u = map(x.length, k -> ratioS * xi[k] + (1 - ratioS) * denoised[k]);
+                float[] d2 = model.denoise(u, sigmaS);
+                x = map(x.length, k -> ratio * xi[k] + (1 - ratio) * d2[k]);
+            }
+            if (sigmas[i + 1] > 0 && eta > 0) {
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                float[] xd = x;
+                x = map(x.length, k -> xd[k] * rf[1] + eps[k] * sNoise * rf[2]);
+            }
         }
         return x;
     }

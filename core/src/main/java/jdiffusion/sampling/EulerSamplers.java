@@ -40,6 +40,9 @@ final class EulerSamplers {
     /** Euler steps down to sigma_down, then fresh noise up to sigma_next; the last step returns denoised. */
     static float[] eulerAncestral(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
             StepCallback callback) {
+        if (model.flow()) {
+            return eulerAncestralRf(model, x0, sigmas, noise, callback, 1.0, 1.0);
+        }
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             float[] denoised = model.denoise(x, sigmas[i]);
@@ -56,6 +59,49 @@ final class EulerSamplers {
             }
         }
         return x;
+    }
+
+    /**
+     * ComfyUI's euler_ancestral_RF (what euler_ancestral runs on a rectified-flow model): a deterministic step to
+     * sigma_down = sigma_next * (1 + (sigma_next / sigma - 1) * eta) along the line between x and denoised, then the
+     * signal rescaled by (1 - sigma_next) / (1 - sigma_down) and fresh noise added so that the noise level is
+     * sigma_next again; the last step (sigma_next 0) returns denoised.
+     */
+    static float[] eulerAncestralRf(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback, double eta, double sNoise) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            callback.onStep(i, x, denoised);
+            if (sigmas[i + 1] == 0) {
+                x = denoised;
+                continue;
+            }
+            double[] rf = rfAncestralStep(sigmas[i], sigmas[i + 1], eta);
+            double ratio = rf[0] / sigmas[i];
+            float[] xi = x;
+            x = map(x.length, k -> xi[k] * ratio + denoised[k] * (1 - ratio));
+            if (eta > 0) {
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                float[] xd = x;
+                x = map(x.length, k -> xd[k] * rf[1] + eps[k] * sNoise * rf[2]);
+            }
+        }
+        return x;
+    }
+
+    /**
+     * The ancestral step of a rectified-flow model (ComfyUI's _RF samplers): {sigma_down, alpha_next / alpha_down,
+     * renoise coefficient} with alpha = 1 - sigma; the renoise coefficient is sqrt(sigma_next^2 - sigma_down^2
+     * alpha_next^2 / alpha_down^2).
+     */
+    static double[] rfAncestralStep(double sigma, double sigmaNext, double eta) {
+        double down = sigmaNext * (1 + (sigmaNext / sigma - 1) * eta);
+        double alphaNext = 1 - sigmaNext;
+        double alphaDown = 1 - down;
+        double renoise = Math.sqrt(sigmaNext * sigmaNext - down * down * alphaNext * alphaNext
+                / (alphaDown * alphaDown));
+        return new double[] {down, alphaNext / alphaDown, renoise};
     }
 
     /**

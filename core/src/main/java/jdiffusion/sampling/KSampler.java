@@ -218,6 +218,9 @@ public final class KSampler {
         if (denoiseMask != null) {
             guided = NoiseMask.wrap(guided, denoiseMask, latentIn, noise);
         }
+        if (type == PredictionType.FLOW) {
+            guided = guided.asFlow();
+        }
         float[] samples = sampler.sampler().sample(guided, x, sigmas.clone(), noiseSource, callback);
         samples = type.inverseNoiseScaling(sigmas[sigmas.length - 1], samples);
         return processLatentOut(samples, latentScale, latentShift);

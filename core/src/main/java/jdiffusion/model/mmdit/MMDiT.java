@@ -28,7 +28,12 @@ import jdiffusion.tensor.WeightFormat;
 public final class MMDiT {
     private final MMDiTConfig config;
     private final Linear xEmbedder;
-    private final float[] posEmbed;
+    /**
+     * The positional table stays in the weights (mapped for a file: SD3.5 Medium's 384x384x1536 would be 0.9 GB as
+     * float32); a forward reads the centre crop its grid needs, kept for the last grid size (25 MB at 1024x1024).
+     */
+    private final Weights posTable;
+    private volatile PosCrop lastCrop;
     private final Linear t1;
     private final Linear t2;
     private final Linear y1;
@@ -46,11 +51,15 @@ public final class MMDiT {
         Probe NONE = (name, values) -> { };
     }
 
-    private MMDiT(MMDiTConfig config, Linear xEmbedder, float[] posEmbed, Linear t1, Linear t2, Linear y1, Linear y2,
+    /** The centre crop of the positional table for a gh x gw grid, [gh*gw][hidden]. */
+    private record PosCrop(int gh, int gw, float[] rows) {
+    }
+
+    private MMDiT(MMDiTConfig config, Linear xEmbedder, Weights posTable, Linear t1, Linear t2, Linear y1, Linear y2,
                   Linear contextEmbedder, List<JointBlock> blocks, Linear finalModulation, Linear finalLinear) {
         this.config = config;
         this.xEmbedder = xEmbedder;
-        this.posEmbed = posEmbed;
+        this.posTable = posTable;
         this.t1 = t1;
         this.t2 = t2;
         this.y1 = y1;
@@ -74,7 +83,7 @@ public final class MMDiT {
             int h = cfg.hidden();
             int p = cfg.patch();
             Linear xe = t.linear("x_embedder.proj", cfg.inChannels() * p * p, h);
-            float[] pos = t.get("pos_embed", 1, cfg.posEmbedMaxSize() * cfg.posEmbedMaxSize(), h);
+            t.check("pos_embed", 1, cfg.posEmbedMaxSize() * cfg.posEmbedMaxSize(), h);
             Linear t1 = t.linear("t_embedder.mlp.0", cfg.timeEmbedIn(), h);
             Linear t2 = t.linear("t_embedder.mlp.2", h, h);
             Linear y1 = t.linear("y_embedder.mlp.0", cfg.admIn(), h);
@@ -86,7 +95,7 @@ public final class MMDiT {
             }
             Linear fm = t.linear("final_layer.adaLN_modulation.1", h, 2 * h);
             Linear fl = t.linear("final_layer.linear", h, p * p * cfg.outChannels());
-            return new MMDiT(cfg, xe, pos, t1, t2, y1, y2, ctx, List.copyOf(blocks), fm, fl);
+            return new MMDiT(cfg, xe, weights, t1, t2, y1, y2, ctx, List.copyOf(blocks), fm, fl);
         } catch (IllegalStateException | IllegalArgumentException e) {
             throw new ModelFormatException("MMDiT: " + e.getMessage(), e);
         }
@@ -98,7 +107,8 @@ public final class MMDiT {
 
     /** Bytes the packed weights occupy. */
     public long weightBytes() {
-        long b = posEmbed.length * 4L;
+        PosCrop crop = lastCrop;
+        long b = crop == null ? 0 : crop.rows().length * 4L;
         for (Linear l : List.of(xEmbedder, t1, t2, y1, y2, contextEmbedder, finalModulation, finalLinear)) {
             b += l.weightBytes();
         }
@@ -203,18 +213,34 @@ public final class MMDiT {
 
     /** Adds the centre crop of the positional table (top = (M - gh) / 2, left = (M - gw) / 2, floored). */
     private void addPositions(float[] xs, int batch, int gh, int gw) {
+        int hid = config.hidden();
+        float[] pos = crop(gh, gw);
+        TokenOps.rows(batch * gh * gw, r -> {
+            int src = r % (gh * gw) * hid;
+            int dst = r * hid;
+            for (int j = 0; j < hid; j++) {
+                xs[dst + j] += pos[src + j];
+            }
+        });
+    }
+
+    /** The centre crop for a gh x gw grid: gh runs of gw table rows, read from the weights (the last one kept). */
+    private float[] crop(int gh, int gw) {
+        PosCrop c = lastCrop;
+        if (c != null && c.gh() == gh && c.gw() == gw) {
+            return c.rows();
+        }
         int m = config.posEmbedMaxSize();
         int hid = config.hidden();
         int top = (m - gh) / 2;
         int left = (m - gw) / 2;
-        TokenOps.rows(batch * gh * gw, r -> {
-            int tok = r % (gh * gw);
-            int src = ((top + tok / gw) * m + left + tok % gw) * hid;
-            int dst = r * hid;
-            for (int j = 0; j < hid; j++) {
-                xs[dst + j] += posEmbed[src + j];
-            }
-        });
+        float[] rows = new float[gh * gw * hid];
+        for (int i = 0; i < gh; i++) {
+            float[] run = posTable.slice("pos_embed", ((long) (top + i) * m + left) * hid, gw * hid);
+            System.arraycopy(run, 0, rows, i * gw * hid, gw * hid);
+        }
+        lastCrop = new PosCrop(gh, gw, rows);
+        return rows;
     }
 
     /** Rows [B][gh*gw][p*p*C] in (py, px, c) order to NCHW [B][C][h][w], cropping the padding. */
@@ -270,6 +296,18 @@ public final class MMDiT {
 
         boolean has(String name) {
             return weights.has(name);
+        }
+
+        /** Fails unless the tensor is there with this shape (without reading it). */
+        void check(String name, int... expected) {
+            if (!weights.has(name)) {
+                throw new IllegalStateException("missing tensor '" + name + "'");
+            }
+            int[] s = weights.shape(name);
+            if (!Arrays.equals(s, expected)) {
+                throw new IllegalStateException("tensor '" + name + "' has shape " + Arrays.toString(s)
+                        + ", expected " + Arrays.toString(expected));
+            }
         }
 
         float[] get(String name, int... expected) {

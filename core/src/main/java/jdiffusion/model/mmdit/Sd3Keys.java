@@ -6,6 +6,8 @@ import java.util.stream.IntStream;
 import jdiffusion.io.CheckpointKeys;
 import jdiffusion.io.CheckpointKeys.Init;
 import jdiffusion.io.CheckpointKeys.TensorSpec;
+import jdiffusion.io.CheckpointLayouts.TextLayout;
+import jdiffusion.model.ModelConfig.TextEncoderSpec;
 import jdiffusion.model.ModelConfig.VaeSpec;
 
 /**
@@ -108,6 +110,51 @@ public final class Sd3Keys {
 
     private static void add(List<TensorSpec> out, String name, Init init, long... shape) {
         out.add(new TensorSpec(name, shape, init));
+    }
+
+    /** The text encoder files {@link #textEncoder} writes. */
+    public static final List<String> TEXT_ENCODER_FILES = List.of("clip-l", "clip-g", "t5xxl");
+
+    /**
+     * A separate SD3 text encoder file as ComfyUI's {@code models/text_encoders} holds them, in HF names: clip-l
+     * (CLIP ViT-L/14 text model, 768 wide, 12 layers), clip-g (OpenCLIP bigG text model in HF names, 1280 wide,
+     * 32 layers, projection 1280) or t5xxl (T5 v1.1 XXL encoder: d_model 4096, 24 blocks, 64 heads of 64, gated
+     * d_ff 10240, vocab 32128, relative attention bias in block 0).
+     */
+    public static List<TensorSpec> textEncoder(String name) {
+        return switch (name) {
+            case "clip-l" -> CheckpointKeys.hfClip("", new TextEncoderSpec("clip_l", TextLayout.HF_CLIP, 768, 12, 12,
+                    3072, 49408, 77, 768, false, "quick_gelu"));
+            case "clip-g" -> CheckpointKeys.hfClip("", new TextEncoderSpec("clip_g", TextLayout.HF_CLIP, 1280, 32, 20,
+                    5120, 49408, 77, 1280, false, "gelu"));
+            case "t5xxl" -> t5("", 4096, 24, 64, 64, 10240, 32128, 32);
+            default -> throw new IllegalArgumentException("unknown SD3 text encoder '" + name + "' (known: "
+                    + String.join(", ", TEXT_ENCODER_FILES) + ")");
+        };
+    }
+
+    /** A T5 v1.1 encoder (gated GELU, no biases, RMS norms) in HF names under prefix. */
+    static List<TensorSpec> t5(String prefix, int d, int blocks, int heads, int dKv, int dFf, int vocab, int buckets) {
+        List<TensorSpec> out = new ArrayList<>();
+        int inner = heads * dKv;
+        add(out, prefix + "shared.weight", Init.NORMAL, vocab, d);
+        for (int i = 0; i < blocks; i++) {
+            String b = prefix + "encoder.block." + i + ".layer.";
+            add(out, b + "0.layer_norm.weight", Init.ONE, d);
+            for (String q : List.of("q", "k", "v")) {
+                add(out, b + "0.SelfAttention." + q + ".weight", Init.NORMAL, inner, d);
+            }
+            add(out, b + "0.SelfAttention.o.weight", Init.NORMAL, d, inner);
+            if (i == 0) {
+                add(out, b + "0.SelfAttention.relative_attention_bias.weight", Init.NORMAL, buckets, heads);
+            }
+            add(out, b + "1.layer_norm.weight", Init.ONE, d);
+            add(out, b + "1.DenseReluDense.wi_0.weight", Init.NORMAL, dFf, d);
+            add(out, b + "1.DenseReluDense.wi_1.weight", Init.NORMAL, dFf, d);
+            add(out, b + "1.DenseReluDense.wo.weight", Init.NORMAL, d, dFf);
+        }
+        add(out, prefix + "encoder.final_layer_norm.weight", Init.ONE, d);
+        return out;
     }
 
     /** Parameters of the MMDiT alone. */

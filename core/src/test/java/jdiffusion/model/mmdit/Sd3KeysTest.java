@@ -35,6 +35,49 @@ class Sd3KeysTest {
     }
 
     @Test
+    void textEncoderKeysMatchTheTinyFilesEncodersAndThePublishedSizes() throws Exception {
+        try (SafeTensors f = SafeTensors.open(Golden.model("tiny-sd35-fp16.safetensors"))) {
+            String t5 = Sd3Config.TEXT_PREFIX + "t5xxl.transformer.";
+            assertEquals(shapes(f, t5), shapes(Sd3Keys.t5(t5, 64, 2, 4, 16, 160, 32128, 32)));
+            for (String[] clip : new String[][] {{"clip_l", "16", "64"}, {"clip_g", "32", "128"}}) {
+                String p = Sd3Config.TEXT_PREFIX + clip[0] + ".transformer.";
+                int w = Integer.parseInt(clip[1]);
+                var spec = new jdiffusion.model.ModelConfig.TextEncoderSpec(clip[0],
+                        jdiffusion.io.CheckpointLayouts.TextLayout.HF_CLIP, w, 3, 2, Integer.parseInt(clip[2]),
+                        49408, 77, w, false, "gelu");
+                assertEquals(shapes(f, p), shapes(jdiffusion.io.CheckpointKeys.hfClip(p, spec)));
+            }
+        }
+        // CLIP ViT-L/14 text model + projection, OpenCLIP bigG text model + projection, T5 v1.1 XXL encoder
+        assertEquals(123_650_304L, count("clip-l"));
+        assertEquals(694_659_840L, count("clip-g"));
+        assertEquals(4_762_310_656L, count("t5xxl"));
+        assertThrows(IllegalArgumentException.class, () -> Sd3Keys.textEncoder("t5xl"));
+    }
+
+    private static long count(String name) {
+        return Sd3Keys.textEncoder(name).stream().mapToLong(TensorSpec::numel).sum();
+    }
+
+    private static Map<String, String> shapes(SafeTensors f, String prefix) {
+        Map<String, String> out = new TreeMap<>();
+        for (String n : f.names()) {
+            if (n.startsWith(prefix)) {
+                out.put(n, Arrays.toString(f.info(n).dims()));
+            }
+        }
+        return out;
+    }
+
+    private static Map<String, String> shapes(java.util.List<TensorSpec> specs) {
+        Map<String, String> out = new TreeMap<>();
+        for (TensorSpec t : specs) {
+            out.put(t.name(), Arrays.toString(Arrays.stream(t.shape()).mapToInt(l -> (int) l).toArray()));
+        }
+        return out;
+    }
+
+    @Test
     void sd35MediumHasThePublishedSize() {
         MMDiTConfig m = Sd3Keys.preset("sd35m");
         long params = Sd3Keys.parameters(m);
