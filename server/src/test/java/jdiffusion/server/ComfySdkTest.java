@@ -59,7 +59,8 @@ class ComfySdkTest {
     void start() throws Exception {
         sdk = NpmClients.install("comfyui-sdk", "comfyui-sdk-client.mjs");
         Path base = ServerFixture.baseDir(tmp);
-        server = JDiffusionServer.start(ServerFixture.config(base).withAuthToken(TOKEN), new ServeOptions(null, "auto"));
+        server = JDiffusionServer.start(ServerFixture.config(base).withAuthToken(TOKEN),
+                new ServeOptions(null, "auto"));
         client = new ServerFixture.Client(server.port(), TOKEN);
     }
 
