@@ -33,7 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * routes answer, ComfyUI-Manager's and Crystools' answer the plain 404 the SDK takes for "extension not installed"),
  * and the first SDK is driven as its README shows: ComfyApi with a bearer token over HTTP and the websocket, lists,
  * node definitions, users, settings, user data, uploads, PromptBuilder + CallWrapper with progress and previews, the
- * image, history, queue, interrupt and free. Skipped when node / npm or the registry is not there.
+ * image, history, queue, interrupt and free; the second as its README's Quick Start shows (a BasePipe text to
+ * image, whose image comes back as a SaveImageWebsocket frame). Skipped when node / npm or the registry is not there.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ComfySdkTest {
@@ -57,7 +58,7 @@ class ComfySdkTest {
 
     @BeforeAll
     void start() throws Exception {
-        sdk = NpmClients.install("comfyui-sdk", "comfyui-sdk-client.mjs");
+        sdk = NpmClients.install("comfyui-sdk", "comfyui-sdk-client.mjs", "stable-canvas-client.mjs");
         Path base = ServerFixture.baseDir(tmp);
         server = JDiffusionServer.start(ServerFixture.config(base).withAuthToken(TOKEN),
                 new ServeOptions(null, "auto"));
@@ -220,5 +221,22 @@ class ComfySdkTest {
         assertFalse(interrupt.path("result").asBoolean(), "the interrupted run gives no output");
         assertTrue(interrupt.path("failed").asText().toLowerCase().contains("interrupt"), interrupt.toString());
         assertTrue(seen.path("free").asBoolean());
+    }
+
+    @Test
+    void theStableCanvasClientRunsItsQuickStart() throws Exception {
+        Path work = Files.createDirectories(tmp.resolve("stable-canvas-work"));
+        JsonNode seen = JSON.readTree(NpmClients.node(sdk, "stable-canvas-client.mjs", work, 600,
+                "127.0.0.1:" + server.port(), TOKEN, ServerFixture.SD1));
+        assertEquals("posix", seen.path("os").asText());
+        assertTrue(seen.path("connected").asBoolean());
+        assertEquals(1, seen.path("images").size(), seen.toString());
+        JsonNode img = seen.path("images").get(0);
+        assertEquals("image/png", img.path("mime").asText());
+        assertTrue(img.path("png").asBoolean() && img.path("bytes").asInt() > 100, img.toString());
+        assertTrue(seen.path("nodeDefs").asInt() > 20);
+        assertEquals(0, seen.path("queue").path("Running").size());
+        assertTrue(seen.path("history").asInt() >= 1);
+        assertTrue(seen.path("freed").asBoolean());
     }
 }
