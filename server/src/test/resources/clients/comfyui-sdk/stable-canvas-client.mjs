@@ -1,7 +1,8 @@
 // Drives jdiffusion's ComfyUI API with the npm client `@stable-canvas/comfyui-client`, as its README's Quick Start
 // shows (Client in NodeJS with the ws WebSocket and a fetch, getSystemStats + connect, a BasePipe text to image whose
 // save() without a prefix is a SaveImageWebsocket: the image comes as a binary websocket frame), then its REST calls:
-// node defs, queue, history, free. (The README passes the pipe's output to outToB64Urls, which in 1.5.9 throws
+// node defs, queue, history, free. With previews on, the pipe also collects the preview frames (JPEG) that come
+// while it runs, as it does from ComfyUI started with --preview-method. (The README passes the pipe's output to outToB64Urls, which in 1.5.9 throws
 // "Unknown image type" on any pipe output: the pipe drops the images' `type`; the images are read directly here.) The client has no token option: the fetch
 // and WebSocket handed to it, as the README hands them, add the Authorization header.
 // Usage: node stable-canvas-client.mjs HOST:PORT TOKEN CHECKPOINT; prints one JSON line of what it saw.
@@ -33,7 +34,8 @@ try {
     .wait();
   out.images = output.images.map((i) => {
     const b = new Uint8Array(i.data);
-    return { mime: i.mime, bytes: b.length, png: b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 };
+    return { mime: i.mime, bytes: b.length, png: b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47,
+      jpeg: b[0] === 0xff && b[1] === 0xd8 };
   });
   out.nodeDefs = Object.keys(await client.getNodeDefs()).length;
   out.queue = await client.getQueue();
