@@ -9,6 +9,7 @@ const out = {};
 
 const models = await client.models.list();
 out.models = models.data.map((m) => m.id);
+out.retrieved = (await client.models.retrieve(model)).id;
 
 const gen = await client.images.generate({ model, prompt: 'a lighthouse at dusk', n: 2, size: '32x32',
   quality: 'hd', style: 'vivid' });

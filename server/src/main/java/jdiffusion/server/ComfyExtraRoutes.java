@@ -507,7 +507,11 @@ final class ComfyExtraRoutes {
         JDiffusionServer.json(ctx, o);
     }
 
-    /** /view; with {@code preview=jpeg;Q} (or webp;Q, served as JPEG: there is no WebP encoder) the image re-encoded. */
+    /**
+     * /view; with {@code preview=jpeg;Q} the image re-encoded. {@code webp;Q} is served as JPEG too: Maven Central
+     * has no pure-Java WebP encoder (its WebP writers, org.sejda.imageio:webp-imageio, webp4j and the like, bind the
+     * native libwebp; TwelveMonkeys' imageio-webp only reads), and the content type says what was sent.
+     */
     void view(Context ctx) throws IOException {
         String preview = ctx.queryParam("preview");
         server.files().view(ctx);

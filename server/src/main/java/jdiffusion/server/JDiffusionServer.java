@@ -152,7 +152,7 @@ public final class JDiffusionServer implements AutoCloseable {
     }
 
     private void routes() {
-        app.before(ctx -> Security.check(ctx, config));
+        app.before(ctx -> Security.check(ctx, config, serve.frontEndRoot()));
         app.wsBeforeUpgrade("/ws", ctx -> Security.check(ctx, config));
         app.wsBeforeUpgrade("/api/ws", ctx -> Security.check(ctx, config));
         app.exception(ApiError.class, (e, ctx) -> {

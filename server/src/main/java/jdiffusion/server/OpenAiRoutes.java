@@ -236,6 +236,20 @@ final class OpenAiRoutes {
             if (!masked) {
                 // without a mask the whole image is redrawn from it: img2img at a strength that keeps its layout
                 ((ObjectNode) prompt.get("3").get("inputs")).put("denoise", 0.75);
+            } else if (r.n() == 1) {
+                // as OpenAI's edits do, only the transparent area changes: the result pasted over the image through
+                // the mask (LoadImage's MASK, 1 where the mask is transparent); the VAE round trip would otherwise
+                // alter the kept pixels too. (ImageCompositeMasked keeps the destination's batch of one: n == 1.)
+                ObjectNode comp = prompt.putObject("42");
+                comp.put("class_type", "ImageCompositeMasked");
+                ObjectNode in = comp.putObject("inputs");
+                in.putArray("destination").add(prompt.has("12") ? "12" : "10").add(0);
+                in.putArray("source").add("8").add(0);
+                in.put("x", 0);
+                in.put("y", 0);
+                in.put("resize_source", false);
+                in.putArray("mask").add("20").add(1);
+                ((ObjectNode) prompt.path(Workflows.SAVE_NODE).path("inputs")).putArray("images").add("42").add(0);
             }
         }
         PromptStore.Entry done = jobs.run(prompt);

@@ -36,6 +36,19 @@ class ComfyFrontEndTest {
 
     @Test
     void comfyUisFrontEndRunsTheDefaultWorkflow() throws Exception {
+        runTheDefaultWorkflow(null);
+    }
+
+    /**
+     * The same on a server with --auth-token: the user opens /?token=T once; the front end, which knows nothing of
+     * the token, fetches its assets, calls the API and opens the websocket with the cookie that visit left.
+     */
+    @Test
+    void comfyUisFrontEndWorksOnAServerWithAToken() throws Exception {
+        runTheDefaultWorkflow("front-end-token");
+    }
+
+    private void runTheDefaultWorkflow(String token) throws Exception {
         Path dist = frontEnd();
         Assumptions.assumeTrue(Files.isRegularFile(dist.resolve("index.html")),
                 "no ComfyUI front end build at " + dist + ": skipped");
@@ -44,8 +57,9 @@ class ComfyFrontEndTest {
         Files.createDirectories(base.resolve("user/default"));
         Files.writeString(base.resolve("user/default/comfy.settings.json"),
                 "{\"Comfy.TutorialCompleted\": true, \"Comfy.InstalledVersion\": \"1.44.17\"}");
-        try (JDiffusionServer server = JDiffusionServer.start(ServerFixture.config(base),
-                new ServeOptions(dist, "auto"))) {
+        ServerConfig config = token == null ? ServerFixture.config(base)
+                : ServerFixture.config(base).withAuthToken(token);
+        try (JDiffusionServer server = JDiffusionServer.start(config, new ServeOptions(dist, "auto"))) {
             ChromeDriver driver = WebPageTest.chromiumDriver();
             try {
                 driver.executeCdpCommand("Page.addScriptToEvaluateOnNewDocument", Map.of("source",
@@ -53,7 +67,7 @@ class ComfyFrontEndTest {
                                 + "window.addEventListener('error', e => window.__errors.push('error: ' + e.message));"
                                 + "window.addEventListener('unhandledrejection', e => window.__errors.push("
                                 + "'rejection: ' + (e.reason && (e.reason.stack || e.reason.message) || e.reason)));"));
-                driver.get("http://127.0.0.1:" + server.port() + "/");
+                driver.get("http://127.0.0.1:" + server.port() + "/" + (token == null ? "" : "?token=" + token));
                 JavascriptExecutor js = driver;
                 WebDriverWait wait = new WebDriverWait(driver, Duration.ofSeconds(120));
                 wait.until(d -> Boolean.TRUE.equals(js.executeScript(
@@ -89,7 +103,7 @@ class ComfyFrontEndTest {
                         "return window.app.graph._nodes.find(n => n.type === 'SaveImage').imgs[0].src;");
                 assertTrue(src.contains("/api/view?") && src.contains("type=output"), src);
                 assertEquals(1, server.store().history(0).size());
-                screenshot(driver, "comfy-frontend.png");
+                screenshot(driver, token == null ? "comfy-frontend.png" : "comfy-frontend-token.png");
 
                 // the queue panel (expanded from the "active" button) lists the finished job, from /api/jobs
                 js.executeScript("""

@@ -121,6 +121,7 @@ class OpenAiApiTest {
         BufferedImage out = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(
                 r.json().path("data").get(0).path("b64_json").asText())));
         assertEquals(32, out.getWidth(), "the edit keeps the image's size");
+        assertKeptAndRepainted(out, 0x000000);
         assertEquals(jdiffusion.workflow.Nodes.get("SetLatentNoiseMask") == null,
                 r.headers().firstValue("X-JDiffusion-Mask").isPresent(),
                 "the mask is applied by the inpainting node when the engine has it, and said to be ignored otherwise");
@@ -182,6 +183,11 @@ class OpenAiApiTest {
         Path image = tmp.resolve("edit-image.png");
         Files.write(image, png(new BufferedImage(32, 32, BufferedImage.TYPE_INT_RGB)));
         BufferedImage maskImg = new BufferedImage(32, 32, BufferedImage.TYPE_INT_ARGB);
+        for (int y = 0; y < 32; y++) {
+            for (int x = 16; x < 32; x++) {
+                maskImg.setRGB(x, y, 0xFF000000); // the right half opaque: kept
+            }
+        }
         Path mask = tmp.resolve("edit-mask.png");
         Files.write(mask, png(maskImg));
         Process p = new ProcessBuilder("node", script.toString(), "http://127.0.0.1:" + server.port() + "/v1", KEY,
@@ -199,9 +205,27 @@ class OpenAiApiTest {
         BufferedImage edited = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(
                 seen.path("edited").asText())));
         assertEquals(32, edited.getWidth());
+        assertKeptAndRepainted(edited, 0x000000);
+        assertEquals(ServerFixture.SD1, seen.path("retrieved").asText());
         assertEquals(400, seen.path("error").path("status").asInt(), seen.toString());
         assertEquals("invalid_request_error", seen.path("error").path("type").asText());
         assertEquals("size", seen.path("error").path("param").asText());
+    }
+
+    /** The opaque right half of the mask kept the image's colour exactly, the transparent left half was redrawn. */
+    private static void assertKeptAndRepainted(BufferedImage out, int imageRgb) {
+        double kept = 0;
+        double redrawn = 0;
+        for (int y = 0; y < 32; y++) {
+            for (int x = 0; x < 16; x++) {
+                for (int s = 0; s <= 16; s += 8) {
+                    kept += Math.abs(((out.getRGB(x + 16, y) >> s) & 255) - ((imageRgb >> s) & 255));
+                    redrawn += Math.abs(((out.getRGB(x, y) >> s) & 255) - ((imageRgb >> s) & 255));
+                }
+            }
+        }
+        assertEquals(0.0, kept, "the opaque part of the mask is the image, untouched");
+        assertTrue(redrawn / (32 * 16 * 3) > 5, "the transparent part is redrawn: " + redrawn / (32 * 16 * 3));
     }
 
     private static boolean runs(String... cmd) {

@@ -78,6 +78,63 @@ class SecurityTest {
         assertEquals(404, anonymous.get("/view?filename=none.png&token=" + TOKEN).status());
     }
 
+    /** A front end that knows nothing of the token (ComfyUI's) uses the page's cookie; other sites cannot. */
+    @Test
+    void thePagesCookieOpensTheApiToThatPageOnly() {
+        ServerFixture.Response page = anonymous.get("/?token=" + TOKEN);
+        assertEquals(200, page.status());
+        String cookie = page.headers().firstValue("Set-Cookie").orElseThrow().split(";")[0];
+        assertEquals(Security.COOKIE + "=" + TOKEN, cookie);
+        assertFalse(anonymous.get("/?token=nope").headers().firstValue("Set-Cookie").isPresent());
+        String own = "http://127.0.0.1:" + server.port();
+        // the page's own fetches: the browser says same-origin (or, an older one, sends the page's Origin)
+        for (String[] from : List.of(new String[] {"Sec-Fetch-Site", "same-origin"},
+                new String[] {"Origin", own}, new String[] {"Sec-Fetch-Site", "none"})) {
+            for (String path : List.of("/api/object_info", "/queue", "/app.js")) {
+                assertEquals(200, anonymous.send(anonymous.request(path).header("Cookie", cookie)
+                        .header(from[0], from[1]).GET().build()).status(), path + " with " + from[0]);
+            }
+            assertEquals(200, anonymous.send(anonymous.request("/api/interrupt").header("Cookie", cookie)
+                    .header(from[0], from[1]).POST(java.net.http.HttpRequest.BodyPublishers.noBody()).build())
+                    .status());
+        }
+        // another site, or another port of this host (same-site for the cookie), gets nothing with it
+        for (String[] from : List.of(new String[] {"Sec-Fetch-Site", "cross-site"},
+                new String[] {"Sec-Fetch-Site", "same-site"}, new String[] {"Origin", "http://127.0.0.1:1"},
+                new String[] {"Origin", "https://evil.example"})) {
+            assertEquals(401, anonymous.send(anonymous.request("/api/interrupt").header("Cookie", cookie)
+                    .header(from[0], from[1]).POST(java.net.http.HttpRequest.BodyPublishers.noBody()).build())
+                    .status(), "interrupt from " + from[1]);
+            assertEquals(401, anonymous.send(anonymous.request("/").header("Cookie", cookie)
+                    .header(from[0], from[1]).GET().build()).status(), "the page from " + from[1]);
+        }
+        assertEquals(401, anonymous.send(anonymous.request("/queue").header("Cookie", Security.COOKIE + "=nope")
+                .header("Sec-Fetch-Site", "same-origin").GET().build()).status(), "a wrong cookie");
+    }
+
+    /** Another front end's build files are public (the manifest is fetched without cookies); its page and the API not. */
+    @Test
+    void aFrontEndsOwnFilesArePublicButNotItsPageNorTheApi() throws IOException {
+        Path root = Files.createDirectories(tmp.resolve("front-end/assets"));
+        Files.writeString(root.resolveSibling("index.html"), "<!doctype html><title>fe</title>");
+        Files.writeString(root.resolve("app-1.js"), "console.log(1)");
+        Files.writeString(root.resolve("manifest-1.json"), "{}");
+        Files.createDirectories(root.resolve("dir.js"));
+        try (JDiffusionServer fe = JDiffusionServer.start(ServerFixture.config(tmp.resolve("fe-base"))
+                .withAuthToken(TOKEN), new ServeOptions(root.getParent(), null))) {
+            ServerFixture.Client anon = new ServerFixture.Client(fe.port(), null);
+            assertEquals(200, anon.get("/assets/app-1.js").status());
+            assertEquals("{}", anon.get("/assets/manifest-1.json").body());
+            for (String path : List.of("/", "/index.html", "/assets/missing.js", "/assets/dir.js", "/queue",
+                    "/api/object_info", "/api/userdata/comfy.settings.json", "/assets/%2e%2e/index.html",
+                    "/view?filename=x.png")) {
+                assertEquals(401, anon.get(path).status(), path);
+            }
+            assertEquals(401, anon.post("/assets/app-1.js", "{}").status());
+            assertEquals(200, new ServerFixture.Client(fe.port(), TOKEN).get("/").status());
+        }
+    }
+
     @Test
     void websocketNeedsTheToken() {
         var http = anonymous.http;
