@@ -18,13 +18,16 @@ final class NativeWeights {
     static final Cleaner CLEANER = Cleaner.create();
 
     private MemorySegment plain;
+    /** Owns the plain copy: closed once the weights are packed (off-heap memory the collector would not hurry to free). */
+    private Arena plainArena;
     private final MemorySegment plainMd;
     private final List<MemorySegment[]> layouts = new ArrayList<>();
     /** Native objects to free with the layer: primitives and descriptors. */
     final Natives natives = new Natives();
 
     NativeWeights(float[] weights, long[] dims, int plainTag) {
-        plain = OneDnn.bf16Copy(weights, Arena.ofAuto());
+        plainArena = natives.arena(Arena.ofShared());
+        plain = OneDnn.bf16Copy(weights, plainArena);
         plainMd = natives.md(OneDnn.md(dims, OneDnn.BF16, plainTag));
     }
 
@@ -44,7 +47,13 @@ final class NativeWeights {
             data = OneDnn.reorder(src, srcMd, md, Arena.ofAuto());
         }
         layouts.add(new MemorySegment[] {md, data});
-        plain = null; // the first layout is the source of any later one
+        if (data != plain && plain != null) {
+            plain = null; // the first layout is the source of any later one
+            natives.close(plainArena);
+            plainArena = null;
+        } else if (data == plain) {
+            plain = null; // now a layout of its own, kept with the layer
+        }
         return data;
     }
 
@@ -71,6 +80,18 @@ final class NativeWeights {
     static final class Natives implements Runnable {
         private final List<MemorySegment> mds = new ArrayList<>();
         private final List<MemorySegment> prims = new ArrayList<>();
+        private final List<Arena> arenas = new ArrayList<>();
+
+        synchronized Arena arena(Arena a) {
+            arenas.add(a);
+            return a;
+        }
+
+        synchronized void close(Arena a) {
+            if (arenas.remove(a)) {
+                a.close();
+            }
+        }
 
         synchronized MemorySegment md(MemorySegment md) {
             mds.add(md);
@@ -90,14 +111,26 @@ final class NativeWeights {
             for (MemorySegment m : mds) {
                 OneDnn.destroyMd(m);
             }
+            for (Arena a : arenas) {
+                a.close();
+            }
             prims.clear();
             mds.clear();
+            arenas.clear();
         }
     }
 
     /** Per-thread buffers for the bf16 input and the fp32 output of a product. */
     static final class Scratch {
-        private static final ThreadLocal<Scratch> TL = ThreadLocal.withInitial(Scratch::new);
+        private static final ThreadLocal<Scratch> TL = ThreadLocal.withInitial(() -> {
+            Scratch s = new Scratch();
+            CLEANER.register(Thread.currentThread(), s.owned);
+            return s;
+        });
+        /** The live buffers' arenas, freed when the thread is gone. */
+        private final Natives owned = new Natives();
+        private Arena srcArena;
+        private Arena dstArena;
         private MemorySegment src = MemorySegment.NULL;
         private MemorySegment dst = MemorySegment.NULL;
 
@@ -105,22 +138,27 @@ final class NativeWeights {
             return TL.get();
         }
 
+        /** Grown buffers replace (and free at once) the smaller ones; the kernels on this thread are done with them. */
         MemorySegment src(long bytes) {
             if (src.byteSize() < bytes) {
-                src = Arena.ofAuto().allocate(bytes, 64);
+                if (srcArena != null) {
+                    owned.close(srcArena);
+                }
+                srcArena = owned.arena(Arena.ofShared());
+                src = srcArena.allocate(bytes, 64);
             }
             return src;
         }
 
         MemorySegment dst(long bytes) {
             if (dst.byteSize() < bytes) {
-                dst = Arena.ofAuto().allocate(bytes, 64);
+                if (dstArena != null) {
+                    owned.close(dstArena);
+                }
+                dstArena = owned.arena(Arena.ofShared());
+                dst = dstArena.allocate(bytes, 64);
             }
             return dst;
-        }
-
-        static void release() {
-            TL.remove();
         }
     }
 }
