@@ -346,6 +346,7 @@ final class OneDnn {
                     argv.set(A, i * 16L + 8, mems[i]);
                 }
                 synchronized (OneDnn.class) {
+                    Parallel.rest(); // our idle workers park: OpenMP's threads get the cores
                     MemorySegment stream = stream();
                     int[] omp = OMP_THREADS.get();
                     if (omp[0] != Parallel.threads()) {
