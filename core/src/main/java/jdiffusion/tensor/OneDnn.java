@@ -198,7 +198,14 @@ final class OneDnn {
                     : Path.of(System.getProperty("user.home"), ".cache", "jdiffusion");
         }
         Path dir = root.resolve("dnnl-" + VERSION);
-        Files.createDirectories(dir);
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            // a read-only home: the temporary directory, one folder per user
+            dir = Path.of(System.getProperty("java.io.tmpdir"),
+                    "jdiffusion-" + System.getProperty("user.name", "user"), "dnnl-" + VERSION);
+            Files.createDirectories(dir);
+        }
         for (String res : LIBS) {
             Path target = dir.resolve(res.substring(res.lastIndexOf('/') + 1));
             try (InputStream in = OneDnn.class.getClassLoader().getResourceAsStream(res)) {
