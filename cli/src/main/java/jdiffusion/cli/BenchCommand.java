@@ -47,7 +47,8 @@ public final class BenchCommand implements Runnable {
             new Shape("conv3x3 1280", 256, 1280, 11520, false),
             new Shape("text 768", 77, 768, 768, false),
             new Shape("attn QK^T", 4096, 4096, 40, true),
-            new Shape("attn PV", 4096, 40, 4096, true));
+            new Shape("attn PV", 4096, 40, 4096, true),
+            new Shape("big 1280", 8192, 1280, 1280, false));
 
     @Command(name = "gemm", mixinStandardHelpOptions = true,
             description = "GFLOP/s of the SD1.5 UNet GEMM shapes beside the measured fp32 FMA peak.")
@@ -58,14 +59,19 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--seconds", description = "Timed seconds per shape (default: ${DEFAULT-VALUE}).")
         double seconds = 1.5;
 
+        @picocli.CommandLine.Mixin
+        PrecisionOption precision = new PrecisionOption();
+
         @Override
         public void run() {
             int t = applyThreads(threads);
             if (seconds <= 0) {
                 throw new CliException("--seconds must be positive, got " + seconds);
             }
+            jdiffusion.tensor.Precision p = precision.apply();
             List<Case> cases = SD15_SHAPES.stream().map(Case::new).toList();
-            System.out.printf("bench gemm: %d threads, %d-float vectors; warming up...%n", t, Gemm.L);
+            System.out.printf("bench gemm: %d threads, %d-float vectors; precision: %s (weight products; attention"
+                    + " products stay fp32); warming up...%n", t, Gemm.L, jdiffusion.tensor.Precision.describe(p));
             // Vector API code runs boxed, orders of magnitude slower, until C2 compiles it: warm up by time too
             long warmEnd = System.nanoTime() + 6_000_000_000L;
             for (int round = 0; round < 3 || System.nanoTime() < warmEnd; round++) {
@@ -149,6 +155,8 @@ public final class BenchCommand implements Runnable {
         final float[] a;
         final float[] b;
         final Gemm.PackedB packed;
+        /** The weight products as a layer of the current precision (bf16 runs oneDNN's kernel). */
+        final jdiffusion.tensor.Linear linear;
         final float[] c;
 
         Case(Shape s) {
@@ -156,7 +164,9 @@ public final class BenchCommand implements Runnable {
             SplittableRandom rnd = new SplittableRandom(42);
             a = random(rnd, s.m() * s.k());
             b = random(rnd, s.k() * s.n());
-            packed = s.activations() ? null : Gemm.packWeights(b, s.n(), s.k());
+            boolean bf16 = jdiffusion.tensor.Precision.current() == jdiffusion.tensor.Precision.BF16;
+            packed = s.activations() || bf16 ? null : Gemm.packWeights(b, s.n(), s.k());
+            linear = s.activations() || !bf16 ? null : jdiffusion.tensor.Linear.of(b, null, s.n(), s.k());
             c = new float[s.m() * s.n()];
         }
 
@@ -164,6 +174,8 @@ public final class BenchCommand implements Runnable {
             if (shape.activations()) {
                 // activation products pack B on the fly, and that packing is part of the time
                 Gemm.matmul(a, b, shape.m(), shape.n(), shape.k(), c);
+            } else if (linear != null) {
+                linear.forward(a, 0, shape.k(), shape.m(), c, 0, shape.n(), false);
             } else {
                 Gemm.multiply(new Gemm.Dense(a, 0, shape.k()), shape.m(), packed, c, 0, shape.n(), null, false);
             }

@@ -121,10 +121,13 @@ public final class GenerateCommand implements Callable<Integer> {
     InpaintOptions inpaint = new InpaintOptions();
     @picocli.CommandLine.Mixin
     VaeDecoderOption vaeDecoder = new VaeDecoderOption();
+    @picocli.CommandLine.Mixin
+    PrecisionOption precision = new PrecisionOption();
 
     @Override
     public Integer call() {
         PrintStream err = System.err;
+        precision.apply();
         GenerateRequest request = PresetOption.apply(request(), preset, err);
         jdiffusion.pipeline.HiresFix hiresFix = hires.toHiresFix();
         // the seed is printed once the request passed validation, before the long part starts

@@ -78,6 +78,9 @@ final class ModelBench {
         @Option(names = "--seed", paramLabel = "N", description = "seed of the random weights and inputs")
         long seed = 42;
 
+        @picocli.CommandLine.Mixin
+        PrecisionOption precision = new PrecisionOption();
+
         int runs(int fallback) {
             int r = runs == null ? fallback : runs;
             if (r < 1) {
@@ -165,7 +168,9 @@ final class ModelBench {
         }
         o.runs(1);
         o.warmup(0);
+        jdiffusion.tensor.Precision p = o.precision.apply();
         int t = BenchCommand.applyThreads(o.threads);
+        System.out.println("precision: " + jdiffusion.tensor.Precision.describe(p));
         System.out.printf(Locale.ROOT, "bench %s: %d threads; load average %.2f on %d processors%n", what, t,
                 loadAverage(), Runtime.getRuntime().availableProcessors());
         double peak = FmaPeak.measure(t, 300);
@@ -404,6 +409,9 @@ final class ModelBench {
                 + "the system's temporary directory)")
         Path tmp;
 
+        @Mixin
+        VaeDecoderOption decoder = new VaeDecoderOption();
+
         @Override
         public void run() {
             double peak = setUp(o, "generate");
@@ -423,6 +431,7 @@ final class ModelBench {
                     model = written;
                 }
                 Vae.setDefaultTiling(tiling ? VaeTiling.always() : null);
+                jdiffusion.pipeline.TaesdDecoding.use(decoder.decoder, model);
                 ModelConfig config = configOf(model);
                 int[] size = o.size(config);
                 GenerateRequest request = GenerateRequest.builder(model).prompt("a photograph of an astronaut")
@@ -455,6 +464,7 @@ final class ModelBench {
                 throw new CliException("bench generate: " + e);
             } finally {
                 Vae.setDefaultTiling(null);
+                jdiffusion.pipeline.TaesdDecoding.use(null, null);
                 if (written != null) {
                     try {
                         Files.deleteIfExists(written);

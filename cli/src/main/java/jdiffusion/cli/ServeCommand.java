@@ -38,6 +38,9 @@ public final class ServeCommand implements Callable<Integer> {
             + " (for example an existing ComfyUI install's)")
     Path extraModelPaths;
 
+    @picocli.CommandLine.Mixin
+    PrecisionOption precisionOption = new PrecisionOption();
+
     @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "compute threads (default: all cores;"
             + " at most 4 x the cores)")
     Integer threads;
@@ -52,6 +55,7 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws InterruptedException {
+        jdiffusion.tensor.Precision precision = precisionOption.apply();
         if (threads != null) {
             String problem = jdiffusion.tensor.Parallel.threadsProblem(threads);
             if (problem != null) {
@@ -81,6 +85,9 @@ public final class ServeCommand implements Callable<Integer> {
             throw new CliException(e.getMessage() == null ? e.toString() : e.getMessage(), 1);
         }
         ServerMain.announce(config, server);
+        if (precision != jdiffusion.tensor.Precision.FP32) {
+            System.out.println("precision: " + jdiffusion.tensor.Precision.describe(precision));
+        }
         Runtime.getRuntime().addShutdownHook(new Thread(server::close));
         new CountDownLatch(1).await();
         return 0;

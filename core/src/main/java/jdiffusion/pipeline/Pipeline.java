@@ -57,6 +57,19 @@ public final class Pipeline {
     }
 
     /**
+     * The same, the models' products computed in the given precision ({@code BF16}: oneDNN's bf16 kernels where they
+     * run, else fp32 with a one-line warning) instead of the process default ({@link Precision#setDefault}).
+     */
+    public static PipelineModels load(GenerateRequest request, jdiffusion.tensor.Precision precision) {
+        if (precision == jdiffusion.tensor.Precision.BF16) {
+            jdiffusion.tensor.Precision.warnIfUnavailable();
+        }
+        try (var scope = jdiffusion.tensor.Precision.scope(precision)) {
+            return load(request);
+        }
+    }
+
+    /**
      * Generation with models already loaded (a server keeps them between requests): the request's model files are
      * ignored, everything else is validated and used.
      */

@@ -27,6 +27,8 @@ public final class Conv2d {
     private final int padLeft;
     private final int padBottom;
     private final int padRight;
+    /** The native bf16 kernel when built under {@link Precision#BF16} and it can run (then packed is null). */
+    private Bf16Conv bf16;
 
     private Conv2d(Gemm.PackedB packed, float[] bias, int out, int in, int kh, int kw, int stride, int padTop,
                    int padLeft, int padBottom, int padRight) {
@@ -71,6 +73,11 @@ public final class Conv2d {
         if (stride < 1 || padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0) {
             throw new IllegalArgumentException("conv stride " + stride + " must be >= 1 and paddings >= 0");
         }
+        if (Precision.nativeBf16Now()) {
+            Conv2d c = new Conv2d(null, null, out, in, kh, kw, stride, padTop, padLeft, padBottom, padRight);
+            c.bf16 = new Bf16Conv(weight, bias, out, in, kh, kw, stride, padTop, padLeft, padBottom, padRight);
+            return c;
+        }
         // k order (ky, kx, channel): one tap's channels are contiguous, matching NHWC input pixels
         int k = kh * kw * in;
         float[] w = new float[out * k];
@@ -96,7 +103,7 @@ public final class Conv2d {
 
     /** Bytes the packed weights occupy. */
     public long weightBytes() {
-        return packed.bytes();
+        return bf16 != null ? bf16.bytes() : packed.bytes();
     }
 
     public int outH(int h) {
@@ -118,6 +125,10 @@ public final class Conv2d {
             throw new IllegalArgumentException("conv input has " + x.length + " values, expected " + batch + "x" + h + "x" + w + "x" + in);
         }
         float[] y = new float[batch * oh * ow * out];
+        if (bf16 != null) {
+            bf16.forward(x, batch, h, w, oh, ow, y);
+            return y;
+        }
         if (kh == 1 && kw == 1 && stride == 1 && padTop + padLeft + padBottom + padRight == 0) {
             Gemm.multiply(new Gemm.Dense(x, 0, in), batch * h * w, packed, y, 0, out, bias, false);
             return y;

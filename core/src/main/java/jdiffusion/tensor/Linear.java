@@ -6,8 +6,15 @@ public final class Linear {
     private final int in;
     private final Gemm.PackedB packed;
     private final float[] bias;
+    /** The native bf16 kernel when the layer was built under {@link Precision#BF16} and it can run; else null. */
+    private final Bf16Linear bf16;
 
     private Linear(Gemm.PackedB packed, float[] bias, int out, int in) {
+        this(packed, bias, out, in, null);
+    }
+
+    private Linear(Gemm.PackedB packed, float[] bias, int out, int in, Bf16Linear bf16) {
+        this.bf16 = bf16;
         this.packed = packed;
         this.bias = bias;
         this.out = out;
@@ -19,13 +26,19 @@ public final class Linear {
         return of(weight, bias, out, in, WeightFormat.F32);
     }
 
-    /** The same, keeping the weights in the given format (F16/BF16 halve their memory; arithmetic stays fp32). */
+    /**
+     * The same, keeping the weights in the given format (F16/BF16 halve their memory; arithmetic stays fp32). Built
+     * under {@link Precision#BF16} (where oneDNN runs) the layer computes in bf16 with bf16 weights whatever the format.
+     */
     public static Linear of(float[] weight, float[] bias, int out, int in, WeightFormat format) {
         if (weight.length != out * in) {
             throw new IllegalArgumentException("linear weight has " + weight.length + " values, expected " + out + "x" + in);
         }
         if (bias != null && bias.length != out) {
             throw new IllegalArgumentException("linear bias has " + bias.length + " values, expected " + out);
+        }
+        if (Precision.nativeBf16Now()) {
+            return new Linear(null, null, out, in, new Bf16Linear(weight, bias, out, in));
         }
         Gemm.PackedB packed = Gemm.packWeights(weight, out, in, in, format);
         return new Linear(packed, Gemm.padBias(bias, packed), out, in);
@@ -41,7 +54,7 @@ public final class Linear {
 
     /** Bytes the packed weights occupy. */
     public long weightBytes() {
-        return packed.bytes();
+        return bf16 != null ? bf16.bytes() : packed.bytes();
     }
 
     /** x is [rows][in]; returns [rows][out]. */
@@ -69,6 +82,10 @@ public final class Linear {
         if (rows > 0) {
             checkLength("input", x, xOff + (rows - 1) * ldx + in);
             checkLength("output", y, yOff + (rows - 1) * ldy + out);
+        }
+        if (bf16 != null) {
+            bf16.forward(x, xOff, ldx, rows, y, yOff, ldy, accumulate);
+            return;
         }
         Gemm.multiply(new Gemm.Dense(x, xOff, ldx), rows, packed, y, yOff, ldy, bias, accumulate);
     }

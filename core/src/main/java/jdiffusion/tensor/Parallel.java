@@ -84,6 +84,14 @@ public final class Parallel {
         }
     }
 
+    /**
+     * Lets the idle workers park now instead of spinning for the next range: call before handing the cores to
+     * another runtime's threads (oneDNN's OpenMP team), which the spinning would slow down.
+     */
+    public static void rest() {
+        pool.resting = true;
+    }
+
     /** Runs body(i) for i in [0, n), spread over the pool; returns when all are done. */
     public static void forRange(int n, IntConsumer body) {
         if (n <= 0) {
@@ -118,6 +126,8 @@ public final class Parallel {
         /** Incremented for every range; workers wait for it to change. */
         private volatile long generation;
         private volatile boolean shutdown;
+        /** Set by {@link Parallel#rest}: idle workers park at once; the next range clears it. */
+        private volatile boolean resting;
         private volatile IntConsumer body;
         private volatile int size;
         private final AtomicInteger next = new AtomicInteger();
@@ -161,6 +171,7 @@ public final class Parallel {
                     return;
                 }
                 failure = null;
+                resting = false;
                 body = task;
                 size = n;
                 next.set(0);
@@ -224,7 +235,7 @@ public final class Parallel {
             while (!shutdown) {
                 long spinEnd = System.nanoTime() + spinNanos;
                 while (generation == seen && !shutdown) {
-                    if (System.nanoTime() < spinEnd) {
+                    if (System.nanoTime() < spinEnd && !resting) {
                         Thread.onSpinWait();
                     } else {
                         parked.set(slot, 1);
