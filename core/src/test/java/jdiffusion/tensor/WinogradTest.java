@@ -120,6 +120,10 @@ class WinogradTest {
             assertEquals(0, Winograd.choose(32, 64, 1, 64, 64));
             assertEquals(0, Winograd.choose(64, 64, 1, 16, 16));
             assertEquals(0, Winograd.choose(1280, 1280, 2, 16, 16));
+            // the VAE decoder's layers all qualify, and the UNet's first level
+            assertEquals(2, Winograd.choose(512, 512, 1, 64, 64));
+            assertEquals(2, Winograd.choose(128, 128, 1, 512, 512));
+            assertEquals(2, Winograd.choose(320, 320, 2, 64, 64));
             System.setProperty(Winograd.PROPERTY, "direct");
             assertEquals(0, Winograd.choose(512, 512, 1, 128, 128));
             System.setProperty(Winograd.PROPERTY, "f4");
