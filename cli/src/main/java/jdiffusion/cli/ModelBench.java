@@ -234,6 +234,9 @@ final class ModelBench {
         @Option(names = {"-b", "--batch"}, paramLabel = "N", description = "batch (default: ${DEFAULT-VALUE})")
         int batch = 2;
 
+        @Mixin
+        ConvOption conv = new ConvOption();
+
         @Override
         public void run() {
             if (batch < 1) {
@@ -260,14 +263,13 @@ final class ModelBench {
                 float[] y = spec.admInChannels() > 0 ? gaussian(rnd, batch * spec.admInChannels(), 1) : null;
                 System.out.printf(Locale.ROOT, "UNet %dx%d latent (%dx%d image), batch %d, %d context tokens%n", w, h,
                         size[0], size[1], batch, tokens);
-                int warmup = o.warmup(1);
-                for (int i = 0; i < warmup; i++) {
-                    timed("warm-up run", () -> unet.forward(x, batch, h, w, t, context, tokens, y));
-                }
+                conv.apply();
+                conv.warmup(o.warmup(1), () -> timed("warm-up run", () -> unet.forward(x, batch, h, w, t, context,
+                        tokens, y)));
                 Map<String, Long> byKind = new TreeMap<>();
                 UNet.LayerTimer timer = (block, kind, nanos) -> byKind.merge(kind, nanos, Long::sum);
                 OpProfile profile = OpProfile.start(5);
-                Timing.Runs runs = Timing.run(0, o.runs(3),
+                Timing.Runs runs = conv.run(o.runs(3),
                         () -> unet.forward(x, batch, h, w, t, context, tokens, y, timer));
                 Map<OpProfile.Category, Double> shares = profile.stop();
                 double total = byKind.values().stream().mapToLong(Long::longValue).sum();
@@ -306,6 +308,9 @@ final class ModelBench {
         @Mixin
         VaeDecoderOption decoder = new VaeDecoderOption();
 
+        @Mixin
+        ConvOption conv = new ConvOption();
+
         @Override
         public void run() {
             if (batch < 1) {
@@ -326,12 +331,10 @@ final class ModelBench {
                 VaeTiling mode = tiling ? VaeTiling.always() : VaeTiling.auto();
                 System.out.printf(Locale.ROOT, "VAE decode %dx%d, batch %d, tiling %s%n", size[0], size[1], batch,
                         mode.mode());
-                int warmup = o.warmup(1);
-                for (int i = 0; i < warmup; i++) {
-                    timed("warm-up run", () -> vae.decode(latent, batch, h, w, mode));
-                }
+                conv.apply();
+                conv.warmup(o.warmup(1), () -> timed("warm-up run", () -> vae.decode(latent, batch, h, w, mode)));
                 OpProfile profile = OpProfile.start(5);
-                Timing.Runs runs = Timing.run(0, o.runs(3), () -> vae.decode(latent, batch, h, w, mode));
+                Timing.Runs runs = conv.run(o.runs(3), () -> vae.decode(latent, batch, h, w, mode));
                 report(runs, Flops.vaeDecoder(src.config().vae(), batch, h, w), peak, profile.stop());
             } catch (CliException e) {
                 throw e;

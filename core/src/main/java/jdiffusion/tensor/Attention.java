@@ -23,6 +23,12 @@ final class Attention {
 
     static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
                            boolean causal) {
+        return forward(q, k, v, batch, nq, nk, heads, hd, causal, QB, KB);
+    }
+
+    /** The same with the given query and key block sizes (multiples of MR, and of NR up to KC). */
+    static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
+                           boolean causal, int qb, int kb) {
         int c = heads * hd;
         if (q.length != batch * nq * c || k.length != batch * nk * c || v.length != batch * nk * c) {
             throw new IllegalArgumentException("attention: q/k/v have " + q.length + "/" + k.length + "/" + v.length
@@ -38,44 +44,45 @@ final class Attention {
         Parallel.forRange(batch * heads, i -> {
             int off = i / heads * nk * c + i % heads * hd;
             kt[i] = Gemm.pack(k, off, 1, c, hd, nk);
-            vp[i] = Gemm.packFixedBlocks(v, off, c, 1, nk, hd, KB);
+            vp[i] = Gemm.packFixedBlocks(v, off, c, 1, nk, hd, kb);
         });
-        int qBlocks = (nq + QB - 1) / QB;
+        int qBlocks = (nq + qb - 1) / qb;
         float scale = (float) (1.0 / Math.sqrt(hd));
         Parallel.forRange(batch * heads * qBlocks, t -> {
             int bh = t / qBlocks;
-            int q0 = t % qBlocks * QB;
-            queryBlock(q, out, bh / heads, bh % heads, q0, Math.min(QB, nq - q0), nq, nk, c, hd, kt[bh], vp[bh],
-                    scale, causal);
+            int q0 = t % qBlocks * qb;
+            queryBlock(q, out, bh / heads, bh % heads, q0, Math.min(qb, nq - q0), nq, nk, c, hd, kt[bh], vp[bh],
+                    scale, causal, qb, kb);
         });
         return out;
     }
 
     private static void queryBlock(float[] q, float[] out, int b, int h, int q0, int rows, int nq, int nk, int c,
-                                   int hd, Gemm.PackedB kt, Gemm.PackedB vp, float scale, boolean causal) {
+                                   int hd, Gemm.PackedB kt, Gemm.PackedB vp, float scale, boolean causal, int qb,
+                                   int kb) {
         int ldo = vp.panels() * Gemm.NR;
         float[][] sc = SCRATCH.get();
-        float[] s = Gemm.grow(sc, 0, QB * KB);
-        float[] o = Gemm.grow(sc, 1, QB * ldo);
-        float[] max = Gemm.grow(sc, 2, QB);
-        float[] sum = Gemm.grow(sc, 3, QB);
+        float[] s = Gemm.grow(sc, 0, qb * kb);
+        float[] o = Gemm.grow(sc, 1, qb * ldo);
+        float[] max = Gemm.grow(sc, 2, qb);
+        float[] sum = Gemm.grow(sc, 3, qb);
         java.util.Arrays.fill(o, 0, rows * ldo, 0f);
         java.util.Arrays.fill(max, 0, rows, Float.NEGATIVE_INFINITY);
         java.util.Arrays.fill(sum, 0, rows, 0f);
         Gemm.Dense queries = new Gemm.Dense(q, (b * nq) * c + h * hd, c);
         int keyEnd = causal ? Math.min(nk, q0 + rows) : nk;
-        for (int k0 = 0; k0 < keyEnd; k0 += KB) {
+        for (int k0 = 0; k0 < keyEnd; k0 += kb) {
             // a whole key block (the packed V's k block); causally masked keys get probability 0 below
-            int kn = Math.min(KB, nk - k0);
+            int kn = Math.min(kb, nk - k0);
             int p0 = k0 / Gemm.NR;
             int p1 = (k0 + kn + Gemm.NR - 1) / Gemm.NR;
-            Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, KB, null, false, true);
+            Gemm.block(queries, q0, rows, kt, p0, p1, 0, hd, s, 0, kb, null, false, true);
             for (int i = 0; i < rows; i++) {
                 // causal: query q0+i sees keys up to itself; key 0 is always visible, so max stays finite
                 int visible = causal ? Math.max(0, Math.min(kn, q0 + i + 1 - k0)) : kn;
-                onlineSoftmax(s, i * KB, kn, visible, scale, max, sum, o, i * ldo, ldo, i);
+                onlineSoftmax(s, i * kb, kn, visible, scale, max, sum, o, i * ldo, ldo, i);
             }
-            Gemm.block(new Gemm.Dense(s, -k0, KB), 0, rows, vp, 0, vp.panels(), k0, k0 + kn, o, 0, ldo, null, true,
+            Gemm.block(new Gemm.Dense(s, -k0, kb), 0, rows, vp, 0, vp.panels(), k0, k0 + kn, o, 0, ldo, null, true,
                     true);
         }
         for (int i = 0; i < rows; i++) {

@@ -29,6 +29,8 @@ public final class Conv2d {
     private final int padRight;
     /** The native bf16 kernel when built under {@link Precision#BF16} and it can run (then packed is null). */
     private Bf16Conv bf16;
+    /** Winograd transforms of a stride-1 3x3 convolution, built on first use (see {@link Winograd#choose}). */
+    private final Winograd.Cache winograd = new Winograd.Cache();
 
     private Conv2d(Gemm.PackedB packed, float[] bias, int out, int in, int kh, int kw, int stride, int padTop,
                    int padLeft, int padBottom, int padRight) {
@@ -133,6 +135,10 @@ public final class Conv2d {
             Gemm.multiply(new Gemm.Dense(x, 0, in), batch * h * w, packed, y, 0, out, bias, false);
             return y;
         }
+        if (kh == 3 && kw == 3 && stride == 1
+                && winograd.forward(packed, bias, in, out, x, batch, h, w, padTop, padLeft, oh, ow, y)) {
+            return y;
+        }
         int gridW = gridW(w);
         long im2col = (long) oh * ow * kh * kw * in;
         if (gridW > ow * (1 + MAX_GRID_WASTE) && im2col <= MAX_IM2COL) {
@@ -145,6 +151,13 @@ public final class Conv2d {
 
     private int gridW(int w) {
         return (w + padLeft + padRight + stride - 1) / stride;
+    }
+
+    /** Test hook: the Winograd path with output tile m (2 or 4), whatever the size (3x3 stride 1 only). */
+    float[] forwardWinograd(float[] x, int batch, int h, int w, int m) {
+        float[] y = new float[batch * outH(h) * outW(w) * out];
+        new Winograd(packed, in, out, m).forward(x, bias, batch, h, w, padTop, padLeft, outH(h), outW(w), y);
+        return y;
     }
 
     /** Test hook: the result of one path (grid true, else im2col) whatever the size, so both are checked. */
@@ -201,6 +214,7 @@ public final class Conv2d {
     /** Lets go of this thread's scratch (call when a model's large convolutions are done, e.g. after a decode). */
     public static void releaseScratch() {
         SCRATCH.remove();
+        Winograd.releaseScratch();
     }
 
     /** A over the phase planes: row m = oy*gridW + ox, k = (tap, channel). */

@@ -176,6 +176,30 @@ public final class Gemm {
             return (n + NR - 1) / NR;
         }
 
+        /** B as a row-major k x n float matrix (16- and 8-bit values widened), e.g. to derive other packings. */
+        float[] unpack() {
+            float[] out = new float[k * n];
+            float[] row = new float[NR];
+            for (int blk = 0; blk + 1 < starts.length; blk++) {
+                int k0 = starts[blk];
+                for (int panel = 0; panel < panels(); panel++) {
+                    int width = Math.min(NR, n - panel * NR);
+                    for (int p = 0; p < starts[blk + 1] - k0; p++) {
+                        int o = offset(blk, panel, p);
+                        if (data != null) {
+                            System.arraycopy(data, o, row, 0, width);
+                        } else if (half != null) {
+                            format.decode(half, o, row, 0, width);
+                        } else {
+                            format.decode(quarter, o, row, 0, width);
+                        }
+                        System.arraycopy(row, 0, out, (k0 + p) * n + panel * NR, width);
+                    }
+                }
+            }
+            return out;
+        }
+
         /** Index of the k block starting at k0, which must be a block boundary. */
         int blockAt(int k0) {
             int i = java.util.Arrays.binarySearch(starts, k0);
