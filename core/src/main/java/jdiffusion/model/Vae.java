@@ -76,6 +76,28 @@ public final class Vae {
         return decode(latent, batch, h, w, defaultTiling);
     }
 
+    /**
+     * About the bytes a decode of batch x h x w latents allocates at once on top of the weights: the largest block's
+     * input, its normalised copy, the convolution's padded input and wide output (per thread, see Conv2d) and its
+     * result, each about the largest activation (of the tile, when the default tiling tiles). An estimate for the
+     * heap's budget, not a bound.
+     */
+    public long decodeWorkingBytes(int batch, int h, int w) {
+        long largest = decoder.largestActivation(batch, h, w);
+        VaeTiling tiling = defaultTiling;
+        if (tiling.tiles(largest, h, w)) {
+            VaeTiling t = tiling.mode() == VaeTiling.Mode.AUTO
+                    ? fewestTiles(tiling, h, w, (th, tw) -> decoder.largestActivation(batch, th, tw)) : tiling;
+            int tile = Math.min(t.tile(), Math.max(h, w));
+            largest = decoder.largestActivation(batch, Math.min(tile, h), Math.min(tile, w))
+                    + (long) batch * decoder.convOut().out() * h * factor * w * factor;
+        }
+        return 4L * WORKING_TENSORS * largest;
+    }
+
+    /** Activation-sized arrays a decoder block holds at once (see {@link #decodeWorkingBytes}). */
+    private static final int WORKING_TENSORS = 4;
+
     /** The tiling {@link #decode(float[], int, int, int)} uses; process-wide (the CLI's --vae-tiling sets it). */
     private static volatile VaeTiling defaultTiling = VaeTiling.auto();
 
@@ -234,12 +256,12 @@ public final class Vae {
             return new Mid(b1, attn, ResnetBlock.vae(t, prefix + ".block_2", ch));
         }
 
-        Feature forward(Feature x) {
-            x = block1.forward(x, null);
+        Feature forward(Feature x, ActivationScratch scratch) {
+            x = block1.forward(x, null, scratch);
             if (attn != null) {
                 x = attn.forward(x);
             }
-            return block2.forward(x, null);
+            return block2.forward(x, null, scratch);
         }
     }
 
@@ -300,8 +322,8 @@ public final class Vae {
                     x = conv(level.resample(), x);
                 }
             }
-            x = mid.forward(x);
-            x = conv(convOut, x.with(normOut.apply(x, true), x.c()));
+            x = mid.forward(x, null);
+            x = conv(convOut, x.with(normOut.applyInPlace(x, true), x.c())); // x is the mid block's own output
             return quantConv == null ? x : linear(quantConv, x);
         }
     }
@@ -360,11 +382,13 @@ public final class Vae {
         }
 
         Feature forward(Feature z) {
+            // the norms in front of the blocks' first convolutions reuse arrays: at 512x512 they are 134-268 MB each
+            ActivationScratch scratch = new ActivationScratch();
             Feature x = conv(convIn, postQuantConv == null ? z : linear(postQuantConv, z));
-            x = mid.forward(x);
+            x = mid.forward(x, scratch);
             for (UpLevel level : levels) {
                 for (ResnetBlock b : level.blocks()) {
-                    x = b.forward(x, null);
+                    x = b.forward(x, null, scratch);
                 }
                 if (level.up() != null) {
                     // UpsampleConv's convolutions check the input's size against their channels
@@ -372,7 +396,8 @@ public final class Vae {
                             2 * x.w(), level.up().out());
                 }
             }
-            return conv(convOut, x.with(normOut.apply(x, true), x.c()));
+            // x is the last block's (or upsampling's) own output: normalised in place
+            return conv(convOut, x.with(normOut.applyInPlace(x, true), x.c()));
         }
     }
 }
