@@ -76,28 +76,6 @@ public final class Vae {
         return decode(latent, batch, h, w, defaultTiling);
     }
 
-    /**
-     * About the bytes a decode of batch x h x w latents allocates at once on top of the weights: the largest block's
-     * input, its normalised copy, the convolution's padded input and wide output (per thread, see Conv2d) and its
-     * result, each about the largest activation (of the tile, when the default tiling tiles). An estimate for the
-     * heap's budget, not a bound.
-     */
-    public long decodeWorkingBytes(int batch, int h, int w) {
-        long largest = decoder.largestActivation(batch, h, w);
-        VaeTiling tiling = defaultTiling;
-        if (tiling.tiles(largest, h, w)) {
-            VaeTiling t = tiling.mode() == VaeTiling.Mode.AUTO
-                    ? fewestTiles(tiling, h, w, (th, tw) -> decoder.largestActivation(batch, th, tw)) : tiling;
-            int tile = Math.min(t.tile(), Math.max(h, w));
-            largest = decoder.largestActivation(batch, Math.min(tile, h), Math.min(tile, w))
-                    + (long) batch * decoder.convOut().out() * h * factor * w * factor;
-        }
-        return 4L * WORKING_TENSORS * largest;
-    }
-
-    /** Activation-sized arrays a decoder block holds at once (see {@link #decodeWorkingBytes}). */
-    private static final int WORKING_TENSORS = 4;
-
     /** The tiling {@link #decode(float[], int, int, int)} uses; process-wide (the CLI's --vae-tiling sets it). */
     private static volatile VaeTiling defaultTiling = VaeTiling.auto();
 

@@ -143,19 +143,8 @@ final class CheckpointModels implements PipelineModels {
 
     @Override
     public void samplingDone() {
-        samplingDone(0, 0, 0);
-    }
-
-    /** {@link #samplingDone()} knowing the decode that follows, so the heap's budget can be set for it. */
-    @Override
-    public void samplingDone(int batch, int h, int w) {
-        if (oneShot && unet != null) {
+        if (oneShot) {
             unet = null;
-            if (batch > 0 && h > 0 && w > 0) {
-                HeapBudget.fitAfterRelease(vae.decodeWorkingBytes(batch, h, w));
-            } else {
-                HeapBudget.fit(); // the decode's size unknown here: the usual floor
-            }
         }
     }
 

@@ -28,12 +28,7 @@ public final class HeapBudget {
 
     /** The soft limit for a heap whose models occupy used bytes: at least FLOOR, at most the hard limit. */
     static long softLimit(long used, long max) {
-        return softLimit(used, max, FLOOR, HEADROOM);
-    }
-
-    /** The soft limit: used plus above, at least floor, at most max. */
-    static long softLimit(long used, long max, long floor, long above) {
-        return Math.min(max, Math.max(floor, used + above));
+        return Math.min(max, Math.max(FLOOR, used + HEADROOM));
     }
 
     /**
@@ -41,38 +36,17 @@ public final class HeapBudget {
      * workflow engine calls it after each model it loads, the pipeline after loading a checkpoint's models.
      */
     public static void fit() {
-        fit(FLOOR, HEADROOM);
-    }
-
-    /**
-     * After a one-shot generation let its UNet go (before the VAE decode): the freed weights only become free memory
-     * once a collection has run, and until then ZGC meets the decoder's 134-268 MB activations by committing more
-     * memory (it reuses a free range only when one is at least as large; the UNet's weights leave small ones), which
-     * it then keeps (-ZUncommit). Collecting now, and a soft limit just above what is left plus the decoder's working
-     * set, has ZGC collect during the decode so its activations land in the ranges earlier ones left.
-     *
-     * @param need bytes the next stage allocates on top of what stays loaded (e.g. {@link
-     *             jdiffusion.model.Vae#decodeWorkingBytes})
-     */
-    public static void fitAfterRelease(long need) {
-        fit(RELEASED_FLOOR, Math.max(0, need) + HEADROOM);
-    }
-
-    /** The lowest soft limit after a release: the decode is short, so ZGC may collect often there. */
-    static final long RELEASED_FLOOR = 512L << 20;
-
-    private static void fit(long floor, long above) {
         if (!zgc()) {
             return;
         }
         try {
             System.gc(); // ZGC: one concurrent cycle, waited for; afterwards "used" is the models and little else
             long used = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
-            long soft = softLimit(used, Runtime.getRuntime().maxMemory(), floor, above);
+            long soft = softLimit(used, Runtime.getRuntime().maxMemory());
             ManagementFactory.getPlatformMXBean(HotSpotDiagnosticMXBean.class)
                     .setVMOption("SoftMaxHeapSize", Long.toString(soft));
             if (Boolean.getBoolean("jdiffusion.heap.verbose")) {
-                System.err.printf("heap: %d MB in use, soft limit %d MB%n", used >> 20, soft >> 20);
+                System.err.printf("heap: %d MB in use after load, soft limit %d MB%n", used >> 20, soft >> 20);
             }
         } catch (RuntimeException e) {
             // not a HotSpot VM, or the flag is not writable here: the collector's own sizing applies

@@ -181,7 +181,7 @@ public record HiresFix(double scale, String upscaler, Integer steps, double deno
                 first.loras(), null, first.controls());
         m.lastPass = true;
         Sampling.Outcome out = Sampling.run(m, second, null, null, start, progress, cancel, timings);
-        m.samplingDone(b, lh, lw);
+        m.samplingDone();
         cancel.check("decoding");
         progress.onStage("decode");
         float[] image01 = timings.time("decode", () -> Pipeline.decodeToUnit(m, second, out.latentForVae()));
@@ -363,13 +363,6 @@ public record HiresFix(double scale, String upscaler, Integer steps, double deno
         public void samplingDone() {
             if (lastPass) {
                 m.samplingDone();
-            }
-        }
-
-        @Override
-        public void samplingDone(int batch, int h, int w) {
-            if (lastPass) {
-                m.samplingDone(batch, h, w);
             }
         }
 

@@ -87,8 +87,7 @@ public final class Pipeline {
         ResolvedSettings s = resolve(request, models, init, inpaint);
         cancel.check("loading");
         Sampling.Outcome out = Sampling.run(models, s, init, inpaint, null, progress, cancel, timings);
-        // a one-shot run frees the UNet before the VAE's large activations
-        models.samplingDone(s.batch(), s.latentHeight(), s.latentWidth());
+        models.samplingDone(); // a one-shot run frees the UNet before the VAE's large activations
         cancel.check("decoding");
         progress.onStage("decode");
         float[] decoded = timings.time("decode", () -> decodeToUnit(models, s, out.latentForVae()));

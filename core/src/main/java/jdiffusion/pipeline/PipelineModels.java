@@ -55,11 +55,6 @@ public interface PipelineModels extends AutoCloseable {
     default void samplingDone() {
     }
 
-    /** {@link #samplingDone()} before decoding batch x h x w latents (the default ignores the size). */
-    default void samplingDone(int batch, int h, int w) {
-        samplingDone();
-    }
-
     /** Raw UNet output for x [B,4,h,w] at one timestep per row, context [B,tokens,dim], adm y [B,adm] or null. */
     float[] unet(float[] x, int batch, int h, int w, float[] timesteps, float[] context, int tokens, float[] y);
 
