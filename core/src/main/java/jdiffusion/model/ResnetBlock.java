@@ -91,11 +91,21 @@ final class ResnetBlock {
      * x is left unchanged; embSilu is silu(time embedding) [batch][embDim], null for the VAE.
      */
     Feature forward(Feature x, float[] embSilu) {
-        float[] h = conv1.forward(norm1.apply(x, true), x.batch(), x.h(), x.w());
+        return forward(x, embSilu, null);
+    }
+
+    /**
+     * {@link #forward(Feature, float[])} with norm1's output in an array of the scratch (null: a new one); the result
+     * is the same to the bit.
+     */
+    Feature forward(Feature x, float[] embSilu, ActivationScratch scratch) {
+        float[] h = conv1.forward(norm1.apply(x, true, scratch), x.batch(), x.h(), x.w());
         if (embProj != null) {
             Ops.addPerImageChannels(h, x.batch(), x.pixels(), out, embProj.forward(embSilu, x.batch()));
         }
-        h = conv2.forward(norm2.apply(x.with(h, out), true), x.batch(), x.h(), x.w());
+        // h is this block's own: normalised in place, one activation-sized array less per block (the VAE decoder's
+        // full-resolution blocks allocate 134 MB arrays at 512x512)
+        h = conv2.forward(norm2.applyInPlace(x.with(h, out), true), x.batch(), x.h(), x.w());
         if (shortcut == null) {
             Ops.addInPlace(h, x.data());
         } else {

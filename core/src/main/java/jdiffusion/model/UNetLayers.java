@@ -43,6 +43,28 @@ final class UNetLayers {
             }
             return Ops.groupNorm(x.data(), x.batch(), x.pixels(), channels, groups, gamma, beta, eps, silu);
         }
+
+        /** {@link #apply} into an array of the scratch (valid until the scratch hands out that length again). */
+        float[] apply(Feature x, boolean silu, ActivationScratch scratch) {
+            if (scratch == null) {
+                return apply(x, silu);
+            }
+            if (x.c() != channels) {
+                throw new IllegalArgumentException("group norm over " + channels + " channels got " + x.c());
+            }
+            float[] y = scratch.take(x.data().length);
+            Ops.groupNormInto(x.data(), y, x.batch(), x.pixels(), channels, groups, gamma, beta, eps, silu);
+            return y;
+        }
+
+        /** {@link #apply} over x's own array (x is overwritten): for activations nothing else reads afterwards. */
+        float[] applyInPlace(Feature x, boolean silu) {
+            if (x.c() != channels) {
+                throw new IllegalArgumentException("group norm over " + channels + " channels got " + x.c());
+            }
+            Ops.groupNormInto(x.data(), x.data(), x.batch(), x.pixels(), channels, groups, gamma, beta, eps, silu);
+            return x.data();
+        }
     }
 
     /** LayerNorm over the channels of every row. */

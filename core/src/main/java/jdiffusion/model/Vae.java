@@ -234,12 +234,12 @@ public final class Vae {
             return new Mid(b1, attn, ResnetBlock.vae(t, prefix + ".block_2", ch));
         }
 
-        Feature forward(Feature x) {
-            x = block1.forward(x, null);
+        Feature forward(Feature x, ActivationScratch scratch) {
+            x = block1.forward(x, null, scratch);
             if (attn != null) {
                 x = attn.forward(x);
             }
-            return block2.forward(x, null);
+            return block2.forward(x, null, scratch);
         }
     }
 
@@ -300,8 +300,8 @@ public final class Vae {
                     x = conv(level.resample(), x);
                 }
             }
-            x = mid.forward(x);
-            x = conv(convOut, x.with(normOut.apply(x, true), x.c()));
+            x = mid.forward(x, null);
+            x = conv(convOut, x.with(normOut.applyInPlace(x, true), x.c())); // x is the mid block's own output
             return quantConv == null ? x : linear(quantConv, x);
         }
     }
@@ -360,11 +360,13 @@ public final class Vae {
         }
 
         Feature forward(Feature z) {
+            // the norms in front of the blocks' first convolutions reuse arrays: at 512x512 they are 134-268 MB each
+            ActivationScratch scratch = new ActivationScratch();
             Feature x = conv(convIn, postQuantConv == null ? z : linear(postQuantConv, z));
-            x = mid.forward(x);
+            x = mid.forward(x, scratch);
             for (UpLevel level : levels) {
                 for (ResnetBlock b : level.blocks()) {
-                    x = b.forward(x, null);
+                    x = b.forward(x, null, scratch);
                 }
                 if (level.up() != null) {
                     // UpsampleConv's convolutions check the input's size against their channels
@@ -372,7 +374,8 @@ public final class Vae {
                             2 * x.w(), level.up().out());
                 }
             }
-            return conv(convOut, x.with(normOut.apply(x, true), x.c()));
+            // x is the last block's (or upsampling's) own output: normalised in place
+            return conv(convOut, x.with(normOut.applyInPlace(x, true), x.c()));
         }
     }
 }

@@ -21,6 +21,17 @@ public final class Ops {
     /** Group norm over [B][HW][C] (consecutive channel groups), optionally fused with SiLU; returns a new array. */
     public static float[] groupNorm(float[] x, int batch, int hw, int c, int groups, float[] gamma, float[] beta,
                                     float eps, boolean silu) {
+        float[] y = new float[x.length];
+        groupNormInto(x, y, batch, hw, c, groups, gamma, beta, eps, silu);
+        return y;
+    }
+
+    /**
+     * {@link #groupNorm} into y, which may be x itself (in place: every value is read once, after the statistics, and
+     * written back where it was), so a caller that owns x needs no second array of its size.
+     */
+    public static void groupNormInto(float[] x, float[] y, int batch, int hw, int c, int groups, float[] gamma,
+                                     float[] beta, float eps, boolean silu) {
         if (groups < 1 || c % groups != 0) {
             throw new IllegalArgumentException("group norm: " + c + " channels do not split into " + groups + " groups");
         }
@@ -28,10 +39,12 @@ public final class Ops {
             throw new IllegalArgumentException("group norm: input " + x.length + ", gamma " + gamma.length + ", beta "
                     + beta.length + " do not fit " + batch + "x" + hw + "x" + c);
         }
+        if (y.length != x.length) {
+            throw new IllegalArgumentException("group norm: output " + y.length + " does not fit input " + x.length);
+        }
         // a fixed chunking (not one per thread) keeps the summation order, and so the bits, the same for any -t
         int chunks = Math.max(1, Math.min((hw + NORM_RUN - 1) / NORM_RUN, NORM_CHUNKS));
         int per = (hw + chunks - 1) / chunks;
-        float[] y = new float[x.length];
         double[][] partial = new double[batch * chunks][];
         // pass 1: per-channel sums, then group means; pass 2: centred squares (no E[x^2] - mean^2 cancellation)
         Parallel.forRange(batch * chunks, t -> partial[t] = channelSums(x, t / chunks, hw, c, t % chunks * per, per, null));
@@ -51,7 +64,6 @@ public final class Ops {
                 affineRow(x, y, (b * hw + p) * c, c, mean[b], scale, beta, silu);
             }
         });
-        return y;
     }
 
     /** Per-channel sums over pixels [p0, p0+count) of image b: of x, or of (x - centre)^2 when centre is given. */
