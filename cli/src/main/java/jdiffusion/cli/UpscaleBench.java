@@ -14,6 +14,7 @@ import jdiffusion.io.CheckpointKeys.TensorSpec;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.model.upscale.UpscaleModel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -56,6 +57,9 @@ final class UpscaleBench implements Runnable {
 
     @Option(names = "--seed", paramLabel = "N", description = "seed of the random weights and image")
     long seed = 42;
+
+    @Mixin
+    PrecisionOption precision = new PrecisionOption();
 
     @Override
     public void run() {
@@ -120,6 +124,7 @@ final class UpscaleBench implements Runnable {
     private ModelBench.Options threadsOnly() {
         ModelBench.Options o = new ModelBench.Options();
         o.threads = threads;
+        o.precision = precision;
         o.width = 512;
         o.height = 512;
         return o;
