@@ -23,11 +23,7 @@ final class Bf16Conv {
     private final NativeWeights weights;
     private final MemorySegment bias;
     private final MemorySegment biasMd;
-    private final NativeWeights.Prims<List<Integer>, Prim> prims = new NativeWeights.Prims<>();
-
-    private record Prim(MemorySegment primitive, MemorySegment srcMd, MemorySegment weightsMd, MemorySegment dstMd,
-                        MemorySegment weights) {
-    }
+    private final NativeWeights.Prims<List<Integer>, NativeWeights.Prim> prims = new NativeWeights.Prims<>();
 
     Bf16Conv(float[] weight, float[] bias, int out, int in, int kh, int kw, int stride, int padTop, int padLeft,
              int padBottom, int padRight) {
@@ -56,40 +52,28 @@ final class Bf16Conv {
         return weights.bytes() + (bias == null ? 0 : bias.byteSize());
     }
 
-    private Prim prim(int batch, int h, int w, int oh, int ow) {
+    private NativeWeights.Prim prim(int batch, int h, int w, int oh, int ow) {
         return prims.get(List.of(batch, h, w), key -> {
             NativeWeights.Natives n = weights.natives;
             MemorySegment src = n.md(OneDnn.md(new long[] {batch, in, h, w}, OneDnn.BF16, OneDnn.TAG_ACDB));
             MemorySegment any = OneDnn.md(new long[] {out, in, kh, kw}, OneDnn.BF16, OneDnn.TAG_ANY);
             MemorySegment dst = n.md(OneDnn.md(new long[] {batch, out, oh, ow}, OneDnn.F32, OneDnn.TAG_ACDB));
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment strides = a.allocateFrom(ValueLayout.JAVA_LONG, stride, stride);
-                MemorySegment dilates = a.allocateFrom(ValueLayout.JAVA_LONG, 0, 0);
-                MemorySegment padL = a.allocateFrom(ValueLayout.JAVA_LONG, padTop, padLeft);
-                MemorySegment padR = a.allocateFrom(ValueLayout.JAVA_LONG, padBottom, padRight);
-                MemorySegment pd = a.allocate(ValueLayout.ADDRESS);
-                int s = (int) OneDnn.api().convPd().invokeExact(pd, OneDnn.engine(), OneDnn.FORWARD_INFERENCE,
-                        OneDnn.CONVOLUTION_DIRECT, src, any, biasMd, dst, strides, dilates, padL, padR,
-                        MemorySegment.NULL);
-                OneDnn.check(s, "bf16 convolution " + batch + "x" + h + "x" + w + "x" + in + " -> " + out + " k" + kh
-                        + "x" + kw + " s" + stride);
-                OneDnn.Built b = OneDnn.build(pd, s, true);
-                n.primitive(b.primitive());
-                MemorySegment wmd = n.md(b.weightsMd());
-                return new Prim(b.primitive(), src, wmd, dst, weights.layout(wmd));
-            } catch (RuntimeException e) {
-                throw e;
-            } catch (Throwable t) {
-                throw new IllegalStateException(t);
-            } finally {
-                OneDnn.destroyMd(any);
-            }
+            return weights.primitive(src, any, dst, "bf16 convolution " + batch + "x" + h + "x" + w + "x" + in
+                    + " -> " + out + " k" + kh + "x" + kw + " s" + stride, (a, pd) -> {
+                        MemorySegment strides = a.allocateFrom(ValueLayout.JAVA_LONG, stride, stride);
+                        MemorySegment dilates = a.allocateFrom(ValueLayout.JAVA_LONG, 0, 0);
+                        MemorySegment padL = a.allocateFrom(ValueLayout.JAVA_LONG, padTop, padLeft);
+                        MemorySegment padR = a.allocateFrom(ValueLayout.JAVA_LONG, padBottom, padRight);
+                        return (int) OneDnn.api().convPd().invokeExact(pd, OneDnn.engine(), OneDnn.FORWARD_INFERENCE,
+                                OneDnn.CONVOLUTION_DIRECT, src, any, biasMd, dst, strides, dilates, padL, padR,
+                                MemorySegment.NULL);
+                    });
         });
     }
 
     /** x is [batch][h][w][in]; y [batch][oh][ow][out] is written. */
     void forward(float[] x, int batch, int h, int w, int oh, int ow, float[] y) {
-        Prim p = prim(batch, h, w, oh, ow);
+        NativeWeights.Prim p = prim(batch, h, w, oh, ow);
         NativeWeights.Scratch s = NativeWeights.Scratch.get();
         long n = (long) batch * h * w * in;
         MemorySegment src = s.src(2L * n);
@@ -101,12 +85,12 @@ final class Bf16Conv {
             OneDnn.toBf16(x, i0, src, 2L * i0, (int) Math.min(chunk, n - i0));
         });
         if (bias != null) {
-            OneDnn.execute(p.primitive, new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_BIAS, OneDnn.ARG_DST},
-                    new MemorySegment[] {p.srcMd, p.weightsMd, biasMd, p.dstMd},
-                    new MemorySegment[] {src, p.weights, bias, dst});
+            OneDnn.execute(p.primitive(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_BIAS, OneDnn.ARG_DST},
+                    new MemorySegment[] {p.srcMd(), p.weightsMd(), biasMd, p.dstMd()},
+                    new MemorySegment[] {src, p.weights(), bias, dst});
         } else {
-            OneDnn.execute(p.primitive, new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
-                    new MemorySegment[] {p.srcMd, p.weightsMd, p.dstMd}, new MemorySegment[] {src, p.weights, dst});
+            OneDnn.execute(p.primitive(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
+                    new MemorySegment[] {p.srcMd(), p.weightsMd(), p.dstMd()}, new MemorySegment[] {src, p.weights(), dst});
         }
         Bf16Linear.copyOut(dst, batch * oh * ow, out, y, 0, out, false);
     }

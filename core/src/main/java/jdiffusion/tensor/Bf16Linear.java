@@ -19,11 +19,7 @@ final class Bf16Linear {
     private final NativeWeights weights;
     private final MemorySegment bias;
     private final MemorySegment biasMd;
-    private final NativeWeights.Prims<Integer, Prim> prims = new NativeWeights.Prims<>();
-
-    private record Prim(MemorySegment primitive, MemorySegment srcMd, MemorySegment weightsMd, MemorySegment dstMd,
-                        MemorySegment weights) {
-    }
+    private final NativeWeights.Prims<Integer, NativeWeights.Prim> prims = new NativeWeights.Prims<>();
 
     /** weight is [out][in] row-major, that is B = W^T as a K x N matrix in "ba" order. */
     Bf16Linear(float[] weight, float[] bias, int out, int in) {
@@ -45,28 +41,15 @@ final class Bf16Linear {
         return weights.bytes() + (bias == null ? 0 : bias.byteSize());
     }
 
-    private Prim prim(int rows) {
+    private NativeWeights.Prim prim(int rows) {
         return prims.get(rows, m -> {
             NativeWeights.Natives n = weights.natives;
             MemorySegment src = n.md(OneDnn.md(new long[] {m, in}, OneDnn.BF16, OneDnn.TAG_AB));
             MemorySegment any = OneDnn.md(new long[] {in, out}, OneDnn.BF16, OneDnn.TAG_ANY);
             MemorySegment dst = n.md(OneDnn.md(new long[] {m, out}, OneDnn.F32, OneDnn.TAG_AB));
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment pd = a.allocate(ValueLayout.ADDRESS);
-                int s = (int) OneDnn.api().matmulPd().invokeExact(pd, OneDnn.engine(), src, any, biasMd, dst,
-                        MemorySegment.NULL);
-                OneDnn.check(s, "bf16 matmul " + m + "x" + in + "x" + out);
-                OneDnn.Built b = OneDnn.build(pd, s, true);
-                n.primitive(b.primitive());
-                MemorySegment wmd = n.md(b.weightsMd());
-                return new Prim(b.primitive(), src, wmd, dst, weights.layout(wmd));
-            } catch (RuntimeException e) {
-                throw e;
-            } catch (Throwable t) {
-                throw new IllegalStateException(t);
-            } finally {
-                OneDnn.destroyMd(any);
-            }
+            return weights.primitive(src, any, dst, "bf16 matmul " + m + "x" + in + "x" + out,
+                    (a, pd) -> (int) OneDnn.api().matmulPd().invokeExact(pd, OneDnn.engine(), src, any, biasMd, dst,
+                            MemorySegment.NULL));
         });
     }
 
@@ -75,7 +58,7 @@ final class Bf16Linear {
         if (rows == 0) {
             return;
         }
-        Prim p = prim(rows);
+        NativeWeights.Prim p = prim(rows);
         NativeWeights.Scratch s = NativeWeights.Scratch.get();
         MemorySegment src = s.src(2L * rows * in);
         MemorySegment dst = s.dst(4L * rows * out);
@@ -88,12 +71,12 @@ final class Bf16Linear {
             }
         });
         if (bias != null) {
-            OneDnn.execute(p.primitive, new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_BIAS, OneDnn.ARG_DST},
-                    new MemorySegment[] {p.srcMd, p.weightsMd, biasMd, p.dstMd},
-                    new MemorySegment[] {src, p.weights, bias, dst});
+            OneDnn.execute(p.primitive(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_BIAS, OneDnn.ARG_DST},
+                    new MemorySegment[] {p.srcMd(), p.weightsMd(), biasMd, p.dstMd()},
+                    new MemorySegment[] {src, p.weights(), bias, dst});
         } else {
-            OneDnn.execute(p.primitive, new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
-                    new MemorySegment[] {p.srcMd, p.weightsMd, p.dstMd}, new MemorySegment[] {src, p.weights, dst});
+            OneDnn.execute(p.primitive(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
+                    new MemorySegment[] {p.srcMd(), p.weightsMd(), p.dstMd()}, new MemorySegment[] {src, p.weights(), dst});
         }
         copyOut(dst, rows, out, y, yOff, ldy, accumulate);
     }

@@ -68,6 +68,38 @@ final class NativeWeights {
     }
 
     /** Primitives by a shape key, built once. */
+    /** A primitive built on these weights: its descriptors and the weights reordered to the layout it picked. */
+    record Prim(MemorySegment primitive, MemorySegment srcMd, MemorySegment weightsMd, MemorySegment dstMd,
+                MemorySegment weights) {
+    }
+
+    /** Writes a primitive descriptor into pdOut and returns oneDNN's status. */
+    interface DescriptorCall {
+        int create(Arena arena, MemorySegment pdOut) throws Throwable;
+    }
+
+    /**
+     * Builds the primitive that call describes over src / dst (descriptors owned by {@link #natives}) and these
+     * weights given as any (a format_any descriptor, destroyed here); what names it in a failure.
+     */
+    Prim primitive(MemorySegment src, MemorySegment any, MemorySegment dst, String what, DescriptorCall call) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment pd = a.allocate(java.lang.foreign.ValueLayout.ADDRESS);
+            int s = call.create(a, pd);
+            OneDnn.check(s, what);
+            OneDnn.Built b = OneDnn.build(pd, s, true);
+            natives.primitive(b.primitive());
+            MemorySegment wmd = natives.md(b.weightsMd());
+            return new Prim(b.primitive(), src, wmd, dst, layout(wmd));
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        } finally {
+            OneDnn.destroyMd(any);
+        }
+    }
+
     static final class Prims<K, P> {
         private final Map<K, P> map = new ConcurrentHashMap<>();
 
