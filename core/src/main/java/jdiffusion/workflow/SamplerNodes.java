@@ -58,7 +58,7 @@ final class SamplerNodes {
     static Latent sample(Job job, NodeContext ctx) {
         ctx.interrupt().check();
         LoadedUnet unet = ModelLoading.unet(ctx.models(), job.model());
-        Latent latent = job.latent();
+        Latent latent = job.latent().withChannelsIfEmpty(4);
         checkConditioning(unet, job.positive(), "positive");
         checkConditioning(unet, job.negative(), "negative");
         if (latent.channels() != 4) {

@@ -267,7 +267,7 @@ public final class Sd3Nodes {
     /** KSampler / KSamplerAdvanced on an SD3 MODEL: ModelSamplingDiscreteFlow + CONST, SD3's latent format. */
     static Latent sample(Sd3Model model, Job job, NodeContext ctx) {
         ctx.interrupt().check();
-        Latent latent = job.latent();
+        Latent latent = job.latent().withChannelsIfEmpty(16);
         if (latent.channels() != 16) {
             throw new WorkflowException("latent_image has " + latent.channels() + " channels; an SD3 model takes 16"
                     + " (use EmptySD3LatentImage)");

@@ -113,6 +113,24 @@ public final class Values {
         public Latent withNoiseMask(Mask mask) {
             return new Latent(samples, batch, channels, height, width, mask);
         }
+
+        /**
+         * ComfyUI's fix_empty_latent_channels: an all-zero latent (EmptyLatentImage's, 4 channels) whose channel count
+         * differs from the model's is resized to it (zeros either way), so an SD1 graph's empty latent feeds an SD3
+         * model (16 channels) and the reverse; a latent with content is returned as it is.
+         */
+        public Latent withChannelsIfEmpty(int modelChannels) {
+            if (modelChannels == channels) {
+                return this;
+            }
+            for (float v : samples) {
+                if (v != 0f) {
+                    return this;
+                }
+            }
+            return new Latent(new float[batch * modelChannels * height * width], batch, modelChannels, height, width,
+                    noiseMask);
+        }
     }
 
     /** IMAGE: values in [0, 1], NCHW with 3 channels (ComfyUI holds NHWC; only the layout differs). */

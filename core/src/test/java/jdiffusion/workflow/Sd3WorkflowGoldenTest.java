@@ -52,12 +52,18 @@ class Sd3WorkflowGoldenTest {
     @TestFactory
     Stream<DynamicTest> everySd35ComfyCase() {
         return Golden.manifestsIn("sd35", "pipe_comfy_sd35").stream().flatMap(m -> Stream.of(
-                DynamicTest.dynamicTest(Golden.caseName(m), () -> run(m, false)),
-                DynamicTest.dynamicTest(Golden.caseName(m) + " (TripleCLIPLoader)", () -> run(m, true))));
+                DynamicTest.dynamicTest(Golden.caseName(m), () -> run(m, false, "EmptySD3LatentImage")),
+                DynamicTest.dynamicTest(Golden.caseName(m) + " (TripleCLIPLoader)",
+                        () -> run(m, true, "EmptySD3LatentImage")),
+                // ComfyUI's fix_empty_latent_channels: SD1's 4-channel empty latent becomes SD3's 16 zeros, so graphs
+                // built for SD1/SDXL (the A1111 and OpenAI endpoints') run SD3 files unchanged
+                DynamicTest.dynamicTest(Golden.caseName(m) + " (EmptyLatentImage)",
+                        () -> run(m, false, "EmptyLatentImage"))));
     }
 
-    private static void run(Path manifest, boolean triple) throws Exception {
-        String name = Golden.caseName(manifest) + (triple ? "-triple" : "");
+    private static void run(Path manifest, boolean triple, String emptyLatent) throws Exception {
+        String name = Golden.caseName(manifest) + (triple ? "-triple" : "")
+                + (emptyLatent.equals("EmptyLatentImage") ? "-empty4" : "");
         JsonNode m = Golden.json(manifest);
         JsonNode p = m.path("params");
         Path caseBase = base.resolve(name);
@@ -79,7 +85,7 @@ class Sd3WorkflowGoldenTest {
             b.node("6", "CLIPTextEncode", "text", p.path("prompt").asText(), "clip", link("4", 1));
             b.node("7", "CLIPTextEncode", "text", p.path("negative").asText(), "clip", link("4", 1));
         }
-        b.node("5", "EmptySD3LatentImage", "width", p.path("width").asInt(), "height", p.path("height").asInt(),
+        b.node("5", emptyLatent, "width", p.path("width").asInt(), "height", p.path("height").asInt(),
                 "batch_size", p.path("batch").asInt(1));
         b.node("13", "ModelSamplingSD3", "model", link("4", 0), "shift",
                 p.path("model_sampling").path("shift").asDouble());

@@ -166,6 +166,56 @@ class StabilitySd3Test {
         assertArrayEquals(pixels(img), pixels(image(again.bytes())));
     }
 
+    /**
+     * The A1111 and OpenAI endpoints build SD1's graph (EmptyLatentImage, 4 channels) whatever the checkpoint: on an
+     * SD3.5 file the sampler takes it as SD3's 16-channel empty latent (ComfyUI's fix_empty_latent_channels), so the
+     * image is the one of the same graph with EmptySD3LatentImage.
+     */
+    @Test
+    void a1111AndOpenAiEndpointsRunSd3Checkpoints() throws IOException {
+        assertEquals(200, client.post("/history", "{\"clear\": true}").status());
+        ObjectNode a1111 = ServerFixture.JSON.createObjectNode();
+        a1111.put("prompt", "a lighthouse at dusk").put("negative_prompt", "blurry").put("seed", 31).put("steps", 3)
+                .put("cfg_scale", 4.5).put("width", 48).put("height", 32).put("sampler_name", "Euler")
+                .put("scheduler", "Simple");
+        a1111.putObject("override_settings").put("sd_model_checkpoint", MEDIUM);
+        ServerFixture.Response r = client.post("/sdapi/v1/txt2img", a1111.toString());
+        assertEquals(200, r.status(), r.body());
+        BufferedImage img = image(java.util.Base64.getDecoder().decode(r.json().path("images").get(0).asText()));
+        assertEquals(48, img.getWidth());
+        assertEquals(32, img.getHeight());
+        JsonNode p = lastPrompt();
+        assertEquals(MEDIUM, p.path("4").path("inputs").path("ckpt_name").asText());
+        assertEquals("EmptyLatentImage", p.path("5").path("class_type").asText());
+        assertArrayEquals(pixels(img), pixels(sd3Twin(p)));
+
+        assertEquals(200, client.post("/history", "{\"clear\": true}").status());
+        ObjectNode openAi = ServerFixture.JSON.createObjectNode();
+        openAi.put("prompt", "a red fox").put("model", MEDIUM).put("size", "32x32").put("response_format", "b64_json");
+        r = client.post("/v1/images/generations", openAi.toString());
+        assertEquals(200, r.status(), r.body());
+        img = image(java.util.Base64.getDecoder().decode(r.json().path("data").get(0).path("b64_json").asText()));
+        assertEquals(32, img.getWidth());
+        p = lastPrompt();
+        assertEquals(MEDIUM, p.path("4").path("inputs").path("ckpt_name").asText());
+        assertArrayEquals(pixels(img), pixels(sd3Twin(p)));
+    }
+
+    /** The image of a queued prompt run again with EmptySD3LatentImage in place of its empty latent. */
+    private BufferedImage sd3Twin(JsonNode prompt) throws IOException {
+        ObjectNode same = prompt.deepCopy();
+        ((ObjectNode) same.path("5")).put("class_type", "EmptySD3LatentImage");
+        ((ObjectNode) same.path("9").path("inputs")).put("filename_prefix", "twin");
+        String id = client.queue(same, "test-client");
+        JsonNode done = client.waitHistory(id, java.time.Duration.ofMinutes(2));
+        JsonNode out = done.path("outputs").path("9").path("images").get(0);
+        // A1111's graphs preview (type temp); /view serves either kind
+        ServerFixture.Response file = client.get("/view?filename=" + out.path("filename").asText() + "&type="
+                + out.path("type").asText() + "&subfolder=" + out.path("subfolder").asText());
+        assertEquals(200, file.status(), done.toString());
+        return image(file.bytes());
+    }
+
     @Test
     void largeTurboUsesTheTurboPresetAndCfgScaleWins() throws IOException {
         ServerFixture.Response r = post(form("prompt", "a red fox", "model", "sd3.5-large-turbo", "seed", "5"));
