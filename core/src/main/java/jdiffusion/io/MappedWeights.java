@@ -90,6 +90,11 @@ public final class MappedWeights implements Weights {
     }
 
     @Override
+    public java.lang.foreign.MemorySegment mapped(String name) {
+        return file.segment(fileName(name));
+    }
+
+    @Override
     public boolean rowsAreMapped() {
         return true;
     }

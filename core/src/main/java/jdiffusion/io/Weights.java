@@ -61,6 +61,15 @@ public interface Weights {
         return java.util.Arrays.copyOfRange(all, (int) start, (int) start + count);
     }
 
+    /**
+     * The tensor's bytes as stored (little-endian, {@link #dtype}) where they lie in a file this view maps, with no
+     * copy, for layers that read their weights in place ({@code Linear.mapped}); null when the values exist only as
+     * computed floats (a LoRA patch, an in-memory view). Valid while the file stays open.
+     */
+    default java.lang.foreign.MemorySegment mapped(String name) {
+        return null;
+    }
+
     /** Whether {@link #row} reads just the row from a mapped file (else it reads the whole tensor each time). */
     default boolean rowsAreMapped() {
         return false;
@@ -113,6 +122,11 @@ public interface Weights {
             @Override
             public boolean rowsAreMapped() {
                 return true;
+            }
+
+            @Override
+            public java.lang.foreign.MemorySegment mapped(String name) {
+                return file.segment(full(name));
             }
 
             private String full(String name) {

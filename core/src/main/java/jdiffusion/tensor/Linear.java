@@ -8,12 +8,19 @@ public final class Linear {
     private final float[] bias;
     /** The native bf16 kernel when the layer was built under {@link Precision#BF16} and it can run; else null. */
     private final Bf16Linear bf16;
+    /** Weights left in a mapped file, packed block by block at each call; else null. */
+    private final MappedLinear mapped;
 
     private Linear(Gemm.PackedB packed, float[] bias, int out, int in) {
         this(packed, bias, out, in, null);
     }
 
     private Linear(Gemm.PackedB packed, float[] bias, int out, int in, Bf16Linear bf16) {
+        this(packed, bias, out, in, bf16, null);
+    }
+
+    private Linear(Gemm.PackedB packed, float[] bias, int out, int in, Bf16Linear bf16, MappedLinear mapped) {
+        this.mapped = mapped;
         this.bf16 = bf16;
         this.packed = packed;
         this.bias = bias;
@@ -44,6 +51,34 @@ public final class Linear {
         return new Linear(packed, Gemm.padBias(bias, packed), out, in);
     }
 
+    /**
+     * A layer over weights [out][in] that stay in the given bytes (a mapped checkpoint's tensor, little-endian, in
+     * the given format): nothing is copied at load, each call packs them block by block ({@link MappedLinear}),
+     * bit-identical to {@link #of}. The bytes must stay mapped while the layer is used (a closed file makes the
+     * call fail, never read freed memory). Under {@link Precision#BF16} with the native kernels the weights are
+     * converted to packed bf16 as in {@link #of}, since oneDNN computes from its own layout.
+     */
+    public static Linear mapped(java.lang.foreign.MemorySegment weight, WeightFormat format, float[] bias, int out,
+                                int in) {
+        if (Precision.nativeBf16Now()) {
+            return of(new MappedLinear(weight, format, null, out, in).widen(), bias, out, in, format);
+        }
+        return new Linear(null, null, out, in, null, new MappedLinear(weight, format, bias, out, in));
+    }
+
+    /**
+     * Whether layers over a mapped file's tensors leave their weights there ({@link #mapped}); true unless
+     * {@code -Djdiffusion.mappedWeights=off} (then they are packed into memory at load, as {@link #of} does).
+     */
+    public static boolean mappedWeights() {
+        return !"off".equals(System.getProperty("jdiffusion.mappedWeights"));
+    }
+
+    /** Whether the weights stay in a mapped file ({@link #mapped}) rather than in memory of this process. */
+    public boolean isMapped() {
+        return mapped != null;
+    }
+
     public int in() {
         return in;
     }
@@ -54,7 +89,7 @@ public final class Linear {
 
     /** Bytes the packed weights occupy. */
     public long weightBytes() {
-        return bf16 != null ? bf16.bytes() : packed.bytes();
+        return bf16 != null ? bf16.bytes() : mapped != null ? mapped.bytes() : packed.bytes();
     }
 
     /** x is [rows][in]; returns [rows][out]. */
@@ -85,6 +120,10 @@ public final class Linear {
         }
         if (bf16 != null) {
             bf16.forward(x, xOff, ldx, rows, y, yOff, ldy, accumulate);
+            return;
+        }
+        if (mapped != null) {
+            mapped.forward(x, xOff, ldx, rows, y, yOff, ldy, accumulate);
             return;
         }
         Gemm.multiply(new Gemm.Dense(x, xOff, ldx), rows, packed, y, yOff, ldy, bias, accumulate);

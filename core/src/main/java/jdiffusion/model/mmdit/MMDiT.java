@@ -338,7 +338,12 @@ public final class MMDiT {
                         + ", expected [" + out + ", " + in + "]");
             }
             float[] b = get(prefix + ".bias", out);
-            return Linear.of(weights.get(wn), b, out, in, storage(weights.dtype(wn)));
+            // the weights stay in the mapped checkpoint, read at each call in their stored width
+            DType t = weights.dtype(wn);
+            boolean stored = storage(t) != WeightFormat.F32 || t == DType.F32; // not F64 and the like
+            java.lang.foreign.MemorySegment mapped = stored && Linear.mappedWeights() ? weights.mapped(wn) : null;
+            return mapped != null ? Linear.mapped(mapped, storage(weights.dtype(wn)), b, out, in)
+                    : Linear.of(weights.get(wn), b, out, in, storage(weights.dtype(wn)));
         }
 
         private static WeightFormat storage(DType t) {

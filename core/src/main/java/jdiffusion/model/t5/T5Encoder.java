@@ -222,7 +222,12 @@ public final class T5Encoder {
             }
             scale = sw[0];
         }
-        return new Proj(Linear.of(w.get(wn), null, out, in, storage(w.dtype(wn))), scale);
+        // the weights stay in the mapped file, read at each call in their stored width (fp8 included)
+        DType t = w.dtype(wn);
+        boolean stored = storage(t) != WeightFormat.F32 || t == DType.F32; // not F64 and the like
+        java.lang.foreign.MemorySegment mapped = stored && Linear.mappedWeights() ? w.mapped(wn) : null;
+        return new Proj(mapped != null ? Linear.mapped(mapped, storage(w.dtype(wn)), null, out, in)
+                : Linear.of(w.get(wn), null, out, in, storage(w.dtype(wn))), scale);
     }
 
     private static WeightFormat storage(DType t) {
