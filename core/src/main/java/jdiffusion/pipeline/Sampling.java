@@ -173,7 +173,7 @@ final class Sampling {
                 : new DiscreteModel(network, ms, s.prediction());
         Denoiser guided = Cfg.guider(model, s.cfg(), sampler.needsUncond());
         if (flow) {
-            guided = guided.asFlow();
+            guided = guided.asFlow(ms);
         }
         NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
         float[] out = sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress,
