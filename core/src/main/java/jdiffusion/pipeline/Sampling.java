@@ -173,7 +173,7 @@ final class Sampling {
                 : new DiscreteModel(network, ms, s.prediction());
         Denoiser guided = Cfg.guider(model, s.cfg(), sampler.needsUncond());
         if (flow) {
-            guided = guided.asFlow();
+            guided = guided.asFlow(ms);
         }
         NoiseSource noiseSource = sampler.noise().create(s.seed(), n, sigmas);
         float[] out = sampler.sampler().sample(guided, x, sigmas, noiseSource, callback(stepsOf(sigmas), progress,
@@ -239,7 +239,9 @@ final class Sampling {
             return FlowMatchEulerScheduler.sample(network, x, run, s.cfg(), cb);
         }
         ConditionalModel model = new ScheduledModel(network, PredictionType.FLOW, sigmas, ts, new float[] {1f});
-        Denoiser guided = Cfg.guider(model, cfgOrNone(s.cfg()), false);
+        // a flow model: the samplers take their rectified-flow forms (as on the ComfyUI path)
+        Denoiser guided = Cfg.guider(model, cfgOrNone(s.cfg()), false)
+                .asFlow(ModelSamplingDiscrete.flow(flowShift(m)));
         NoiseSource noise = (sigma, next) -> generator.randn(n);
         return sampler.sampler().sample(guided, x, sigmas, noise, cb);
     }

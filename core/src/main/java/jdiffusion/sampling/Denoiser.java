@@ -29,14 +29,34 @@ public interface Denoiser {
 
     /**
      * Whether the model is a rectified-flow model (ComfyUI's CONST model sampling, SD3): x = (1 - sigma) x0 +
-     * sigma noise. ComfyUI's euler_ancestral and dpmpp_2s_ancestral then take their {@code _RF} form.
+     * sigma noise. ComfyUI's samplers then take their flow forms: the {@code _RF} ancestral samplers, and the
+     * half-log-SNR ones with lambda = log((1 - sigma) / sigma) ({@link SamplerMath#halfLogSnr}).
      */
     default boolean flow() {
         return false;
     }
 
-    /** This denoiser, marked as a rectified-flow model's ({@link #flow()}). */
+    /**
+     * The model sampling of a rectified-flow model ({@link #asFlow(ModelSamplingDiscrete)}), which the flow forms of
+     * the half-log-SNR samplers ask for percent_to_sigma; null when not known.
+     */
+    default ModelSamplingDiscrete modelSampling() {
+        return null;
+    }
+
+    /** This denoiser, marked as a rectified-flow model's ({@link #flow()}), its model sampling unknown. */
     default Denoiser asFlow() {
+        return asFlow(null);
+    }
+
+    /**
+     * This denoiser, marked as the rectified-flow model's whose model sampling is ms (a flow schedule, or null when
+     * unknown: then the samplers that need percent_to_sigma fail clearly).
+     */
+    default Denoiser asFlow(ModelSamplingDiscrete ms) {
+        if (ms != null && !ms.isFlow()) {
+            throw new IllegalArgumentException("asFlow needs a rectified-flow model sampling, got a discrete one");
+        }
         Denoiser inner = this;
         return new Denoiser() {
             @Override
@@ -47,6 +67,11 @@ public interface Denoiser {
             @Override
             public boolean flow() {
                 return true;
+            }
+
+            @Override
+            public ModelSamplingDiscrete modelSampling() {
+                return ms;
             }
         };
     }

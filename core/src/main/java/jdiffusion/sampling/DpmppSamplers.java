@@ -59,14 +59,7 @@ final class DpmppSamplers {
                 double dt = rf[0] - sigma;
                 x = map(x.length, k -> xi[k] + (xi[k] - (double) denoised[k]) / sigma * dt);
             } else {
-                double sigmaS;
-                if (sigmas[i] == 1.0) {
-                    sigmaS = 0.9999;
-                } else {
-                    double lambda = Math.log((1 - sigmas[i]) / sigmas[i]);
-                    double lambdaDown = Math.log((1 - rf[0]) / rf[0]);
-                    sigmaS = 1 / (Math.exp(lambda + 0.5 * (lambdaDown - lambda)) + 1);
-                }
+                double sigmaS = rfMidpoint(sigmas[i], rf[0]);
                 double ratioS = sigmaS / sigmas[i];
                 double ratio = rf[0] / sigmas[i];
                 float[] u = map(x.length, k -> ratioS * xi[k] + (1 - ratioS) * denoised[k]);
@@ -88,6 +81,9 @@ final class DpmppSamplers {
      */
     static float[] dpmpp2sAncestralCfgPp(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
             StepCallback callback) {
+        if (model.flow()) {
+            return dpmpp2sAncestralRfCfgPp(model, x0, sigmas, noise, callback, 1.0, 1.0);
+        }
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             Denoiser.Prediction p = model.predict(x, sigmas[i]);
@@ -102,6 +98,56 @@ final class DpmppSamplers {
             x = map(x.length, k -> xs[k] + guidance[k]);
         }
         return x;
+    }
+
+    /**
+     * ComfyUI's dpmpp_2s_ancestral_RF_cfg_pp (the CFG++ form on a rectified-flow model): {@link #dpmpp2sAncestralRf}
+     * stepping along the uncond predictions (the midpoint evaluation is read for its uncond part only), then the
+     * guidance vector (guided - uncond) of the step's first evaluation added scaled by alpha_next = 1 - sigma_next.
+     */
+    static float[] dpmpp2sAncestralRfCfgPp(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback, double eta, double sNoise) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            Denoiser.Prediction p = model.predict(x, sigmas[i]);
+            float[] denoised = p.denoised();
+            float[] uncond = p.requireUncond();
+            float[] guidance = map(x.length, k -> denoised[k] - (double) uncond[k]);
+            double[] rf = EulerSamplers.rfAncestralStep(sigmas[i], sigmas[i + 1], eta);
+            callback.onStep(i, x, denoised);
+            float[] xi = x;
+            if (sigmas[i + 1] == 0) {
+                double sigma = sigmas[i];
+                double dt = rf[0] - sigma;
+                x = map(x.length, k -> xi[k] + (xi[k] - (double) uncond[k]) / sigma * dt);
+            } else {
+                double sigmaS = rfMidpoint(sigmas[i], rf[0]);
+                double ratioS = sigmaS / sigmas[i];
+                double ratio = rf[0] / sigmas[i];
+                float[] u = map(x.length, k -> ratioS * xi[k] + (1 - ratioS) * uncond[k]);
+                float[] uncond2 = model.predict(u, sigmaS).requireUncond();
+                x = map(x.length, k -> ratio * xi[k] + (1 - ratio) * uncond2[k]);
+            }
+            if (sigmas[i + 1] > 0 && eta > 0) {
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                float[] xd = x;
+                x = map(x.length, k -> xd[k] * rf[1] + eps[k] * sNoise * rf[2]);
+            }
+            double alphaNext = 1 - sigmas[i + 1];
+            float[] xg = x;
+            x = map(x.length, k -> xg[k] + alphaNext * guidance[k]);
+        }
+        return x;
+    }
+
+    /** The 2S midpoint of a flow step: halfway in lambda = log((1 - sigma) / sigma), 0.9999 when sigma is 1. */
+    private static double rfMidpoint(double sigma, double sigmaDown) {
+        if (sigma == 1.0) {
+            return 0.9999;
+        }
+        double lambda = Math.log((1 - sigma) / sigma);
+        double lambdaDown = Math.log((1 - sigmaDown) / sigmaDown);
+        return 1 / (Math.exp(lambda + 0.5 * (lambdaDown - lambda)) + 1);
     }
 
     /** The prediction a step follows at a sigma: the guided one, or for CFG++ the uncond part. */

@@ -106,7 +106,8 @@ final class EulerSamplers {
 
     /**
      * CFG++ Euler (ancestral when eta > 0): the step direction comes from the uncond prediction, the target from
-     * the guided one. For discrete (non-flow) models alpha = sigma * exp(-log sigma) = 1 up to rounding.
+     * the guided one, alpha = sigma * exp(lambda): 1 up to rounding for discrete models, 1 - sigma for flow (0 at
+     * sigma 1, where the step keeps the whole latent as noise).
      */
     static float[] eulerAncestralCfgPp(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
             StepCallback callback, double eta, double sNoise) {
@@ -120,8 +121,8 @@ final class EulerSamplers {
                 x = denoised;
                 continue;
             }
-            double alphaS = sigmas[i] * Math.exp(-Math.log(sigmas[i]));
-            double alphaT = sigmas[i + 1] * Math.exp(-Math.log(sigmas[i + 1]));
+            double alphaS = sigmas[i] * Math.exp(SamplerMath.halfLogSnr(sigmas[i], model.flow()));
+            double alphaT = sigmas[i + 1] * Math.exp(SamplerMath.halfLogSnr(sigmas[i + 1], model.flow()));
             float[] xi = x;
             double[] d = new double[x.length];
             for (int k = 0; k < d.length; k++) {

@@ -2,13 +2,13 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.map;
 import static jdiffusion.sampling.SamplerMath.steps;
-import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
 /**
  * exp_heun_2_x0: the deterministic exponential Heun method in data prediction and log-SNR time (ComfyUI's seeds_2
- * with eta = 0, r = 1 and the phi_2 solver). For discrete models lambda = -log(sigma) and alpha = 1.
+ * with eta = 0, r = 1 and the phi_2 solver). For discrete models lambda = -log(sigma) and alpha = 1; for rectified
+ * flow lambda = log((1 - sigma) / sigma), alpha = 1 - sigma, and a first sigma of 1 is offset as in seeds_2.
  */
 final class ExpHeunSampler {
     private ExpHeunSampler() {
@@ -18,8 +18,10 @@ final class ExpHeunSampler {
         return List.of(SamplerInfo.plain("exp_heun_2_x0", ExpHeunSampler::expHeun2X0));
     }
 
-    static float[] expHeun2X0(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+    static float[] expHeun2X0(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise,
             StepCallback callback) {
+        boolean flow = model.flow();
+        double[] sigmas = SamplerMath.offsetFirstSigma(sigmas0, model);
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             float[] denoised = model.denoise(x, sigmas[i]);
@@ -28,11 +30,11 @@ final class ExpHeunSampler {
                 x = denoised;
                 continue;
             }
-            double lambdaS = t(sigmas[i]);
-            double lambdaT = t(sigmas[i + 1]);
+            double lambdaS = SamplerMath.halfLogSnr(sigmas[i], flow);
+            double lambdaT = SamplerMath.halfLogSnr(sigmas[i + 1], flow);
             double h = lambdaT - lambdaS;
             // The intermediate point of r = 1 is the end point itself.
-            double sigmaS1 = Math.exp(-lambdaT);
+            double sigmaS1 = SamplerMath.sigmaOfHalfLogSnr(lambdaT, flow);
             double alphaS1 = sigmaS1 * Math.exp(lambdaT);
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
             double phi1 = Math.expm1(-h);

@@ -111,6 +111,9 @@ final class HeunSamplers {
     /** dpm_2 down to sigma_down, then ancestral noise up to sigma_next. */
     static float[] dpm2Ancestral(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
             StepCallback callback) {
+        if (model.flow()) {
+            return dpm2AncestralRf(model, x0, sigmas, noise, callback, 1.0, 1.0);
+        }
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             float[] denoised = model.denoise(x, sigmas[i]);
@@ -123,6 +126,31 @@ final class HeunSamplers {
                 double sigmaMid = logMidpoint(sigmas[i], downUp[0]);
                 float[] stepped = midpointStep(model, x, d, sigmas[i], sigmaMid, downUp[0]);
                 x = addScaled(stepped, noise.next(sigmas[i], sigmas[i + 1]), downUp[1]);
+            }
+        }
+        return x;
+    }
+
+    /**
+     * ComfyUI's dpm_2_ancestral_RF (what dpm_2_ancestral runs on a rectified-flow model): the DPM-Solver-2 step
+     * (log-midpoint evaluation) down to the flow sigma_down of {@link EulerSamplers#rfAncestralStep}, then the signal
+     * rescaled by alpha_next / alpha_down and renoised; a plain Euler step when sigma_down is 0 (the last step).
+     */
+    static float[] dpm2AncestralRf(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise,
+            StepCallback callback, double eta, double sNoise) {
+        float[] x = x0.clone();
+        for (int i = 0; i < steps(sigmas); i++) {
+            float[] denoised = model.denoise(x, sigmas[i]);
+            double[] rf = EulerSamplers.rfAncestralStep(sigmas[i], sigmas[i + 1], eta);
+            callback.onStep(i, x, denoised);
+            float[] d = toD(x, sigmas[i], denoised);
+            if (rf[0] == 0) {
+                x = addScaled(x, d, rf[0] - sigmas[i]);
+            } else {
+                double sigmaMid = logMidpoint(sigmas[i], rf[0]);
+                float[] stepped = midpointStep(model, x, d, sigmas[i], sigmaMid, rf[0]);
+                float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
+                x = map(x.length, k -> stepped[k] * rf[1] + eps[k] * sNoise * rf[2]);
             }
         }
         return x;

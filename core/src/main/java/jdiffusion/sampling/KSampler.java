@@ -219,7 +219,7 @@ public final class KSampler {
             guided = NoiseMask.wrap(guided, denoiseMask, latentIn, noise);
         }
         if (type == PredictionType.FLOW) {
-            guided = guided.asFlow();
+            guided = guided.asFlow(ms);
         }
         float[] samples = sampler.sampler().sample(guided, x, sigmas.clone(), noiseSource, callback);
         samples = type.inverseNoiseScaling(sigmas[sigmas.length - 1], samples);

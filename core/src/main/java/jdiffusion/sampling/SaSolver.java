@@ -32,18 +32,34 @@ final class SaSolver {
         return sample(model, x0, sigmas, noise, callback, pece, ModelSamplingDiscrete.DEFAULT);
     }
 
-    static float[] sample(Denoiser model, float[] x0, double[] sigmas, NoiseSource noiseSource, StepCallback callback,
-            boolean pece, ModelSamplingDiscrete modelSampling) {
-        if (sigmas.length <= 1) {
+    /**
+     * The sampler with the discrete model sampling used for the stochastic interval of a discrete model; a
+     * rectified-flow model ({@link Denoiser#flow()}) brings its own ({@link Denoiser#modelSampling()}): its lambda is
+     * log((1 - sigma) / sigma), its first sigma of 1 is offset, its interval is percent_to_sigma(0.2 / 0.8).
+     */
+    static float[] sample(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noiseSource,
+            StepCallback callback, boolean pece, ModelSamplingDiscrete modelSampling) {
+        if (sigmas0.length <= 1) {
             return x0.clone();
         }
+        boolean flow = model.flow();
+        double[] sigmas = SamplerMath.offsetFirstSigma(sigmas0, model);
         int n = x0.length;
         double[] lambdas = new double[sigmas.length];
         for (int i = 0; i < sigmas.length; i++) {
-            lambdas[i] = -Math.log(sigmas[i]);
+            lambdas[i] = SamplerMath.halfLogSnr(sigmas[i], flow);
         }
-        double startSigma = tauBoundary(modelSampling, 0.2);
-        double endSigma = tauBoundary(modelSampling, 0.8);
+        double startSigma;
+        double endSigma;
+        if (flow) {
+            // ComfyUI compares sigma.item() with the Python floats of percent_to_sigma
+            ModelSamplingDiscrete ms = SamplerMath.flowSampling(model);
+            startSigma = ms.percentToSigma(0.2);
+            endSigma = ms.percentToSigma(0.8);
+        } else {
+            startSigma = tauBoundary(modelSampling, 0.2);
+            endSigma = tauBoundary(modelSampling, 0.8);
+        }
         int maxUsedOrder = Math.max(PREDICTOR_ORDER, CORRECTOR_ORDER);
         boolean lowerOrderToEnd = sigmas[sigmas.length - 1] == 0;
 

@@ -2,16 +2,21 @@ package jdiffusion.sampling;
 
 import static jdiffusion.sampling.SamplerMath.addScaled;
 import static jdiffusion.sampling.SamplerMath.ancestralStep;
+import static jdiffusion.sampling.SamplerMath.halfLogSnr;
 import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.offsetFirstSigma;
+import static jdiffusion.sampling.SamplerMath.sigmaOfHalfLogSnr;
 import static jdiffusion.sampling.SamplerMath.steps;
-import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
 /**
  * The DPM-Solver++ SDE samplers, ComfyUI's Brownian-tree family: dpmpp_sde (singlestep, midpoint r = 1/2),
  * dpmpp_2m_sde (multistep, midpoint), dpmpp_2m_sde_heun (multistep, Heun correction) and dpmpp_3m_sde. eta = 1 and
- * s_noise = 1 as in KSampler. Time is the half log-SNR lambda = -log(sigma) of the discrete (eps / v) models.
+ * s_noise = 1 as in KSampler. Time is the half log-SNR lambda: -log(sigma) for the discrete (eps / v) models,
+ * log((1 - sigma) / sigma) for rectified flow (ComfyUI's CONST), whose first sigma 1 is then offset to
+ * percent_to_sigma(1e-4) ({@link SamplerMath#offsetFirstSigma}). The Brownian tree is the same for both: ComfyUI
+ * builds it on the schedule's sigmas before the offset, with the identity time transform.
  */
 final class SdeSamplers {
     private static final double ETA = 1.0;
@@ -31,8 +36,11 @@ final class SdeSamplers {
     }
 
     /** DPM-Solver++ (stochastic): an ancestral half step to the log-SNR midpoint, then a full step. */
-    static float[] dpmppSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+    static float[] dpmppSde(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise,
+            StepCallback callback) {
         final double r = 0.5;
+        boolean flow = model.flow();
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         float[] x = x0.clone();
         for (int i = 0; i < steps(sigmas); i++) {
             float[] denoised = model.denoise(x, sigmas[i]);
@@ -41,12 +49,12 @@ final class SdeSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = t(sigmas[i]);
-            double lambdaT = t(sigmas[i + 1]);
+            double lambdaS = halfLogSnr(sigmas[i], flow);
+            double lambdaT = halfLogSnr(sigmas[i + 1], flow);
             double h = lambdaT - lambdaS;
             double lambdaS1 = lambdaS + r * h;
             double fac = 1 / (2 * r);
-            double sigmaS1 = Math.exp(-lambdaS1);
+            double sigmaS1 = sigmaOfHalfLogSnr(lambdaS1, flow);
             double alphaS = sigmas[i] * Math.exp(lambdaS);
             double alphaS1 = sigmaS1 * Math.exp(lambdaS1);
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
@@ -77,8 +85,10 @@ final class SdeSamplers {
     }
 
     /** DPM-Solver++(2M) SDE: exponential integrator with noise, midpoint or Heun second-order correction. */
-    static float[] dpmpp2mSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback,
-            boolean heun) {
+    static float[] dpmpp2mSde(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise,
+            StepCallback callback, boolean heun) {
+        boolean flow = model.flow();
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         float[] x = x0.clone();
         float[] oldDenoised = null;
         double h = Double.NaN;
@@ -89,7 +99,7 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1], flow);
                 h = c.h();
                 double corr;
                 if (oldDenoised == null) {
@@ -114,7 +124,10 @@ final class SdeSamplers {
     }
 
     /** DPM-Solver++(3M) SDE: third-order multistep once two previous predictions exist. */
-    static float[] dpmpp3mSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+    static float[] dpmpp3mSde(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise,
+            StepCallback callback) {
+        boolean flow = model.flow();
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         float[] x = x0.clone();
         float[] denoised1 = null;
         float[] denoised2 = null;
@@ -127,7 +140,7 @@ final class SdeSamplers {
             if (sigmas[i + 1] == 0) {
                 x = denoised;
             } else {
-                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1]);
+                MultistepCoefficients c = MultistepCoefficients.of(sigmas[i], sigmas[i + 1], flow);
                 h = c.h();
                 double phi2 = Math.expm1(-c.hEta()) / c.hEta() + 1;
                 double phi3 = phi2 / c.hEta() - 0.5;
@@ -164,13 +177,15 @@ final class SdeSamplers {
 
     /**
      * What a multistep SDE step from sigma to sigmaNext starts from: h in lambda, h (eta + 1), alpha_t, the decay of
-     * x (sigma_next / sigma e^(-h eta)) and the weight of the newest prediction (alpha_t (1 - e^(-h (eta + 1)))).
+     * x (sigma_next / sigma e^(-h eta)) and the weight of the newest prediction (alpha_t (1 - e^(-h (eta + 1)))),
+     * lambda the half log-SNR of the discrete or the flow model.
      */
     private record MultistepCoefficients(double h, double hEta, double alphaT, double keep, double mix) {
-        static MultistepCoefficients of(double sigma, double sigmaNext) {
-            double h = t(sigmaNext) - t(sigma);
+        static MultistepCoefficients of(double sigma, double sigmaNext, boolean flow) {
+            double lambdaT = halfLogSnr(sigmaNext, flow);
+            double h = lambdaT - halfLogSnr(sigma, flow);
             double hEta = h * (ETA + 1);
-            double alphaT = sigmaNext * Math.exp(t(sigmaNext));
+            double alphaT = sigmaNext * Math.exp(lambdaT);
             double keep = sigmaNext / sigma * Math.exp(-h * ETA);
             return new MultistepCoefficients(h, hEta, alphaT, keep, alphaT * -Math.expm1(-hEta));
         }

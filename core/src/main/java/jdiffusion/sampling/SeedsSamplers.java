@@ -1,15 +1,18 @@
 package jdiffusion.sampling;
 
+import static jdiffusion.sampling.SamplerMath.halfLogSnr;
 import static jdiffusion.sampling.SamplerMath.map;
+import static jdiffusion.sampling.SamplerMath.offsetFirstSigma;
+import static jdiffusion.sampling.SamplerMath.sigmaOfHalfLogSnr;
 import static jdiffusion.sampling.SamplerMath.steps;
-import static jdiffusion.sampling.SamplerMath.t;
 
 import java.util.List;
 
 /**
  * Stochastic exponential integrators in data prediction and half-log-SNR time that draw from the default (seed + 1)
  * generator: SEEDS-2 (seeds_2, r = 1/2, phi_1 update), its r = 1 / phi_2 form exp_heun_2_x0_sde, SEEDS-3 (seeds_3)
- * and the ER-SDE-Solver-3 (er_sde). eta = 1 and s_noise = 1 as in KSampler.
+ * and the ER-SDE-Solver-3 (er_sde). eta = 1 and s_noise = 1 as in KSampler. On a rectified-flow model lambda is
+ * log((1 - sigma) / sigma), alpha = 1 - sigma, and a first sigma of 1 is offset ({@link SamplerMath#offsetFirstSigma}).
  */
 final class SeedsSamplers {
     private static final double ETA = 1.0;
@@ -37,8 +40,10 @@ final class SeedsSamplers {
      * SEEDS-2: a noisy exponential step to lambda_s + r h, then the full step with the two predictions (phi_1:
      * their lerp by 1 / (2 r); phi_2: the second-order weights). The stage noise is carried into the final noise.
      */
-    static float[] seeds2(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback,
+    static float[] seeds2(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise, StepCallback callback,
             double r, boolean phi2Solver) {
+        boolean flow = model.flow();
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         boolean injectNoise = ETA > 0 && S_NOISE > 0;
         double fac = 1 / (2 * r);
         float[] x = x0.clone();
@@ -49,12 +54,12 @@ final class SeedsSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = t(sigmas[i]);
-            double lambdaT = t(sigmas[i + 1]);
+            double lambdaS = halfLogSnr(sigmas[i], flow);
+            double lambdaT = halfLogSnr(sigmas[i + 1], flow);
             double h = lambdaT - lambdaS;
             double hEta = h * (ETA + 1);
             double lambdaS1 = lambdaS + r * (lambdaT - lambdaS);
-            double sigmaS1 = Math.exp(-lambdaS1);
+            double sigmaS1 = sigmaOfHalfLogSnr(lambdaS1, flow);
             double alphaS1 = sigmaS1 * Math.exp(lambdaS1);
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
 
@@ -81,7 +86,9 @@ final class SeedsSamplers {
     }
 
     /** SEEDS-3: stages at r1 = 1/3 and r2 = 2/3 of the log-SNR step, the noise carried across the segments. */
-    static float[] seeds3(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+    static float[] seeds3(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise, StepCallback callback) {
+        boolean flow = model.flow();
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         final double r1 = 1.0 / 3;
         final double r2 = 2.0 / 3;
         boolean injectNoise = ETA > 0 && S_NOISE > 0;
@@ -93,14 +100,14 @@ final class SeedsSamplers {
                 x = denoised;
                 continue;
             }
-            double lambdaS = t(sigmas[i]);
-            double lambdaT = t(sigmas[i + 1]);
+            double lambdaS = halfLogSnr(sigmas[i], flow);
+            double lambdaT = halfLogSnr(sigmas[i + 1], flow);
             double h = lambdaT - lambdaS;
             double hEta = h * (ETA + 1);
             double lambdaS1 = lambdaS + r1 * (lambdaT - lambdaS);
             double lambdaS2 = lambdaS + r2 * (lambdaT - lambdaS);
-            double sigmaS1 = Math.exp(-lambdaS1);
-            double sigmaS2 = Math.exp(-lambdaS2);
+            double sigmaS1 = sigmaOfHalfLogSnr(lambdaS1, flow);
+            double sigmaS2 = sigmaOfHalfLogSnr(lambdaS2, flow);
             double alphaS1 = sigmaS1 * Math.exp(lambdaS1);
             double alphaS2 = sigmaS2 * Math.exp(lambdaS2);
             double alphaT = sigmas[i + 1] * Math.exp(lambdaT);
@@ -185,11 +192,13 @@ final class SeedsSamplers {
      * ER-SDE-Solver-3 (VP): an Euler stage in er_lambda = sigma / alpha, plus second and third stages from divided
      * differences of the predictions whose weights are 200-point Riemann sums of the noise scaler.
      */
-    static float[] erSde(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
+    static float[] erSde(Denoiser model, float[] x0, double[] sigmas0, NoiseSource noise, StepCallback callback) {
         final int maxStage = 3;
+        double[] sigmas = offsetFirstSigma(sigmas0, model);
         double[] erLambdas = new double[sigmas.length];
         for (int i = 0; i < sigmas.length; i++) {
-            erLambdas[i] = Math.exp(-t(sigmas[i])); // = sigma for discrete models (alpha = 1)
+            // sigma / alpha: sigma for discrete models (alpha = 1), sigma / (1 - sigma) for flow
+            erLambdas[i] = Math.exp(-halfLogSnr(sigmas[i], model.flow()));
         }
         float[] x = x0.clone();
         float[] oldDenoised = null;

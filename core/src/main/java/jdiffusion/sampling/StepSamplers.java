@@ -49,7 +49,10 @@ final class StepSamplers {
         return x;
     }
 
-    /** LCM: jump to the denoised estimate, then add fresh noise at sigma_next (EPS noise_scaling). */
+    /**
+     * LCM: jump to the denoised estimate, then noise it to sigma_next with the model's noise_scaling: EPS adds
+     * sigma_next z, rectified flow (CONST) mixes (1 - sigma_next) x + sigma_next z.
+     */
     static float[] lcm(Denoiser model, float[] x0, double[] sigmas, NoiseSource noise, StepCallback callback) {
         float[] x = x0.clone();
         int n = Math.max(1, steps(sigmas));
@@ -61,7 +64,11 @@ final class StepSamplers {
                 float[] eps = noise.next(sigmas[i], sigmas[i + 1]);
                 double sigmaNext = sigmas[i + 1];
                 float[] xi = x;
-                x = map(x.length, k -> eps[k] * sigmaNext + xi[k]);
+                if (model.flow()) {
+                    x = map(x.length, k -> sigmaNext * eps[k] + (1 - sigmaNext) * xi[k]);
+                } else {
+                    x = map(x.length, k -> eps[k] * sigmaNext + xi[k]);
+                }
             }
         }
         return x;
