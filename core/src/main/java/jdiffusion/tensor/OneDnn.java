@@ -397,6 +397,54 @@ final class OneDnn {
         }
     }
 
+    /**
+     * Runs a primitive on this thread alone (OpenMP team of one, no lock): for many small products spread over
+     * {@link Parallel}'s workers, each running primitives it created itself (oneDNN's library scratchpad ties a
+     * primitive to its creating thread). Create such primitives after {@link #singleThreaded()}.
+     */
+    static void executeHere(MemorySegment primitive, int[] args, MemorySegment[] mds, MemorySegment[] data) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment[] mems = new MemorySegment[args.length];
+            MemorySegment argv = a.allocate(EXEC_ARG, args.length);
+            try {
+                for (int i = 0; i < args.length; i++) {
+                    MemorySegment out = a.allocate(A);
+                    check((int) api().memCreate.invokeExact(out, mds[i], engine(), data[i]), "memory create");
+                    mems[i] = out.get(ValueLayout.ADDRESS, 0);
+                    argv.set(I, i * 16L, args[i]);
+                    argv.set(A, i * 16L + 8, mems[i]);
+                }
+                singleThreaded();
+                MemorySegment stream = stream();
+                check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
+                check((int) api().streamWait.invokeExact(stream), "stream wait");
+            } finally {
+                for (MemorySegment m : mems) {
+                    if (m != null) {
+                        int ignored = (int) api().memDestroy.invokeExact(m);
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** OpenMP teams started by this thread have one thread (until {@link #execute} sets it back). */
+    static void singleThreaded() {
+        int[] omp = OMP_THREADS.get();
+        if (omp[0] != 1) {
+            omp[0] = 1;
+            try {
+                api().ompSetThreads.invokeExact(1);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
+        }
+    }
+
     private static MemorySegment stream() throws Throwable {
         MemorySegment s = STREAM.get();
         if (s == null) {

@@ -37,16 +37,16 @@ import org.junit.jupiter.params.provider.MethodSource;
 class Bf16AttentionTest {
 
     static Stream<Arguments> cases() {
-        // name, batch, heads, nq, nk, hd, causal, bound on the score bytes of one unit (0: the default)
+        // name, batch, heads, nq, nk, hd, causal, bound on the scores of one unit (0: the default)
         return Stream.of(
-                Arguments.of("cross b2 h5 300x77 hd64", 2, 5, 300, 77, 64, false, 0L),
-                Arguments.of("cross b2 h5 300x77 hd64 split pairs", 2, 5, 300, 77, 64, false, 4L * 77 * 700),
-                Arguments.of("self b1 h2 1000x1000 hd40", 1, 2, 1000, 1000, 40, false, 0L),
-                Arguments.of("self b1 h2 1000x1000 hd40 split rows", 1, 2, 1000, 1000, 40, false, 4L * 1000 * 100),
-                Arguments.of("causal b2 h3 77x77 hd64", 2, 3, 77, 77, 64, true, 0L),
-                Arguments.of("causal b1 h2 77x77 hd40 split rows", 1, 2, 77, 77, 40, true, 4L * 77 * 20),
-                Arguments.of("joint b1 h2 333x333 hd80 odd", 1, 2, 333, 333, 80, false, 0L),
-                Arguments.of("vae b1 h1 64x64 hd131", 1, 1, 64, 64, 131, false, 0L));
+                Arguments.of("cross b2 h5 300x77 hd64", 2, 5, 300, 77, 64, false, 0),
+                Arguments.of("cross b2 h5 300x77 hd64 split rows", 2, 5, 300, 77, 64, false, 77 * 100),
+                Arguments.of("self b1 h2 1000x1000 hd40", 1, 2, 1000, 1000, 40, false, 0),
+                Arguments.of("self b1 h2 1000x1000 hd40 split rows", 1, 2, 1000, 1000, 40, false, 1000 * 100),
+                Arguments.of("causal b2 h3 77x77 hd64", 2, 3, 77, 77, 64, true, 0),
+                Arguments.of("causal b1 h2 77x77 hd40 split rows", 1, 2, 77, 77, 40, true, 77 * 20),
+                Arguments.of("joint b1 h2 333x333 hd80 odd", 1, 2, 333, 333, 80, false, 0),
+                Arguments.of("vae b1 h1 64x64 hd131", 1, 1, 64, 64, 131, false, 0));
     }
 
     private static float[] random(SplittableRandom r, int n, double scale) {
@@ -72,7 +72,7 @@ class Bf16AttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void withinBoundsOfFloat64(String name, int batch, int heads, int nq, int nk, int hd, boolean causal,
-                               long scoreBytes) {
+                               int scoreFloats) {
         assumeTrue(OneDnn.usable(), () -> "native bf16 unavailable: " + OneDnn.unavailableReason());
         SplittableRandom r = new SplittableRandom(name.hashCode());
         int c = heads * hd;
@@ -80,8 +80,8 @@ class Bf16AttentionTest {
         float[] q = random(r, batch * nq * c, 1.5);
         float[] k = random(r, batch * nk * c, 1.5);
         float[] v = random(r, batch * nk * c, 2);
-        float[] got = scoreBytes == 0 ? Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, true)
-                : Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, scoreBytes);
+        float[] got = scoreFloats == 0 ? Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, true)
+                : Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, scoreFloats);
         float[] qr = rounded(q);
         float[] kr = rounded(k);
         float[] vr = rounded(v);
@@ -197,7 +197,7 @@ class Bf16AttentionTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void fp32PathUnchanged(String name, int batch, int heads, int nq, int nk, int hd, boolean causal,
-                           long scoreBytes) {
+                           int scoreFloats) {
         SplittableRandom r = new SplittableRandom(name.hashCode() + 1);
         int c = heads * hd;
         float[] q = random(r, batch * nq * c, 1.5);
