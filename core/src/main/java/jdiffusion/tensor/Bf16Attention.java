@@ -54,10 +54,39 @@ final class Bf16Attention {
                          MemorySegment sMd, MemorySegment pMd, MemorySegment vMd, MemorySegment oMd) {
     }
 
+    /** Shapes whose primitives a thread keeps; past that (a server seeing many sizes) it starts over. */
+    private static final int MAX_SHAPES = 64;
+
     /** A thread's primitives (oneDNN's library scratchpad ties them to it) and buffers, freed when it ends. */
     private static final class PerThread {
         final Map<Shape, Prims> prims = new HashMap<>();
+        /** The primitives and their descriptors. */
+        final NativeWeights.Natives primNatives = new NativeWeights.Natives();
+        /** The buffer's arena. */
         final NativeWeights.Natives natives = new NativeWeights.Natives();
+
+        Prims prims(Shape sh) {
+            Prims p = prims.get(sh);
+            if (p == null) {
+                if (prims.size() >= MAX_SHAPES) {
+                    primNatives.run();
+                    prims.clear();
+                }
+                p = build(sh, primNatives);
+                prims.put(sh, p);
+            }
+            return p;
+        }
+
+        /** Frees everything (run by the cleaner once the thread is gone; holds no reference to it). */
+        Runnable freeing() {
+            NativeWeights.Natives primitives = primNatives;
+            NativeWeights.Natives buffers = natives;
+            return () -> {
+                primitives.run();
+                buffers.run();
+            };
+        }
         Arena arena;
         MemorySegment buffer = MemorySegment.NULL;
         final float[][] floats = new float[2][0];
@@ -92,7 +121,7 @@ final class Bf16Attention {
 
     private static final ThreadLocal<PerThread> PER_THREAD = ThreadLocal.withInitial(() -> {
         PerThread t = new PerThread();
-        NativeWeights.CLEANER.register(Thread.currentThread(), t.natives);
+        NativeWeights.CLEANER.register(Thread.currentThread(), t.freeing());
         return t;
     });
 
@@ -137,7 +166,7 @@ final class Bf16Attention {
     private static void unit(MemorySegment qb, MemorySegment kb, MemorySegment vb, float[] out, int bh, int r0,
                              int rn, int nq, int nk, int heads, int hd, float scale, boolean causal) {
         PerThread t = PER_THREAD.get();
-        Prims pr = t.prims.computeIfAbsent(new Shape(rn, nk, hd), sh -> build(sh, t.natives));
+        Prims pr = t.prims(new Shape(rn, nk, hd));
         long sBytes = 4L * rn * nk;
         long pBytes = (2L * rn * nk + 63) & ~63L;
         MemorySegment buf = t.buffer(sBytes + pBytes + 4L * rn * hd);
