@@ -71,7 +71,7 @@ public final class BenchCommand implements Runnable {
             jdiffusion.tensor.Precision p = precision.apply();
             List<Case> cases = SD15_SHAPES.stream().map(Case::new).toList();
             System.out.printf("bench gemm: %d threads, %d-float vectors; precision: %s (weight products; attention"
-                    + " products stay fp32); warming up...%n", t, Gemm.L, jdiffusion.tensor.Precision.describe(p));
+                    + " after the table, fp32 and bf16); warming up...%n", t, Gemm.L, jdiffusion.tensor.Precision.describe(p));
             // Vector API code runs boxed, orders of magnitude slower, until C2 compiles it: warm up by time too
             long warmEnd = System.nanoTime() + 6_000_000_000L;
             for (int round = 0; round < 3 || System.nanoTime() < warmEnd; round++) {
@@ -112,6 +112,9 @@ public final class BenchCommand implements Runnable {
                     geoMean(rates), 100 * geoMean(shares), 100 * shares.stream().mapToDouble(x -> x).min().orElse(0));
             System.out.printf("per CPU-second: geometric mean %.1f%% of the per-thread peak, lowest %.1f%%%n",
                     100 * geoMean(cpuShares), 100 * cpuShares.stream().mapToDouble(x -> x).min().orElse(0));
+            if (p == jdiffusion.tensor.Precision.BF16) {
+                AttentionBench.run(seconds);
+            }
             System.out.printf("machine load average now: %.2f on %d processors%n",
                     java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage(),
                     Runtime.getRuntime().availableProcessors());

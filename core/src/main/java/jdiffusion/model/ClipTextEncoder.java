@@ -251,7 +251,8 @@ public final class ClipTextEncoder {
         float[] q = l.q().forward(h, rows);
         float[] k = l.k().forward(h, rows);
         float[] v = l.v().forward(h, rows);
-        float[] attn = Ops.attention(q, k, v, batch, tokens, tokens, config.heads(), config.width() / config.heads(), true);
+        float[] attn = Ops.attention(q, k, v, batch, tokens, tokens, config.heads(), config.width() / config.heads(), true,
+                l.q().nativeBf16());
         float[] y = l.out().forward(attn, rows);
         Ops.addInPlace(y, x);
         float[] m = l.fc1().forward(l.norm2().apply(y, rows), rows);

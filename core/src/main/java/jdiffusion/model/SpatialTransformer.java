@@ -134,7 +134,7 @@ final class SpatialTransformer {
             float[] ks = k.forward(kv, batch * nk);
             float[] vs = v.forward(kv, batch * nk);
             int width = q.out();
-            float[] o = Ops.attention(qs, ks, vs, batch, nq, nk, heads, width / heads, false);
+            float[] o = Ops.attention(qs, ks, vs, batch, nq, nk, heads, width / heads, false, q.nativeBf16());
             out.forwardAdd(o, batch * nq, residual);
         }
     }

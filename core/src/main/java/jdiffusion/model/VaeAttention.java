@@ -44,7 +44,8 @@ final class VaeAttention {
         float[] qs = q.forward(n, rows);
         float[] ks = k.forward(n, rows);
         float[] vs = v.forward(n, rows);
-        float[] o = Ops.attention(qs, ks, vs, x.batch(), x.pixels(), x.pixels(), 1, x.c(), false);
+        float[] o = Ops.attention(qs, ks, vs, x.batch(), x.pixels(), x.pixels(), 1, x.c(), false,
+                q.nativeBf16());
         float[] y = proj.forward(o, rows);
         Ops.addInPlace(y, x.data());
         return x.with(y, x.c());

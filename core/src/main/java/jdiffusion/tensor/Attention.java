@@ -23,17 +23,42 @@ final class Attention {
 
     static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
                            boolean causal) {
+        return forward(q, k, v, batch, nq, nk, heads, hd, causal, Precision.nativeBf16Now());
+    }
+
+    /**
+     * The one dispatch between the kernels: bf16 asks for the products in bf16 ({@link Bf16Attention}), which runs
+     * where oneDNN is usable and {@code -Djdiffusion.bf16.attention=off} does not keep attention in fp32; else this
+     * fp32 kernel (bit-identical to what it always computed).
+     */
+    static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
+                           boolean causal, boolean bf16) {
+        if (bf16 && bf16Attention()) {
+            check(q, k, v, batch, nq, nk, heads * hd);
+            return Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal);
+        }
         return forward(q, k, v, batch, nq, nk, heads, hd, causal, QB, KB);
+    }
+
+    /** Whether a bf16 request runs on the bf16 kernel: oneDNN usable, not forced off (read at each call). */
+    static boolean bf16Attention() {
+        String p = System.getProperty("jdiffusion.bf16.attention");
+        boolean off = p != null && (p.equalsIgnoreCase("off") || p.equalsIgnoreCase("false") || p.equals("0"));
+        return !off && OneDnn.usable();
+    }
+
+    private static void check(float[] q, float[] k, float[] v, int batch, int nq, int nk, int c) {
+        if (q.length != batch * nq * c || k.length != batch * nk * c || v.length != batch * nk * c) {
+            throw new IllegalArgumentException("attention: q/k/v have " + q.length + "/" + k.length + "/" + v.length
+                    + " values, expected " + batch + "x" + nq + "x" + c + " and " + batch + "x" + nk + "x" + c);
+        }
     }
 
     /** The same with the given query and key block sizes (multiples of MR, and of NR up to KC). */
     static float[] forward(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
                            boolean causal, int qb, int kb) {
         int c = heads * hd;
-        if (q.length != batch * nq * c || k.length != batch * nk * c || v.length != batch * nk * c) {
-            throw new IllegalArgumentException("attention: q/k/v have " + q.length + "/" + k.length + "/" + v.length
-                    + " values, expected " + batch + "x" + nq + "x" + c + " and " + batch + "x" + nk + "x" + c);
-        }
+        check(q, k, v, batch, nq, nk, c);
         float[] out = new float[batch * nq * c];
         if (nq == 0 || nk == 0) {
             return out;

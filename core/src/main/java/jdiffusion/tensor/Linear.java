@@ -87,6 +87,11 @@ public final class Linear {
         return out;
     }
 
+    /** Whether the layer computes on the native bf16 kernel (built under {@link Precision#BF16} where it runs). */
+    public boolean nativeBf16() {
+        return bf16 != null;
+    }
+
     /** Bytes the packed weights occupy. */
     public long weightBytes() {
         return bf16 != null ? bf16.bytes() : mapped != null ? mapped.bytes() : packed.bytes();

@@ -70,7 +70,7 @@ final class OneDnn {
                MethodHandle matmulPd, MethodHandle convPd, MethodHandle reorderPd, MethodHandle pdQueryMd,
                MethodHandle pdDestroy, MethodHandle primCreate, MethodHandle primDestroy, MethodHandle execute,
                MethodHandle streamWait, MethodHandle memCreate, MethodHandle memDestroy, MethodHandle isa,
-               MethodHandle version, MethodHandle ompSetThreads) {
+               MethodHandle version, MethodHandle ompSetThreads, MethodHandle mdWithStrides) {
     }
 
     private OneDnn() {
@@ -151,7 +151,8 @@ final class OneDnn {
                     h(linker, dnnl, "dnnl_memory_destroy", FunctionDescriptor.of(I, A)),
                     h(linker, dnnl, "dnnl_get_effective_cpu_isa", FunctionDescriptor.of(I)),
                     h(linker, dnnl, "dnnl_version", FunctionDescriptor.of(A)),
-                    h(linker, gomp, "omp_set_num_threads", FunctionDescriptor.ofVoid(I)));
+                    h(linker, gomp, "omp_set_num_threads", FunctionDescriptor.ofVoid(I)),
+                    h(linker, dnnl, "dnnl_memory_desc_create_with_strides", FunctionDescriptor.of(I, A, I, A, I, A)));
             int isa = (int) api.isa.invokeExact();
             MemorySegment v = ((MemorySegment) api.version.invokeExact()).reinterpret(12);
             String version = v.get(I, 0) + "." + v.get(I, 4) + "." + v.get(I, 8);
@@ -240,6 +241,25 @@ final class OneDnn {
             }
             MemorySegment out = a.allocate(A);
             check((int) api().mdWithTag.invokeExact(out, dims.length, d, type, tag), "memory desc");
+            return out.get(ValueLayout.ADDRESS, 0);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** A memory descriptor with explicit strides in elements (owned by the caller: destroy it). */
+    static MemorySegment md(long[] dims, int type, long[] strides) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment d = a.allocate(DIM, 12);
+            MemorySegment st = a.allocate(DIM, 12);
+            for (int i = 0; i < dims.length; i++) {
+                d.setAtIndex(DIM, i, dims[i]);
+                st.setAtIndex(DIM, i, strides[i]);
+            }
+            MemorySegment out = a.allocate(A);
+            check((int) api().mdWithStrides.invokeExact(out, dims.length, d, type, st), "memory desc");
             return out.get(ValueLayout.ADDRESS, 0);
         } catch (RuntimeException e) {
             throw e;
@@ -374,6 +394,54 @@ final class OneDnn {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException(t);
+        }
+    }
+
+    /**
+     * Runs a primitive on this thread alone (OpenMP team of one, no lock): for many small products spread over
+     * {@link Parallel}'s workers, each running primitives it created itself (oneDNN's library scratchpad ties a
+     * primitive to its creating thread). Create such primitives after {@link #singleThreaded()}.
+     */
+    static void executeHere(MemorySegment primitive, int[] args, MemorySegment[] mds, MemorySegment[] data) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment[] mems = new MemorySegment[args.length];
+            MemorySegment argv = a.allocate(EXEC_ARG, args.length);
+            try {
+                for (int i = 0; i < args.length; i++) {
+                    MemorySegment out = a.allocate(A);
+                    check((int) api().memCreate.invokeExact(out, mds[i], engine(), data[i]), "memory create");
+                    mems[i] = out.get(ValueLayout.ADDRESS, 0);
+                    argv.set(I, i * 16L, args[i]);
+                    argv.set(A, i * 16L + 8, mems[i]);
+                }
+                singleThreaded();
+                MemorySegment stream = stream();
+                check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
+                check((int) api().streamWait.invokeExact(stream), "stream wait");
+            } finally {
+                for (MemorySegment m : mems) {
+                    if (m != null) {
+                        int ignored = (int) api().memDestroy.invokeExact(m);
+                    }
+                }
+            }
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    /** OpenMP teams started by this thread have one thread (until {@link #execute} sets it back). */
+    static void singleThreaded() {
+        int[] omp = OMP_THREADS.get();
+        if (omp[0] != 1) {
+            omp[0] = 1;
+            try {
+                api().ompSetThreads.invokeExact(1);
+            } catch (Throwable t) {
+                throw new IllegalStateException(t);
+            }
         }
     }
 

@@ -308,6 +308,15 @@ public final class Ops {
         return Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal);
     }
 
+    /**
+     * The same with the products in bf16 when bf16 is true (pass the precision the model's projections were built
+     * with, {@link Linear#nativeBf16()}) and oneDNN runs; fp32 otherwise.
+     */
+    public static float[] attention(float[] q, float[] k, float[] v, int batch, int nq, int nk, int heads, int hd,
+                                    boolean causal, boolean bf16) {
+        return Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, bf16);
+    }
+
     /** C = A (m x k) times B (k x n), row-major. */
     public static float[] matmul(float[] a, float[] b, int m, int n, int k) {
         if (a.length < m * k || b.length < k * n) {

@@ -6,7 +6,9 @@ import java.util.Locale;
  * The arithmetic precision of GEMMs and convolutions, chosen when a model is loaded (layers pack their weights for
  * one path at construction). FP32 is the default and the golden reference. BF16 runs the products on the CPU's bf16
  * dot-product units through oneDNN, as PyTorch's CPU autocast does: weights stored as bf16, activations rounded to
- * bf16 at the product's input, fp32 accumulation and fp32 output; norms, softmax, attention and residuals stay fp32.
+ * bf16 at the product's input, fp32 accumulation and fp32 output; attention's two products likewise (Q K^T and the
+ * probabilities times V, see {@link Bf16Attention}; {@code -Djdiffusion.bf16.attention=off} keeps them fp32); norms,
+ * softmax and residuals stay fp32.
  * Where the native path is unavailable (library not loadable, CPU without avx512_bf16, or forced off with
  * {@code -Djdiffusion.bf16=off} / {@code JDIFFUSION_BF16=off}) BF16 falls back to the fp32 Java kernels.
  *

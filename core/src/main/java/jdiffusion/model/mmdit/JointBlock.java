@@ -78,7 +78,7 @@ final class JointBlock {
         float[] v = new float[batch * seq * c];
         context.attn.split(ctxQkv, tokens, q, k, v, seq, 0, hd);
         image.attn.split(xQkv, n, q, k, v, seq, tokens, hd);
-        float[] o = Ops.attention(q, k, v, batch, seq, seq, heads, hd, false);
+        float[] o = Ops.attention(q, k, v, batch, seq, seq, heads, hd, false, image.attn.qkv.nativeBf16());
 
         // image stream: x += gate_msa * proj(attn); x += gate_msa2 * attn2(...); x += gate_mlp * mlp(...)
         float[] proj = new float[batch * n * c];
@@ -146,7 +146,7 @@ final class JointBlock {
             float[] k = new float[batch * n * c];
             float[] v = new float[batch * n * c];
             attn.split(qkv, n, q, k, v, n, 0, hd);
-            float[] o = Ops.attention(q, k, v, batch, n, n, heads, hd, false);
+            float[] o = Ops.attention(q, k, v, batch, n, n, heads, hd, false, attn.qkv.nativeBf16());
             return attn.proj.forward(o, batch * n);
         }
 
