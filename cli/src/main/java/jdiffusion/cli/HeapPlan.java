@@ -242,14 +242,47 @@ public final class HeapPlan {
         long cells = (outW / 8 + 1) * (outH / 8 + 1);
         long sample = SAMPLE_BASE + cells * 2 * batch * SAMPLE_PER_CELL * (2 + g.control.controls.size()) / 2;
         long vaeBudget = Math.min(VAE_BUDGET_CAP, defaultMax / 3);
-        long decodeWhole = widest(vaeNames, s.shapes, "decoder.up", batch, outW, outH) * 4 * VAE_LIVE_TENSORS;
-        boolean fitsOneTile = outW <= 512 && outH <= 512; // VaeTiling: a latent of 64 x 64 cells or less never tiles
-        long decode = fitsOneTile || decodeWhole <= vaeBudget ? decodeWhole : vaeBudget;
+        long decode = decodeBytes((tw, th) -> widest(vaeNames, s.shapes, "decoder.up", batch, tw, th) * 4
+                * VAE_LIVE_TENSORS, outW, outH, vaeBudget);
         decode += 2L * batch * 3 * outW * outH * 4; // the decoded image and its NCHW copy
         boolean encodes = g.initImage != null || g.inpaint.mask != null;
         long encode = encodes ? widest(vaeNames, s.shapes, "encoder.down", batch, width, height) * 4 * VAE_LIVE_TENSORS
                 : 0;
         return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget);
+    }
+
+    /** Decoder activation bytes for an image of w x h pixels. */
+    interface DecodeBytes {
+        long of(long w, long h);
+    }
+
+    /** Latent tile size and overlap of {@code VaeTiling.auto()} (512 pixels, 64 overlapping). */
+    static final int VAE_TILE = 64;
+    static final int VAE_OVERLAP = 8;
+
+    /**
+     * The decoder's activations as {@code Vae.decode} will run it under AUTO tiling with this budget: the whole image
+     * when a latent of 64 x 64 cells or less or when it fits the budget, else the tile {@code Vae.fewestTiles} picks
+     * (the fewest tiles that fit, never below 512 pixels).
+     */
+    static long decodeBytes(DecodeBytes bytes, long w, long h, long budget) {
+        long whole = bytes.of(w, h);
+        long lh = h / 8;
+        long lw = w / 8;
+        if (lh <= VAE_TILE && lw <= VAE_TILE || whole <= budget) {
+            return whole;
+        }
+        long size = Math.max(lh, lw);
+        for (int n = 2; ; n++) {
+            long tile = (size + (long) (n - 1) * VAE_OVERLAP + n - 1) / n;
+            if (tile <= VAE_TILE) {
+                return bytes.of(Math.min(VAE_TILE, lw) * 8, Math.min(VAE_TILE, lh) * 8);
+            }
+            long t = bytes.of(Math.min(tile, lw) * 8, Math.min(tile, lh) * 8);
+            if (t <= budget) {
+                return t;
+            }
+        }
     }
 
     /** Widest activation (floats) of the VAE's decoder or encoder at an image of w x h pixels, from its conv shapes. */
