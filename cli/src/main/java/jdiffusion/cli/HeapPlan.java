@@ -33,9 +33,8 @@ import picocli.CommandLine;
  * <li>sampling: the weights less the text encoders (a one-shot run frees them) plus {@link #SAMPLE_BASE} and
  * {@link #SAMPLE_PER_CELL} per latent cell per image of the guided batch (twice the batch; ControlNets half as much
  * again each), at the largest size sampled (the hires fix's);</li>
- * <li>VAE decode: the weights less the UNet and text encoders (freed before it) plus the decoder's activations as
- * {@code Vae} estimates them ({@code LIVE_TENSORS} times its widest tensor), capped at its tiling budget when it
- * decodes in tiles.</li>
+ * <li>VAE decode: the weights less the UNet and text encoders (freed before it) plus {@link #DECODE_LIVE_TENSORS}
+ * times the decoder's widest activation, for the whole image or for the tile {@code Vae} will pick.</li>
  * </ul>
  * The decode's tiling budget follows the maximum heap, so the plan also fixes the budget the default heap would have
  * given ({@code -Djdiffusion.vaeTilingBudget}): a smaller heap never changes the image. Nothing is printed (the
@@ -51,8 +50,15 @@ public final class HeapPlan {
     static final long SAMPLE_BASE = 256 * MB;
     /** Live UNet / MMDiT activations and scratch per latent cell per image of the guided batch. */
     static final long SAMPLE_PER_CELL = 48L << 10;
-    /** Mirrors {@code VaeTiling.LIVE_TENSORS}: live decoder activations in units of its widest one. */
+    /** Mirrors {@code VaeTiling.LIVE_TENSORS}: the decoder's tiling decision, in units of its widest activation. */
     static final int VAE_LIVE_TENSORS = 5;
+    /**
+     * What a VAE decode (or encode) really holds, in units of its widest activation: activations, the convolutions'
+     * per-thread scratch, the reused norm outputs and the Winograd transforms. Measured: an SD1.5 512x512 decode
+     * (widest 268 MB) held 3.3-3.5 GB of live float arrays (class histograms during the decode), failed with an
+     * OutOfMemoryError under -Xmx2968m (the UNet already freed) and passed under -Xmx4g.
+     */
+    static final int DECODE_LIVE_TENSORS = 14;
     /** The VAE's default tiling budget's ceiling ({@code VaeTiling.auto()}). */
     static final long VAE_BUDGET_CAP = 3L << 30;
     /** The launcher's default maximum heap, in percent of RAM ({@code -XX:MaxRAMPercentage}). */
@@ -242,17 +248,17 @@ public final class HeapPlan {
         long cells = (outW / 8 + 1) * (outH / 8 + 1);
         long sample = SAMPLE_BASE + cells * 2 * batch * SAMPLE_PER_CELL * (2 + g.control.controls.size()) / 2;
         long vaeBudget = Math.min(VAE_BUDGET_CAP, defaultMax / 3);
-        long decode = decodeBytes((tw, th) -> widest(vaeNames, s.shapes, "decoder.up", batch, tw, th) * 4
-                * VAE_LIVE_TENSORS, outW, outH, vaeBudget);
+        long decode = decodeBytes((tw, th) -> widest(vaeNames, s.shapes, "decoder.up", batch, tw, th), outW, outH,
+                vaeBudget);
         decode += 2L * batch * 3 * outW * outH * 4; // the decoded image and its NCHW copy
         boolean encodes = g.initImage != null || g.inpaint.mask != null;
-        long encode = encodes ? widest(vaeNames, s.shapes, "encoder.down", batch, width, height) * 4 * VAE_LIVE_TENSORS
-                : 0;
+        long encode = encodes ? widest(vaeNames, s.shapes, "encoder.down", batch, width, height) * 4
+                * DECODE_LIVE_TENSORS : 0;
         return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget);
     }
 
-    /** Decoder activation bytes for an image of w x h pixels. */
-    interface DecodeBytes {
+    /** The decoder's widest activation (floats) for an image of w x h pixels. */
+    interface Widest {
         long of(long w, long h);
     }
 
@@ -261,26 +267,27 @@ public final class HeapPlan {
     static final int VAE_OVERLAP = 8;
 
     /**
-     * The decoder's activations as {@code Vae.decode} will run it under AUTO tiling with this budget: the whole image
-     * when a latent of 64 x 64 cells or less or when it fits the budget, else the tile {@code Vae.fewestTiles} picks
-     * (the fewest tiles that fit, never below 512 pixels).
+     * The decoder's memory ({@link #DECODE_LIVE_TENSORS} widest activations) as {@code Vae.decode} will run under
+     * AUTO tiling with this budget: the whole image when a latent of 64 x 64 cells or less or when it fits the budget
+     * ({@code VaeTiling.LIVE_TENSORS} widest activations), else the tile {@code Vae.fewestTiles} picks (the fewest
+     * tiles that fit, never below 512 pixels).
      */
-    static long decodeBytes(DecodeBytes bytes, long w, long h, long budget) {
-        long whole = bytes.of(w, h);
+    static long decodeBytes(Widest widest, long w, long h, long budget) {
+        long whole = widest.of(w, h);
         long lh = h / 8;
         long lw = w / 8;
-        if (lh <= VAE_TILE && lw <= VAE_TILE || whole <= budget) {
-            return whole;
+        if (lh <= VAE_TILE && lw <= VAE_TILE || whole * 4 * VAE_LIVE_TENSORS <= budget) {
+            return whole * 4 * DECODE_LIVE_TENSORS;
         }
         long size = Math.max(lh, lw);
         for (int n = 2; ; n++) {
             long tile = (size + (long) (n - 1) * VAE_OVERLAP + n - 1) / n;
             if (tile <= VAE_TILE) {
-                return bytes.of(Math.min(VAE_TILE, lw) * 8, Math.min(VAE_TILE, lh) * 8);
+                return widest.of(Math.min(VAE_TILE, lw) * 8, Math.min(VAE_TILE, lh) * 8) * 4 * DECODE_LIVE_TENSORS;
             }
-            long t = bytes.of(Math.min(tile, lw) * 8, Math.min(tile, lh) * 8);
-            if (t <= budget) {
-                return t;
+            long t = widest.of(Math.min(tile, lw) * 8, Math.min(tile, lh) * 8);
+            if (t * 4 * VAE_LIVE_TENSORS <= budget) {
+                return t * 4 * DECODE_LIVE_TENSORS;
             }
         }
     }

@@ -127,19 +127,22 @@ class HeapPlanTest {
         HeapPlan.Work small = HeapPlan.work(new String[] {"generate", "-m", m, "-W", "4096", "-H", "4096"}, 6 * GB);
         assertEquals(2 * GB, small.vaeBudget());
         long image = 2L * 3 * 4096 * 4096 * 4;
-        assertTrue(small.decode() - image <= 2 * GB, "tiles fit the budget");
+        assertTrue((small.decode() - image) / HeapPlan.DECODE_LIVE_TENSORS * HeapPlan.VAE_LIVE_TENSORS <= 2 * GB,
+                "tiles fit the budget");
         HeapPlan.Work large = HeapPlan.work(new String[] {"generate", "-m", m, "-W", "4096", "-H", "4096"}, RAM_DEFAULT);
         assertEquals(HeapPlan.VAE_BUDGET_CAP, large.vaeBudget());
-        // the tile Vae.fewestTiles picks, with 1000 bytes per pixel: a latent of 64 cells or less never tiles
-        HeapPlan.DecodeBytes perPixel = (w, h) -> w * h * 1000;
-        assertEquals(512L * 512 * 1000, HeapPlan.decodeBytes(perPixel, 512, 512, 1));
-        assertEquals(1024L * 1024 * 1000, HeapPlan.decodeBytes(perPixel, 1024, 1024, 2_000_000_000L), "fits whole");
+        // the tile Vae.fewestTiles picks, with 250 floats per pixel (1000 bytes): a latent of 64 cells never tiles
+        HeapPlan.Widest perPixel = (w, h) -> w * h * 250;
+        long live = HeapPlan.DECODE_LIVE_TENSORS;
+        long[] budgets = {1, 2_000_000_000L * 5, 1_000_000_000L * 5, 100_000_000L * 5, 200_000_000L * 5};
+        assertEquals(512L * 512 * 1000 * live, HeapPlan.decodeBytes(perPixel, 512, 512, budgets[0]));
+        assertEquals(1024L * 1024 * 1000 * live, HeapPlan.decodeBytes(perPixel, 1024, 1024, budgets[1]), "whole");
         // 128 cells in two tiles overlapping by 8: 68 cells = 544 pixels
-        assertEquals(544L * 544 * 1000, HeapPlan.decodeBytes(perPixel, 1024, 1024, 1_000_000_000L));
+        assertEquals(544L * 544 * 1000 * live, HeapPlan.decodeBytes(perPixel, 1024, 1024, budgets[2]));
         // 128 cells in three tiles: 48 <= 64 cells, so ComfyUI's 512-pixel tiles
-        assertEquals(512L * 512 * 1000, HeapPlan.decodeBytes(perPixel, 1024, 1024, 100_000_000L));
+        assertEquals(512L * 512 * 1000 * live, HeapPlan.decodeBytes(perPixel, 1024, 1024, budgets[3]));
         // a wide image: tiles as tall as the image where it is short
-        assertEquals(544L * 256 * 1000, HeapPlan.decodeBytes(perPixel, 1024, 256, 200_000_000L));
+        assertEquals(544L * 256 * 1000 * live, HeapPlan.decodeBytes(perPixel, 1024, 256, budgets[4]));
     }
 
     @Test
