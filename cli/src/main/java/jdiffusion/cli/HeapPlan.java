@@ -106,7 +106,10 @@ public final class HeapPlan {
         return false;
     }
 
-    /** The flags for a command line: "-Xmx..m -Djdiffusion.vaeTilingBudget=.." or "" to keep the default. */
+    /**
+     * The flags for a command line: "-Xmx..m -XX:MaxDirectMemorySize=.. -Djdiffusion.vaeTilingBudget=.." or "" to
+     * keep the default.
+     */
     static String flags(String[] args, String javaOpts, long defaultMax) throws Exception {
         if (userSizesHeap(javaOpts)) {
             return "";
@@ -123,7 +126,10 @@ public final class HeapPlan {
         if (heap >= defaultMax) {
             return "";
         }
-        return "-Xmx" + ((heap + MB - 1) / MB) + "m -Djdiffusion.vaeTilingBudget=" + work.vaeBudget();
+        // native memory (oneDNN's bf16 weights, FFM allocations) is capped by MaxDirectMemorySize, which defaults to
+        // the maximum heap: keep the default heap's cap (SDXL under --precision bf16 holds 5 GB of native weights)
+        return "-Xmx" + ((heap + MB - 1) / MB) + "m -XX:MaxDirectMemorySize=" + defaultMax
+                + " -Djdiffusion.vaeTilingBudget=" + work.vaeBudget();
     }
 
     /**

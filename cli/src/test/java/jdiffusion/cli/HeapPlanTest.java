@@ -79,6 +79,15 @@ class HeapPlanTest {
     }
 
     @Test
+    void sd3CheckpointsCountTheirMmditTextEncodersAndVae() throws Exception {
+        HeapPlan.Work w = plan("-m", CliTests.golden().resolve("models/tiny-sd35-fp16.safetensors").toString(), "-p", "x");
+        assertNotNull(w);
+        assertTrue(w.unet() > 0 && w.text() > 0 && w.vae() > 0, w.toString());
+        long cells = (1024 / 8 + 1) * (1024 / 8 + 1);
+        assertEquals(HeapPlan.SAMPLE_BASE + cells * 2 * HeapPlan.SAMPLE_PER_CELL, w.sample(), "SD3 samples at 1024");
+    }
+
+    @Test
     void neverBelowTheWeightsAndTheLargestPhaseWins() {
         HeapPlan.Work w = new HeapPlan.Work(1000 * HeapPlan.MB, 300 * HeapPlan.MB, 100 * HeapPlan.MB, 0, 10, 0,
                 1, 1, GB);
@@ -149,10 +158,13 @@ class HeapPlanTest {
     void theUsersOwnHeapFlagsWinAndThePlanNeverExceedsTheDefault() throws Exception {
         String[] args = {"generate", "-m", tinySd1().toString(), "-p", "x"};
         String planned = HeapPlan.flags(args, "-XX:+UseZGC -Dfoo=1", RAM_DEFAULT);
-        Matcher mx = Pattern.compile("^-Xmx(\\d+)m -Djdiffusion\\.vaeTilingBudget=(\\d+)$").matcher(planned);
+        Matcher mx = Pattern.compile("^-Xmx(\\d+)m -XX:MaxDirectMemorySize=(\\d+) -Djdiffusion\\.vaeTilingBudget=(\\d+)$")
+                .matcher(planned);
         assertTrue(mx.matches(), planned);
         assertEquals(HeapPlan.heapBytes(HeapPlan.work(args, RAM_DEFAULT)),
                 Long.parseLong(mx.group(1)) * HeapPlan.MB, HeapPlan.MB);
+        // native memory (bf16 weights) keeps the default heap's cap: SDXL bf16 failed under the planned heap's
+        assertEquals(RAM_DEFAULT, Long.parseLong(mx.group(2)));
         for (String user : List.of("-Xmx3g", "-XX:MaxRAMPercentage=50", "-XX:MaxHeapSize=4g", "-XX:MaxRAM=8g",
                 "-Dx=1 -Xmx900m")) {
             assertEquals("", HeapPlan.flags(args, user, RAM_DEFAULT), user);
