@@ -39,7 +39,7 @@ import picocli.CommandLine;
  * The decode's tiling budget follows the maximum heap, so the plan also fixes the budget the default heap would have
  * given ({@code -Djdiffusion.vaeTilingBudget}): a smaller heap never changes the image. Nothing is printed (the
  * launcher's default applies) when the user gave a heap size of their own, for commands other than {@code generate}
- * and for work it does not model (an upscale model in the hires fix, outpainting), when anything cannot be read (the
+ * and for work it does not model (img2img and inpainting, an upscale model in the hires fix), when anything cannot be read (the
  * run itself reports it) and when the plan would reach the default maximum.
  */
 public final class HeapPlan {
@@ -178,7 +178,9 @@ public final class HeapPlan {
     }
 
     static Work work(GenerateCommand g, long defaultMax) throws Exception {
-        if (g.model == null || g.inpaint.outpaint != null
+        // img2img and inpainting keep the default: the VAE encoder's working set is not modelled (an SD1.5 512x512
+        // img2img peaked at 8.11 GB resident with the default heap and failed under -Xmx4416m and -Xmx6208m)
+        if (g.model == null || g.initImage != null || g.inpaint.mask != null || g.inpaint.outpaint != null
                 || g.hires.scale != null && g.hires.upscaler != null && !g.hires.upscaler.startsWith("latent")) {
             return null;
         }
@@ -258,8 +260,10 @@ public final class HeapPlan {
                 vaeBudget);
         decode += 2L * batch * 3 * outW * outH * 4; // the decoded image and its NCHW copy
         boolean encodes = g.initImage != null || g.inpaint.mask != null;
-        long encode = encodes ? widest(vaeNames, s.shapes, "encoder.down", batch, width, height) * 4
-                * DECODE_LIVE_TENSORS : 0;
+        // the encoder is counted as wide as the decoder: with its own widest activation (14 x 128 channels at full
+        // resolution, -Xmx4416m) an SD1.5 512x512 img2img failed with an OutOfMemoryError
+        long encode = encodes ? Math.max(widest(vaeNames, s.shapes, "encoder.down", batch, width, height),
+                widest(vaeNames, s.shapes, "decoder.up", batch, width, height)) * 4 * DECODE_LIVE_TENSORS : 0;
         return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget);
     }
 

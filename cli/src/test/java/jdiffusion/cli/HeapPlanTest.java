@@ -117,13 +117,9 @@ class HeapPlanTest {
         assertTrue(batch.decode() > 3 * base.decode(), "a batch decodes in one go");
         assertTrue(HeapPlan.heapBytes(big) > HeapPlan.heapBytes(base));
         assertEquals(0, base.encode());
-        HeapPlan.Work img2img = plan("-m", m, "-p", "x", "-i",
-                CliTests.golden().resolve("pipe_sd1_img2img_euler.input.png").toString());
-        int[] size = HeapPlan.pngSize(CliTests.golden().resolve("pipe_sd1_img2img_euler.input.png"));
-        assertTrue(img2img.encode() > 0);
-        long cells = (size[0] / 8 + 1L) * (size[1] / 8 + 1);
-        assertEquals(HeapPlan.SAMPLE_BASE + cells * 2 * HeapPlan.SAMPLE_PER_CELL, img2img.sample(),
-                "img2img samples at the init image's size");
+        // img2img keeps the default heap: the VAE encoder's working set is not modelled
+        assertNull(plan("-m", m, "-p", "x", "-i",
+                CliTests.golden().resolve("pipe_sd1_img2img_euler.input.png").toString()));
         Path cn = CliTests.golden().resolve("models/tiny-sd1-controlnet-fp16.safetensors");
         HeapPlan.Work control = plan("-m", m, "-p", "x", "--control", cn + ":" + "hint.png");
         assertTrue(control.control() > 0);
