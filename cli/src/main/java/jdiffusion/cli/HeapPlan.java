@@ -115,7 +115,7 @@ public final class HeapPlan {
             return "";
         }
         Work work = work(args, defaultMax);
-        if (work == null) {
+        if (work == null || !work.measured()) {
             return "";
         }
         long heap = heapBytes(work);
@@ -144,9 +144,10 @@ public final class HeapPlan {
      * @param sample      the sampler's activations at the largest size sampled
      * @param decode      the VAE decoder's activations (whole or per tile)
      * @param vaeBudget   the tiling budget the default heap gives the VAE decoder
+     * @param measured    whether runs of this kind passed under the plan (see {@link #measured}); others keep the default
      */
     record Work(long unet, long text, long vae, long control, long loadExtra, long encode, long sample, long decode,
-                long vaeBudget) {
+                long vaeBudget, boolean measured) {
         long weights() {
             return unet + text + vae + control;
         }
@@ -264,7 +265,8 @@ public final class HeapPlan {
         // resolution, -Xmx4416m) an SD1.5 512x512 img2img failed with an OutOfMemoryError
         long encode = encodes ? Math.max(widest(vaeNames, s.shapes, "encoder.down", batch, width, height),
                 widest(vaeNames, s.shapes, "decoder.up", batch, width, height)) * 4 * DECODE_LIVE_TENSORS : 0;
-        return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget);
+        return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget,
+                measured(family, batch, outW, outH, g.control.controls.size(), g.loras.size(), g.hires.scale != null));
     }
 
     /** The decoder's widest activation (floats) for an image of w x h pixels. */
@@ -300,6 +302,19 @@ public final class HeapPlan {
                 return t * 4 * DECODE_LIVE_TENSORS;
             }
         }
+    }
+
+    /**
+     * The kinds of run measured to pass under the plan (full-size random checkpoints): one txt2img image of at most
+     * 512x512 pixels (SD1.5: 3 of 3 runs), an SDXL image of at most 1024x1024 (fp32 and bf16). Planned heaps failed
+     * with an OutOfMemoryError for SD1.5 at 1024x1024 (-Xmx4742m) and the hires fix 2x (-Xmx4742m), so everything not
+     * measured keeps the default heap until it is: larger images, batches, the hires fix, ControlNets, LoRAs, SD3.
+     */
+    static boolean measured(String family, int batch, long w, long h, int controls, int loras, boolean hires) {
+        if (batch != 1 || controls > 0 || loras > 0 || hires) {
+            return false;
+        }
+        return w * h <= 512L * 512 && !family.equals("SD3") || family.equals("SDXL") && w * h <= 1024L * 1024;
     }
 
     /** Widest activation (floats) of the VAE's decoder or encoder at an image of w x h pixels, from its conv shapes. */

@@ -90,14 +90,14 @@ class HeapPlanTest {
     @Test
     void neverBelowTheWeightsAndTheLargestPhaseWins() {
         HeapPlan.Work w = new HeapPlan.Work(1000 * HeapPlan.MB, 300 * HeapPlan.MB, 100 * HeapPlan.MB, 0, 10, 0,
-                1, 1, GB);
+                1, 1, GB, true);
         assertEquals(1400 * HeapPlan.MB + 10 + HeapPlan.MARGIN, HeapPlan.heapBytes(w), "loading is the largest");
         HeapPlan.Work sampling = new HeapPlan.Work(1000 * HeapPlan.MB, 300 * HeapPlan.MB, 100 * HeapPlan.MB, 0, 0, 0,
-                700 * HeapPlan.MB, 1, GB);
+                700 * HeapPlan.MB, 1, GB, true);
         // the text encoders are freed before sampling: 1000 + 100 + 700
         assertEquals(1800 * HeapPlan.MB + HeapPlan.MARGIN, HeapPlan.heapBytes(sampling));
         HeapPlan.Work decode = new HeapPlan.Work(1000 * HeapPlan.MB, 300 * HeapPlan.MB, 100 * HeapPlan.MB,
-                50 * HeapPlan.MB, 0, 0, 0, 2000 * HeapPlan.MB, GB);
+                50 * HeapPlan.MB, 0, 0, 0, 2000 * HeapPlan.MB, GB, true);
         // the UNet is freed before the decode; a ControlNet stays
         assertEquals(2150 * HeapPlan.MB + HeapPlan.MARGIN, HeapPlan.heapBytes(decode));
     }
@@ -171,6 +171,19 @@ class HeapPlanTest {
         assertEquals("", HeapPlan.flags(new String[] {"generate", "-m", tinySd1().toString(), "--hires-scale", "2",
             "--hires-upscaler", "x4.safetensors"}, null, RAM_DEFAULT), "an upscale model: not modelled");
         assertNull(HeapPlan.work(new String[] {"generate", "--help"}, RAM_DEFAULT));
+        // only the kinds of run measured under the plan get one; the others keep the default heap
+        String m = tinySd1().toString();
+        assertTrue(HeapPlan.work(args, RAM_DEFAULT).measured());
+        for (String[] more : List.of(new String[] {"-W", "1024", "-H", "1024"}, new String[] {"-b", "2"},
+                new String[] {"--hires-scale", "2"}, new String[] {"--control", m + ":hint.png"},
+                new String[] {"--lora", m})) {
+            List<String> a = new ArrayList<>(List.of(args));
+            a.addAll(List.of(more));
+            assertEquals("", HeapPlan.flags(a.toArray(String[]::new), null, RAM_DEFAULT), a.toString());
+        }
+        assertTrue(HeapPlan.measured("SDXL", 1, 1024, 1024, 0, 0, false));
+        assertFalse(HeapPlan.measured("SD1", 1, 1024, 1024, 0, 0, false));
+        assertFalse(HeapPlan.measured("SD3", 1, 1024, 1024, 0, 0, false));
     }
 
     @Test
