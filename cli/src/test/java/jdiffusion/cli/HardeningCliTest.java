@@ -5,13 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -98,13 +95,18 @@ class HardeningCliTest {
     @Test
     void launcherFlagsStartWithOneGigabyteHeap() throws Exception {
         Path root = Path.of(System.getProperty("jdiffusion.root", System.getProperty("user.dir") + "/.."));
-        String script = Files.readString(root.resolve("jdiffusion"));
-        Matcher m = Pattern.compile("\"\\$JAVA_HOME/bin/java\"(.*?)\\$\\{JDIFFUSION_JAVA_OPTS", Pattern.DOTALL)
-                .matcher(script);
-        assertTrue(m.find(), "the launcher's java command line");
+        // the JVM flags the launcher would use (its dry run prints them one per line, up to -jar)
+        ProcessBuilder dry = new ProcessBuilder("bash", root.resolve("jdiffusion").toString(), "info");
+        dry.environment().put("JDIFFUSION_LAUNCHER_DRY_RUN", "1");
+        dry.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        dry.environment().remove("JDIFFUSION_JAVA_OPTS");
+        Process launcher = dry.start();
+        List<String> flags = new String(launcher.getInputStream().readAllBytes()).lines().toList();
+        assertEquals(0, launcher.waitFor());
+        assertTrue(flags.contains("-jar"), "the launcher's java command line: " + flags);
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        for (String flag : m.group(1).replace("\\\n", " ").trim().split("\\s+")) {
+        for (String flag : flags.subList(0, flags.indexOf("-jar"))) {
             if (!flag.contains("SharedArchive") && !flag.startsWith("-Xlog:cds")) { // no archive written by a test
                 cmd.add(flag);
             }

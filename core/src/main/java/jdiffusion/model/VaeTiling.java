@@ -20,9 +20,29 @@ public record VaeTiling(Mode mode, int tile, int overlap, long budgetBytes) {
     /** Live activations of a decoder res block at its widest level, in units of its largest tensor. */
     static final int LIVE_TENSORS = 5;
 
-    /** ComfyUI's VAEDecodeTiled defaults (512 pixels, 64 pixels overlap); budget a third of the heap, at most 3 GB. */
+    /**
+     * ComfyUI's VAEDecodeTiled defaults (512 pixels, 64 pixels overlap); budget a third of the heap, at most 3 GB, or
+     * {@code -Djdiffusion.vaeTilingBudget=BYTES} (the launcher's heap plan sets the budget the default heap would
+     * give, so a heap sized to the work decodes the same tiles).
+     */
     public static VaeTiling auto() {
-        return new VaeTiling(Mode.AUTO, 64, 8, Math.min(3L << 30, Runtime.getRuntime().maxMemory() / 3));
+        return new VaeTiling(Mode.AUTO, 64, 8, budget(System.getProperty("jdiffusion.vaeTilingBudget"),
+                Runtime.getRuntime().maxMemory()));
+    }
+
+    /** The AUTO budget: the property's bytes when it is a positive number, else a third of the heap, at most 3 GB. */
+    static long budget(String property, long maxHeap) {
+        if (property != null) {
+            try {
+                long b = Long.parseLong(property.strip());
+                if (b > 0) {
+                    return b;
+                }
+            } catch (NumberFormatException e) {
+                // not a number: the heap's share applies
+            }
+        }
+        return Math.min(3L << 30, maxHeap / 3);
     }
 
     /** Always in tiles of the default size. */

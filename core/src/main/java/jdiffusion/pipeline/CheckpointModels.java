@@ -138,6 +138,7 @@ final class CheckpointModels implements PipelineModels {
     public void textEncodingDone() {
         if (oneShot) {
             text = null;
+            HeapBudget.collectFreed();
         }
     }
 
@@ -145,6 +146,7 @@ final class CheckpointModels implements PipelineModels {
     public void samplingDone() {
         if (oneShot) {
             unet = null;
+            HeapBudget.collectFreed();
         }
     }
 

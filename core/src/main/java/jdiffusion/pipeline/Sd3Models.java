@@ -271,6 +271,7 @@ public final class Sd3Models implements PipelineModels {
             if (freeText != null) {
                 freeText.run();
             }
+            HeapBudget.collectFreed();
         }
     }
 
@@ -279,6 +280,7 @@ public final class Sd3Models implements PipelineModels {
         if (oneShot) {
             mmdit = null;
             mmditLoader = null;
+            HeapBudget.collectFreed();
         }
     }
 

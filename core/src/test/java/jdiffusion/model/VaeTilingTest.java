@@ -173,4 +173,15 @@ class VaeTilingTest {
         }
         return z;
     }
+
+    @Test
+    void budgetComesFromThePropertyWhenSetElseAThirdOfTheHeapAtMost3Gb() {
+        long gb = 1L << 30;
+        assertEquals(3 * gb, VaeTiling.budget(null, 18 * gb));
+        assertEquals(gb, VaeTiling.budget(null, 3 * gb));
+        // the launcher's heap plan fixes the default heap's budget, so a smaller heap decodes the same tiles
+        assertEquals(3 * gb, VaeTiling.budget(Long.toString(3 * gb), 3 * gb));
+        assertEquals(gb, VaeTiling.budget("nonsense", 3 * gb));
+        assertEquals(gb, VaeTiling.budget("-5", 3 * gb));
+    }
 }
