@@ -82,7 +82,7 @@ class Bf16AttentionTest {
         float[] q = random(r, batch * nq * c, 1.5);
         float[] k = random(r, batch * nk * c, 1.5);
         float[] v = random(r, batch * nk * c, 2);
-        float[] got = scoreFloats == 0 ? Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, true)
+        float[] got = scoreFloats == 0 ? Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal)
                 : Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, scoreFloats);
         float[] qr = rounded(q);
         float[] kr = rounded(k);
@@ -209,6 +209,10 @@ class Bf16AttentionTest {
         float[] fp32 = Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, Attention.QB, Attention.KB);
         assertArrayEquals(fp32, Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, false), "bf16 off");
         assertArrayEquals(fp32, Ops.attention(q, k, v, batch, nq, nk, heads, hd, causal), "default precision fp32");
+        if (hd < Attention.BF16_MIN_HEAD) {
+            assertArrayEquals(fp32, Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, true),
+                    "heads narrower than " + Attention.BF16_MIN_HEAD + " stay on the fp32 kernel");
+        }
         String before = System.getProperty("jdiffusion.bf16.attention");
         System.setProperty("jdiffusion.bf16.attention", "off");
         try {
