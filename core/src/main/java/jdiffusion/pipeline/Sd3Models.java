@@ -280,6 +280,10 @@ public final class Sd3Models implements PipelineModels {
         if (oneShot) {
             mmdit = null;
             mmditLoader = null;
+            // the MMDiT read its weights from the mapping as it ran: drop those pages before the VAE decode
+            if (resources != null) {
+                releasePages(resources);
+            }
             HeapBudget.collectFreed();
         }
     }
