@@ -78,18 +78,9 @@ final class UNetTensors {
         return Linear.of(w, b, out, in, storage(weights, wn));
     }
 
-    /**
-     * How a layer keeps its weights: in the 16 bits the file stores them in (widening fp16/bf16 to float32 and back
-     * loses nothing, and halves the model's memory), float32 otherwise.
-     */
+    /** How a layer keeps the weights of tensor name ({@link LayerWeights#storage}). */
     static WeightFormat storage(Weights weights, String name) {
-        return switch (weights.dtype(name)) {
-            case F16 -> WeightFormat.F16;
-            case BF16 -> WeightFormat.BF16;
-            case F8_E4M3 -> WeightFormat.F8_E4M3;
-            case F8_E5M2 -> WeightFormat.F8_E5M2;
-            default -> WeightFormat.F32;
-        };
+        return LayerWeights.storage(weights.dtype(name));
     }
 
     /** A convolution with a square kernel read from the weight shape, input channels in, the given stride and pads. */

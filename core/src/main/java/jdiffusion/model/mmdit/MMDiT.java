@@ -3,13 +3,12 @@ package jdiffusion.model.mmdit;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import jdiffusion.io.DType;
 import jdiffusion.io.ModelFormatException;
 import jdiffusion.io.Weights;
+import jdiffusion.model.LayerWeights;
 import jdiffusion.model.TimestepEmbedding;
 import jdiffusion.tensor.Linear;
 import jdiffusion.tensor.Ops;
-import jdiffusion.tensor.WeightFormat;
 
 /**
  * The MMDiT of Stable Diffusion 3 / 3.5 (Esser et al. 2024; MMDiT-X for 3.5 Medium), on the original names of
@@ -338,22 +337,7 @@ public final class MMDiT {
                         + ", expected [" + out + ", " + in + "]");
             }
             float[] b = get(prefix + ".bias", out);
-            // the weights stay in the mapped checkpoint, read at each call in their stored width
-            DType t = weights.dtype(wn);
-            boolean stored = storage(t) != WeightFormat.F32 || t == DType.F32; // not F64 and the like
-            java.lang.foreign.MemorySegment mapped = stored && Linear.mappedWeights() ? weights.mapped(wn) : null;
-            return mapped != null ? Linear.mapped(mapped, storage(weights.dtype(wn)), b, out, in)
-                    : Linear.of(weights.get(wn), b, out, in, storage(weights.dtype(wn)));
-        }
-
-        private static WeightFormat storage(DType t) {
-            return switch (t) {
-                case F16 -> WeightFormat.F16;
-                case BF16 -> WeightFormat.BF16;
-                case F8_E4M3 -> WeightFormat.F8_E4M3;
-                case F8_E5M2 -> WeightFormat.F8_E5M2;
-                default -> WeightFormat.F32;
-            };
+            return LayerWeights.linear(weights, wn, b, out, in);
         }
     }
 }

@@ -5,14 +5,13 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import jdiffusion.io.DType;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
+import jdiffusion.model.LayerWeights;
 import jdiffusion.tensor.Gemm;
 import jdiffusion.tensor.Linear;
 import jdiffusion.tensor.Ops;
 import jdiffusion.tensor.Parallel;
-import jdiffusion.tensor.WeightFormat;
 
 /**
  * The T5 encoder stack (T5 v1.1 / T5-XXL as SD3 uses it; T5 v1.0's ReLU feed-forward too): token embedding, then per
@@ -223,21 +222,7 @@ public final class T5Encoder {
             scale = sw[0];
         }
         // the weights stay in the mapped file, read at each call in their stored width (fp8 included)
-        DType t = w.dtype(wn);
-        boolean stored = storage(t) != WeightFormat.F32 || t == DType.F32; // not F64 and the like
-        java.lang.foreign.MemorySegment mapped = stored && Linear.mappedWeights() ? w.mapped(wn) : null;
-        return new Proj(mapped != null ? Linear.mapped(mapped, storage(w.dtype(wn)), null, out, in)
-                : Linear.of(w.get(wn), null, out, in, storage(w.dtype(wn))), scale);
-    }
-
-    private static WeightFormat storage(DType t) {
-        return switch (t) {
-            case F16 -> WeightFormat.F16;
-            case BF16 -> WeightFormat.BF16;
-            case F8_E4M3 -> WeightFormat.F8_E4M3;
-            case F8_E5M2 -> WeightFormat.F8_E5M2;
-            default -> WeightFormat.F32;
-        };
+        return new Proj(LayerWeights.linear(w, wn, null, out, in), scale);
     }
 
     private static float[] norm(Weights w, String name, int d) {
