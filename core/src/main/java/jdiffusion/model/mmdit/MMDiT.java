@@ -310,14 +310,7 @@ public final class MMDiT {
         }
 
         float[] get(String name, int... expected) {
-            if (!weights.has(name)) {
-                throw new IllegalStateException("missing tensor '" + name + "'");
-            }
-            int[] s = weights.shape(name);
-            if (!Arrays.equals(s, expected)) {
-                throw new IllegalStateException("tensor '" + name + "' has shape " + Arrays.toString(s)
-                        + ", expected " + Arrays.toString(expected));
-            }
+            check(name, expected);
             return weights.get(name);
         }
 
