@@ -361,40 +361,19 @@ final class OneDnn {
      * threads as {@link Parallel#threads()}. Calls are serialised: each one already uses every thread.
      */
     static void execute(MemorySegment primitive, int[] args, MemorySegment[] mds, MemorySegment[] data) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment[] mems = new MemorySegment[args.length];
-            MemorySegment argv = a.allocate(EXEC_ARG, args.length);
-            try {
-                for (int i = 0; i < args.length; i++) {
-                    MemorySegment out = a.allocate(A);
-                    check((int) api().memCreate.invokeExact(out, mds[i], engine(), data[i]), "memory create");
-                    mems[i] = out.get(ValueLayout.ADDRESS, 0);
-                    argv.set(I, i * 16L, args[i]);
-                    argv.set(A, i * 16L + 8, mems[i]);
+        withMemories(args, mds, data, argv -> {
+            synchronized (OneDnn.class) {
+                Parallel.rest(); // our idle workers park: OpenMP's threads get the cores
+                MemorySegment stream = stream();
+                int[] omp = OMP_THREADS.get();
+                if (omp[0] != Parallel.threads()) {
+                    omp[0] = Parallel.threads();
+                    api().ompSetThreads.invokeExact(omp[0]);
                 }
-                synchronized (OneDnn.class) {
-                    Parallel.rest(); // our idle workers park: OpenMP's threads get the cores
-                    MemorySegment stream = stream();
-                    int[] omp = OMP_THREADS.get();
-                    if (omp[0] != Parallel.threads()) {
-                        omp[0] = Parallel.threads();
-                        api().ompSetThreads.invokeExact(omp[0]);
-                    }
-                    check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
-                    check((int) api().streamWait.invokeExact(stream), "stream wait");
-                }
-            } finally {
-                for (MemorySegment m : mems) {
-                    if (m != null) {
-                        int ignored = (int) api().memDestroy.invokeExact(m);
-                    }
-                }
+                check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
+                check((int) api().streamWait.invokeExact(stream), "stream wait");
             }
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
+        });
     }
 
     /**
@@ -403,6 +382,24 @@ final class OneDnn {
      * primitive to its creating thread). Create such primitives after {@link #singleThreaded()}.
      */
     static void executeHere(MemorySegment primitive, int[] args, MemorySegment[] mds, MemorySegment[] data) {
+        withMemories(args, mds, data, argv -> {
+            singleThreaded();
+            MemorySegment stream = stream();
+            check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
+            check((int) api().streamWait.invokeExact(stream), "stream wait");
+        });
+    }
+
+    /** What runs with a primitive's argument list. */
+    private interface WithArgs {
+        void run(MemorySegment argv) throws Throwable;
+    }
+
+    /**
+     * Wraps each (md, data) pair in a oneDNN memory, builds the execute argument list (arg, memory), runs the body
+     * with it and destroys the memories whatever happens.
+     */
+    private static void withMemories(int[] args, MemorySegment[] mds, MemorySegment[] data, WithArgs body) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment[] mems = new MemorySegment[args.length];
             MemorySegment argv = a.allocate(EXEC_ARG, args.length);
@@ -414,10 +411,7 @@ final class OneDnn {
                     argv.set(I, i * 16L, args[i]);
                     argv.set(A, i * 16L + 8, mems[i]);
                 }
-                singleThreaded();
-                MemorySegment stream = stream();
-                check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
-                check((int) api().streamWait.invokeExact(stream), "stream wait");
+                body.run(argv);
             } finally {
                 for (MemorySegment m : mems) {
                     if (m != null) {
