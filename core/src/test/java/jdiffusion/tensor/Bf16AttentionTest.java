@@ -219,11 +219,7 @@ class Bf16AttentionTest {
             assertArrayEquals(fp32, Ops.attention(q, k, v, batch, nq, nk, heads, hd, causal, true),
                     "-Djdiffusion.bf16.attention=off keeps attention in fp32");
         } finally {
-            if (before == null) {
-                System.clearProperty("jdiffusion.bf16.attention");
-            } else {
-                System.setProperty("jdiffusion.bf16.attention", before);
-            }
+            SystemProperties.restore("jdiffusion.bf16.attention", before);
         }
     }
 

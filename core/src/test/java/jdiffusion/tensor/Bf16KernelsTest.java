@@ -175,11 +175,7 @@ class Bf16KernelsTest {
             assertArrayEquals(fp32.forward(x, 10), fallback.forward(x, 10));
             assertArrayEquals(Conv2d.of(cw, null, 16, 8, 3, 1, 1).forward(cx, 1, 6, 5), convFallback.forward(cx, 1, 6, 5));
         } finally {
-            if (before == null) {
-                System.clearProperty("jdiffusion.bf16");
-            } else {
-                System.setProperty("jdiffusion.bf16", before);
-            }
+            SystemProperties.restore("jdiffusion.bf16", before);
         }
     }
 

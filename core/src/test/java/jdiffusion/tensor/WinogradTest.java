@@ -146,11 +146,7 @@ class WinogradTest {
                 assertClose(mode, expected, conv.forward(x, 2, 20, 26), mag, REL4, 1e-30);
             }
         } finally {
-            if (old == null) {
-                System.clearProperty(Winograd.PROPERTY);
-            } else {
-                System.setProperty(Winograd.PROPERTY, old);
-            }
+            SystemProperties.restore(Winograd.PROPERTY, old);
         }
     }
 
