@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.Set;
 import jdiffusion.Golden;
+import jdiffusion.io.BasicView;
 import jdiffusion.io.DType;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
@@ -62,26 +63,6 @@ class WeightStorageTest {
 
     /** The same tensors, presented as float32 (the default of {@link Weights#dtype}). */
     private static Weights asFloat32(Weights w) {
-        return new Weights() {
-            @Override
-            public Set<String> names() {
-                return w.names();
-            }
-
-            @Override
-            public boolean has(String name) {
-                return w.has(name);
-            }
-
-            @Override
-            public int[] shape(String name) {
-                return w.shape(name);
-            }
-
-            @Override
-            public float[] get(String name) {
-                return w.get(name);
-            }
-        };
+        return new BasicView(w);
     }
 }

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
-import java.util.Set;
 import jdiffusion.Golden;
+import jdiffusion.io.BasicView;
 import jdiffusion.io.DType;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.Weights;
@@ -20,22 +20,7 @@ class MMDiTPosTableTest {
 
     /** The file's MMDiT weights; reading pos_embed whole fails. */
     private static Weights noWholeTable(Weights w) {
-        return new Weights() {
-            @Override
-            public Set<String> names() {
-                return w.names();
-            }
-
-            @Override
-            public boolean has(String name) {
-                return w.has(name);
-            }
-
-            @Override
-            public int[] shape(String name) {
-                return w.shape(name);
-            }
-
+        return new BasicView(w) {
             @Override
             public float[] get(String name) {
                 if (name.equals("pos_embed")) {
@@ -58,27 +43,7 @@ class MMDiTPosTableTest {
 
     /** The same weights as a plain view whose slice is the default (whole tensor, then a copy of the range). */
     private static Weights plain(Weights w) {
-        return new Weights() {
-            @Override
-            public Set<String> names() {
-                return w.names();
-            }
-
-            @Override
-            public boolean has(String name) {
-                return w.has(name);
-            }
-
-            @Override
-            public int[] shape(String name) {
-                return w.shape(name);
-            }
-
-            @Override
-            public float[] get(String name) {
-                return w.get(name);
-            }
-
+        return new BasicView(w) {
             @Override
             public DType dtype(String name) {
                 return w.dtype(name);

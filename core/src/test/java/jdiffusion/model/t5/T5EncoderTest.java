@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import jdiffusion.Golden;
+import jdiffusion.io.BasicView;
 import jdiffusion.io.DType;
 import jdiffusion.io.SafeTensors;
 import jdiffusion.io.SafeTensorsWriter;
@@ -103,27 +104,7 @@ class T5EncoderTest {
             Weights mapped = T5Encoder.weights(ckpt);
             assertTrue(mapped.rowsAreMapped());
             // a decorator (as a LoRA view would be) that only forwards the basic calls
-            Weights plain = new Weights() {
-                @Override
-                public java.util.Set<String> names() {
-                    return mapped.names();
-                }
-
-                @Override
-                public boolean has(String name) {
-                    return mapped.has(name);
-                }
-
-                @Override
-                public int[] shape(String name) {
-                    return mapped.shape(name);
-                }
-
-                @Override
-                public float[] get(String name) {
-                    return mapped.get(name);
-                }
-            };
+            Weights plain = new BasicView(mapped);
             assertTrue(!plain.rowsAreMapped());
             int[] ids = {3, 9, 1202, 13, 3, 9, 1712, 1, 0, 0};
             assertArrayEquals(T5Encoder.load(mapped).forward(ids, 2), T5Encoder.load(plain).forward(ids, 2), 0f);
