@@ -81,6 +81,33 @@ class WinogradTest {
         assertClose(name + " vs direct", direct, wino, mag, rel + 1e-5, 1e-30);
     }
 
+    /**
+     * A call of many chunks keeps one scratch buffer per running task, not one per chunk: the pool once grew to
+     * every chunk's buffer (1.6 GB after one full-resolution convolution of a 512x512 VAE decode).
+     */
+    @Test
+    void scratchStaysOneBufferPerThreadWhateverTheChunks() {
+        Winograd.releaseScratch();
+        SplittableRandom rnd = new SplittableRandom(7);
+        int in = 64;
+        int out = 64;
+        int h = 96;
+        int w = 96;
+        Conv2d conv = Conv2d.of(random(rnd, out * in * 9), null, out, in, 3, 1, 1);
+        float[] x = random(rnd, h * w * in);
+        for (int m : new int[] {2, 4}) {
+            float[] y = conv.forwardWinograd(x, 1, h, w, m);
+            assertEquals(h * w * out, y.length);
+        }
+        long tiles = Winograd.tiles(2, 1, h, w);
+        assertTrue(tiles / Winograd.MAX_CHUNK >= 4 * Parallel.threads(), "the case must have many chunks per thread");
+        int pooled = Winograd.pooledBuffers();
+        assertTrue(pooled >= 1 && pooled <= Parallel.threads(), "pooled buffers " + pooled + " for "
+                + Parallel.threads() + " threads");
+        Winograd.releaseScratch();
+        assertEquals(0, Winograd.pooledBuffers());
+    }
+
     /** The worst error relative to the magnitude on the larger shapes, printed for the bound in the class note. */
     @Test
     void errorStaysWellInsideTheBound() {
