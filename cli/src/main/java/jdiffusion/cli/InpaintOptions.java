@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 public final class InpaintOptions {
     @Option(names = "--mask", paramLabel = "PNG|alpha",
             description = "inpaint the init image under a mask: a mask image (white = repaint, grey = partly under"
-                    + " ComfyUI schedulers, binarised at 50% under diffusers spacings) or 'alpha' (the init image's"
+                    + " ComfyUI schedulers, binarised at 50%% under diffusers spacings) or 'alpha' (the init image's"
                     + " transparency: transparent = repaint)")
     String mask;
 
