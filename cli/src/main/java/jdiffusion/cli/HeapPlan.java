@@ -53,12 +53,18 @@ public final class HeapPlan {
     /** Mirrors {@code VaeTiling.LIVE_TENSORS}: the decoder's tiling decision, in units of its widest activation. */
     static final int VAE_LIVE_TENSORS = 5;
     /**
-     * What a VAE decode (or encode) really holds, in units of its widest activation: activations, the convolutions'
-     * per-thread scratch, the reused norm outputs and the Winograd transforms. Measured: an SD1.5 512x512 decode
-     * (widest 268 MB) held 3.3-3.5 GB of live float arrays (class histograms during the decode), failed with an
-     * OutOfMemoryError under -Xmx2968m (the UNet already freed) and passed under -Xmx4g.
+     * What a VAE decode really holds, in units of its widest activation: activations, the convolutions' per-thread
+     * scratch, the reused norm outputs and the Winograd transforms (about 1.3 widest for the SD VAEs). Measured on
+     * an SD1.5 512x512 decode (widest 268 MB) with a collection at every block: at most 1.51 GB in use with the VAE's
+     * weights (0.33 GB), i.e. 4.4 widest; it ran under -Xmx1800m (2.0 GB resident). Until the Winograd scratch pool
+     * was fixed (it kept one buffer per chunk, 1.6 GB after one full-resolution convolution) this took 14.
      */
-    static final int DECODE_LIVE_TENSORS = 14;
+    static final int DECODE_LIVE_TENSORS = 6;
+    /**
+     * The same for the encoder (img2img, inpainting), not measured again since the Winograd fix: an SD1.5 512x512
+     * img2img failed under -Xmx4416m with the old 14 and under -Xmx2600m since. These runs keep the default heap.
+     */
+    static final int ENCODE_LIVE_TENSORS = 14;
     /** The VAE's default tiling budget's ceiling ({@code VaeTiling.auto()}). */
     static final long VAE_BUDGET_CAP = 3L << 30;
     /** The launcher's default maximum heap, in percent of RAM ({@code -XX:MaxRAMPercentage}). */
@@ -264,7 +270,7 @@ public final class HeapPlan {
         // the encoder is counted as wide as the decoder: with its own widest activation (14 x 128 channels at full
         // resolution, -Xmx4416m) an SD1.5 512x512 img2img failed with an OutOfMemoryError
         long encode = encodes ? Math.max(widest(vaeNames, s.shapes, "encoder.down", batch, width, height),
-                widest(vaeNames, s.shapes, "decoder.up", batch, width, height)) * 4 * DECODE_LIVE_TENSORS : 0;
+                widest(vaeNames, s.shapes, "decoder.up", batch, width, height)) * 4 * ENCODE_LIVE_TENSORS : 0;
         return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget,
                 measured(family, batch, outW, outH, g.control.controls.size(), g.loras.size(), g.hires.scale != null));
     }
