@@ -31,6 +31,8 @@ public final class Conv2d {
     private Bf16Conv bf16;
     /** Winograd transforms of a stride-1 3x3 convolution, built on first use (see {@link Winograd#choose}). */
     private final Winograd.Cache winograd = new Winograd.Cache();
+    /** The largest Winograd output tile the automatic choice may take here (2, or 4 once allowed). */
+    private volatile int largestWinogradTile = 2;
 
     private Conv2d(Gemm.PackedB packed, float[] bias, int out, int in, int kh, int kw, int stride, int padTop,
                    int padLeft, int padBottom, int padRight) {
@@ -95,6 +97,16 @@ public final class Conv2d {
                 padRight);
     }
 
+    /**
+     * Lets the automatic choice run this convolution as Winograd F(4x4,3x3) where its shape pays (F(2x2,3x3)
+     * elsewhere): for models whose goldens hold that with margin, the VAEs (at most 0.32 of their tolerances with
+     * F(4x4) forced on every convolution; the UNets reach 0.995, so they keep F(2x2)). Returns this.
+     */
+    public Conv2d allowLargeWinogradTiles() {
+        largestWinogradTile = 4;
+        return this;
+    }
+
     public int in() {
         return in;
     }
@@ -136,7 +148,8 @@ public final class Conv2d {
             return y;
         }
         if (kh == 3 && kw == 3 && stride == 1
-                && winograd.forward(packed, bias, in, out, x, batch, h, w, padTop, padLeft, oh, ow, y)) {
+                && winograd.forward(packed, bias, in, out, x, batch, h, w, padTop, padLeft, oh, ow, y,
+                        largestWinogradTile)) {
             return y;
         }
         int gridW = gridW(w);

@@ -147,8 +147,8 @@ final class Winograd {
          * 3x3 stride-1 convolutions reach here; bias (padded to whole panels) may be null.
          */
         boolean forward(Gemm.PackedB packed, float[] bias, int in, int out, float[] x, int batch, int h, int w,
-                        int padTop, int padLeft, int oh, int ow, float[] y) {
-            int m = choose(in, out, batch, oh, ow);
+                        int padTop, int padLeft, int oh, int ow, float[] y, int largest) {
+            int m = choose(in, out, batch, oh, ow, largest);
             if (m == 0) {
                 return false;
             }
@@ -175,8 +175,16 @@ final class Winograd {
         }
     }
 
-    /** The output tile for this call (2 or 4), or 0 for the direct path. */
+    /** The output tile for this call (2 or 4), or 0 for the direct path, for a layer that allows F(2x2) only. */
     static int choose(int in, int out, int batch, int oh, int ow) {
+        return choose(in, out, batch, oh, ow, 2);
+    }
+
+    /**
+     * The output tile for this call (2 or 4), or 0 for the direct path; largest is the largest tile the layer allows
+     * in automatic mode (see {@link Conv2d#allowLargeWinogradTiles}).
+     */
+    static int choose(int in, int out, int batch, int oh, int ow, int largest) {
         String mode = System.getProperty(PROPERTY, "auto");
         switch (mode) {
             case "direct":
@@ -191,16 +199,23 @@ final class Winograd {
             default:
                 throw new IllegalArgumentException("-D" + PROPERTY + " must be auto, direct, f2 or f4, got " + mode);
         }
-        // F(2x2,3x3) only: F(4x4,3x3) is faster (measured 1.1-2.3x over F(2x2) on the VAE's shapes, under load) but
-        // forced on every convolution it takes the UNet goldens to 0.995 of their tolerance (F(2x2): 0.19, the
-        // direct path 0.30), no margin for other models: it stays opt-in (f4)
-        int m = 2;
+        // F(4x4,3x3) is faster (measured 1.1-2.3x over F(2x2) on the VAE's shapes, under load; a whole SD1.5 512x512
+        // decode 0.82x the time) but forced on every convolution it takes the UNet goldens to 0.995 of their
+        // tolerance (F(2x2): 0.19, the direct path 0.30): only layers that allow it (the VAEs, whose goldens stay
+        // at 0.32 of theirs with F(4x4) on every convolution) take it, where their shape pays
+        for (int m = largest; m >= 2; m -= 2) {
+            if (pays(m, in, out, batch, oh, ow)) {
+                return m;
+            }
+        }
+        return 0;
+    }
+
+    /** Whether tiles of m x m pay on this shape: enough channels and tiles, and few enough weights per tile. */
+    private static boolean pays(int m, int in, int out, int batch, int oh, int ow) {
         long tiles = tiles(m, batch, oh, ow);
         long uBytes = 4L * (m + 2) * (m + 2) * in * out;
-        if (in < MIN_CHANNELS || out < MIN_CHANNELS || tiles < MIN_TILES || uBytes > MAX_U_BYTES_PER_TILE * tiles) {
-            return 0;
-        }
-        return m;
+        return in >= MIN_CHANNELS && out >= MIN_CHANNELS && tiles >= MIN_TILES && uBytes <= MAX_U_BYTES_PER_TILE * tiles;
     }
 
     /** Per-call scratch buffers, one per running task, kept by the calling thread for its next call. */

@@ -32,6 +32,27 @@ class VaeGoldenTest {
                 () -> runCase(m, Golden.fp32Twin(fp16Model(m), tmp))));
     }
 
+    /**
+     * The same cases with Winograd F(4x4,3x3) on every 3x3 convolution: the VAEs' res blocks take it where the shape
+     * pays at full size (the tiny models' channels are below the automatic choice's minimum, so it is forced here).
+     */
+    @TestFactory
+    Stream<DynamicTest> everyVaeCaseWithWinogradF4() {
+        return Golden.manifests("vae_").stream().map(m -> DynamicTest.dynamicTest(Golden.caseName(m), () -> {
+            String old = System.getProperty("jdiffusion.conv");
+            System.setProperty("jdiffusion.conv", "f4");
+            try {
+                runCase(m);
+            } finally {
+                if (old == null) {
+                    System.clearProperty("jdiffusion.conv");
+                } else {
+                    System.setProperty("jdiffusion.conv", old);
+                }
+            }
+        }));
+    }
+
     private static Path fp16Model(Path manifest) {
         return Golden.fp16Model(Golden.json(manifest).get("params").get("config"));
     }

@@ -151,8 +151,18 @@ class WinogradTest {
             assertEquals(2, Winograd.choose(512, 512, 1, 64, 64));
             assertEquals(2, Winograd.choose(128, 128, 1, 512, 512));
             assertEquals(2, Winograd.choose(320, 320, 2, 64, 64));
+            // a layer that allows F(4x4): where 4x4 tiles pay (the VAE decoder's 256 and 512 levels), else F(2x2)
+            assertEquals(4, Winograd.choose(256, 256, 1, 256, 256, 4));
+            assertEquals(4, Winograd.choose(256, 128, 1, 512, 512, 4));
+            assertEquals(2, Winograd.choose(512, 512, 1, 64, 64, 4), "U of 6x6 tiles too large per tile");
+            assertEquals(2, Winograd.choose(64, 64, 1, 40, 40, 4), "too few 4x4 tiles, enough 2x2 ones");
+            assertEquals(0, Winograd.choose(32, 64, 1, 256, 256, 4));
+            assertEquals(2, Winograd.choose(256, 256, 1, 256, 256), "F(2x2) only by default");
             System.setProperty(Winograd.PROPERTY, "direct");
             assertEquals(0, Winograd.choose(512, 512, 1, 128, 128));
+            assertEquals(0, Winograd.choose(256, 256, 1, 256, 256, 4));
+            System.setProperty(Winograd.PROPERTY, "f2");
+            assertEquals(2, Winograd.choose(256, 256, 1, 256, 256, 4));
             System.setProperty(Winograd.PROPERTY, "f4");
             assertEquals(4, Winograd.choose(3, 5, 1, 3, 3));
             System.setProperty(Winograd.PROPERTY, "sideways");
