@@ -469,10 +469,7 @@ public final class Taesd {
                         t = b[1].forward(t, batch, h, w);
                         relu(t);
                         t = b[2].forward(t, batch, h, w);
-                        float[] skip = b[3] != null ? b[3].forward(x, batch, h, w) : x;
-                        for (int j = 0; j < t.length; j++) {
-                            t[j] = Math.max(t[j] + skip[j], 0f);
-                        }
+                        jdiffusion.tensor.Ops.addReluInPlace(t, b[3] != null ? b[3].forward(x, batch, h, w) : x);
                         x = t;
                         c = b[2].out();
                     }
@@ -498,11 +495,7 @@ public final class Taesd {
         }
 
         private static void relu(float[] x) {
-            for (int j = 0; j < x.length; j++) {
-                if (x[j] < 0f) {
-                    x[j] = 0f;
-                }
-            }
+            jdiffusion.tensor.Ops.reluInPlace(x);
         }
     }
 }

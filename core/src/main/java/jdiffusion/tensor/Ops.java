@@ -349,6 +349,30 @@ public final class Ops {
         unary(x, Vec::silu, Vec::silu);
     }
 
+    /** x = relu(x) in place: negative values become 0 (-0 and NaN stay as they are, as {@code x < 0 ? 0 : x}). */
+    public static void reluInPlace(float[] x) {
+        unary(x, v -> v.blend(0f, v.lt(0f)), v -> v < 0f ? 0f : v);
+    }
+
+    /** a = max(a + b, 0) elementwise (a residual sum and its ReLU in one pass), with {@link Math#max}'s semantics. */
+    public static void addReluInPlace(float[] a, float[] b) {
+        if (a.length != b.length) {
+            throw new IllegalArgumentException("length mismatch " + a.length + " vs " + b.length);
+        }
+        int blocks = (a.length + 1023) / 1024;
+        forChunks(blocks, a.length, (b0, b1) -> {
+            int end = Math.min(a.length, b1 * 1024);
+            int bound = b0 * 1024 + Vec.S.loopBound(end - b0 * 1024);
+            int j = b0 * 1024;
+            for (; j < bound; j += Vec.L) {
+                FloatVector.fromArray(Vec.S, a, j).add(FloatVector.fromArray(Vec.S, b, j)).max(0f).intoArray(a, j);
+            }
+            for (; j < end; j++) {
+                a[j] = Math.max(a[j] + b[j], 0f);
+            }
+        });
+    }
+
     /** GEGLU of rows [a | gate]: a * gelu(gate). */
     public static float[] geglu(float[] x, int rows, int inner) {
         if (x.length != rows * 2 * inner) {

@@ -126,6 +126,33 @@ class OpsOracleTest {
         }
     }
 
+    /** ReLU and the residual add-ReLU against their scalar forms, bit for bit, -0, NaN and the vector tail included. */
+    @Test
+    void reluAndAddReluMatchTheScalarForms() {
+        SplittableRandom rnd = new SplittableRandom(19);
+        for (int n : new int[] {1, 15, 1000, (1 << 16) + 7}) {
+            float[] x = random(rnd, n, -3, 3);
+            float[] b = random(rnd, n, -3, 3);
+            x[0] = -0f;
+            if (n > 2) {
+                x[1] = Float.NaN;
+                b[2] = -x[2]; // a sum of exactly 0
+            }
+            float[] relu = x.clone();
+            Ops.reluInPlace(relu);
+            float[] sum = x.clone();
+            Ops.addReluInPlace(sum, b);
+            for (int i = 0; i < n; i++) {
+                float r = x[i] < 0f ? 0f : x[i];
+                float s = Math.max(x[i] + b[i], 0f);
+                org.junit.jupiter.api.Assertions.assertEquals(Float.floatToRawIntBits(r),
+                        Float.floatToRawIntBits(relu[i]), "relu(" + x[i] + ") at " + i + " of " + n);
+                org.junit.jupiter.api.Assertions.assertEquals(Float.floatToRawIntBits(s),
+                        Float.floatToRawIntBits(sum[i]), "max(" + x[i] + " + " + b[i] + ", 0) at " + i + " of " + n);
+            }
+        }
+    }
+
     @Test
     void gegluMatchesOracle() {
         SplittableRandom rnd = new SplittableRandom(17);
