@@ -450,6 +450,7 @@ public final class Taesd {
                         + "x" + in + "x" + h + "x" + w);
             }
             float[] x = jdiffusion.tensor.Ops.nchwToNhwc(nchw, batch, in, h, w);
+            Buffers buffers = new Buffers();
             int c = in;
             for (int i = 0; i < layers.length; i++) {
                 switch (kinds.charAt(i)) {
@@ -463,13 +464,18 @@ public final class Taesd {
                         // fused into the next conv
                     }
                     case 'b' -> {
+                        // three activation-sized arrays per size, reused block after block: the decoder's last
+                        // blocks at 512x512 would otherwise allocate (and zero) 67 MB for every convolution
                         Conv2d[] b = (Conv2d[]) layers[i];
-                        float[] t = b[0].forward(x, batch, h, w);
+                        int n = batch * h * w * b[0].out();
+                        float[] t = b[0].forwardInto(x, batch, h, w, buffers.take(n));
                         relu(t);
-                        t = b[1].forward(t, batch, h, w);
-                        relu(t);
-                        t = b[2].forward(t, batch, h, w);
+                        float[] u = b[1].forwardInto(t, batch, h, w, buffers.take(n));
+                        relu(u);
+                        b[2].forwardInto(u, batch, h, w, t);
                         jdiffusion.tensor.Ops.addReluInPlace(t, b[3] != null ? b[3].forward(x, batch, h, w) : x);
+                        buffers.give(u);
+                        buffers.give(x);
                         x = t;
                         c = b[2].out();
                     }
@@ -492,6 +498,29 @@ public final class Taesd {
             }
             Conv2d.releaseScratch();
             return jdiffusion.tensor.Ops.nhwcToNchw(x, batch, c, h, w);
+        }
+
+        /** Free activation arrays of the size in use now, for the res blocks to write into (one run, one thread). */
+        private static final class Buffers {
+            private final java.util.ArrayDeque<float[]> free = new java.util.ArrayDeque<>();
+
+            /** A free array of exactly n values (contents undefined), or a new one. */
+            float[] take(int n) {
+                float[] a = free.poll();
+                if (a == null || a.length != n) {
+                    free.clear(); // another size: the image changed resolution, the old ones are not needed again
+                    return new float[n];
+                }
+                return a;
+            }
+
+            /** Hands back an array nothing reads any more (arrays of another size are let go). */
+            void give(float[] a) {
+                if (!free.isEmpty() && free.peek().length != a.length) {
+                    free.clear();
+                }
+                free.push(a);
+            }
         }
 
         private static void relu(float[] x) {

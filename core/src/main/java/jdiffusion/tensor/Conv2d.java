@@ -135,10 +135,27 @@ public final class Conv2d {
         if (oh < 1 || ow < 1) {
             throw new IllegalArgumentException("conv input " + h + "x" + w + " is smaller than its " + kh + "x" + kw + " kernel");
         }
+        return forwardInto(x, batch, h, w, new float[batch * oh * ow * out]);
+    }
+
+    /**
+     * {@link #forward} into y, an array of exactly batch x outH(h) x outW(w) x out values whose contents are
+     * overwritten (a model reusing its activation arrays saves allocating and zeroing them); y must not be x.
+     * Returns y.
+     */
+    public float[] forwardInto(float[] x, int batch, int h, int w, float[] y) {
+        int oh = outH(h);
+        int ow = outW(w);
+        if (oh < 1 || ow < 1) {
+            throw new IllegalArgumentException("conv input " + h + "x" + w + " is smaller than its " + kh + "x" + kw + " kernel");
+        }
         if (x.length != batch * h * w * in) {
             throw new IllegalArgumentException("conv input has " + x.length + " values, expected " + batch + "x" + h + "x" + w + "x" + in);
         }
-        float[] y = new float[batch * oh * ow * out];
+        if (y.length != batch * oh * ow * out || y == x) {
+            throw new IllegalArgumentException("conv output array has " + y.length + " values" + (y == x ? " and is the input" : "")
+                    + ", expected a separate one of " + batch + "x" + oh + "x" + ow + "x" + out);
+        }
         if (bf16 != null) {
             bf16.forward(x, batch, h, w, oh, ow, y);
             return y;

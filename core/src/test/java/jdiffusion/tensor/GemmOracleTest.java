@@ -3,6 +3,7 @@ package jdiffusion.tensor;
 import static jdiffusion.tensor.Oracle.abs;
 import static jdiffusion.tensor.Oracle.assertClose;
 import static jdiffusion.tensor.Oracle.random;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.SplittableRandom;
@@ -249,6 +250,25 @@ class GemmOracleTest {
             assertClose(name, expected, conv.forward(x, batch, h, w), mag, REL, 1e-30);
             assertClose(name + " grid", expected, conv.forwardPath(x, batch, h, w, true), mag, REL, 1e-30);
             assertClose(name + " im2col", expected, conv.forwardPath(x, batch, h, w, false), mag, REL, 1e-30);
+            // into an array holding garbage: every value overwritten, the same bits as forward
+            float[] into = random(rnd, batch * conv.outH(h) * conv.outW(w) * out, 1e6, 2e6);
+            assertSame(into, conv.forwardInto(x, batch, h, w, into));
+            org.junit.jupiter.api.Assertions.assertArrayEquals(conv.forward(x, batch, h, w), into, name + " into");
+        }
+    }
+
+    /** forwardInto on Winograd-sized layers (64 channels at 64x64): F(2x2), and F(4x4) where allowed. */
+    @Test
+    void convForwardIntoOverwritesOnTheWinogradPath() {
+        SplittableRandom rnd = new SplittableRandom(6);
+        int c = 64;
+        Conv2d conv = Conv2d.of(random(rnd, c * c * 9), random(rnd, c), c, c, 3, 1, 1);
+        for (Conv2d cv : new Conv2d[] {conv, Conv2d.of(random(rnd, c * c * 9), null, c, c, 3, 1, 1)
+                .allowLargeWinogradTiles()}) {
+            float[] x = random(rnd, 2 * 64 * 64 * c);
+            float[] into = random(rnd, x.length, -1e6, 1e6);
+            cv.forwardInto(x, 2, 64, 64, into);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(cv.forward(x, 2, 64, 64), into);
         }
     }
 
@@ -316,5 +336,8 @@ class GemmOracleTest {
         assertThrows(IllegalArgumentException.class, () -> Conv2d.of(new float[10], null, 2, 3, 3, 1, 1));
         Conv2d conv = Conv2d.of(new float[2 * 3 * 9], null, 2, 3, 3, 1, 1);
         assertThrows(IllegalArgumentException.class, () -> conv.forward(new float[10], 1, 2, 2));
+        float[] x = new float[3 * 4 * 4];
+        assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(x, 1, 4, 4, new float[2 * 16 - 1]));
+        assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(new float[2 * 4 * 4], 1, 4, 4, null));
     }
 }
