@@ -121,13 +121,16 @@ public final class HeapPlan {
             return "";
         }
         Work work = work(args, defaultMax);
-        if (work == null || !work.measured()) {
+        if (work == null) {
             return "";
         }
         long heap = heapBytes(work);
         if (System.getenv("JDIFFUSION_DEBUG") != null) {
             System.err.println("heap plan: " + work + " -> " + (heap >> 20) + " MB (default " + (defaultMax >> 20)
-                    + " MB)");
+                    + " MB)" + (work.measured() ? "" : "; not applied: this kind of run is not measured under it"));
+        }
+        if (!work.measured()) {
+            return "";
         }
         if (heap >= defaultMax) {
             return "";
@@ -311,16 +314,21 @@ public final class HeapPlan {
     }
 
     /**
-     * The kinds of run measured to pass under the plan (full-size random checkpoints): one txt2img image of at most
-     * 512x512 pixels (SD1.5: 3 of 3 runs), an SDXL image of at most 1024x1024 (fp32 and bf16). Planned heaps failed
-     * with an OutOfMemoryError for SD1.5 at 1024x1024 (-Xmx4742m) and the hires fix 2x (-Xmx4742m), so everything not
-     * measured keeps the default heap until it is: larger images, batches, the hires fix, ControlNets, LoRAs, SD3.
+     * The kinds of run measured to pass under the plan (full-size random checkpoints, fp16): SD1/SD2 txt2img of at
+     * most 1024x1024 pixels in all (the hires fix's final size; batch 2 at 512x512 counts 2 x 512 x 512): SD1.5
+     * 512x512 3 of 3 runs at 3.09 GiB resident, 1024x1024 at 4.25 GiB, the hires fix 2x from 512 at 4.25 GiB, batch 2
+     * at 3.90 GiB; SDXL, one image of at most 1024x1024 (fp32 and bf16). Before the Winograd scratch fix planned
+     * heaps failed for SD1.5 at 1024x1024 and the hires fix, so everything not measured keeps the default heap until
+     * it is: larger images and batches, SDXL batches and hires fix, ControlNets, LoRAs, SD3.
      */
     static boolean measured(String family, int batch, long w, long h, int controls, int loras, boolean hires) {
-        if (batch != 1 || controls > 0 || loras > 0 || hires) {
+        if (controls > 0 || loras > 0 || family.equals("SD3")) {
             return false;
         }
-        return w * h <= 512L * 512 && !family.equals("SD3") || family.equals("SDXL") && w * h <= 1024L * 1024;
+        if (family.equals("SDXL")) {
+            return batch == 1 && !hires && w * h <= 1024L * 1024;
+        }
+        return batch * w * h <= 1024L * 1024;
     }
 
     /** Widest activation (floats) of the VAE's decoder or encoder at an image of w x h pixels, from its conv shapes. */

@@ -175,14 +175,27 @@ class HeapPlanTest {
         String m = tinySd1().toString();
         assertTrue(HeapPlan.work(args, RAM_DEFAULT).measured());
         for (String[] more : List.of(new String[] {"-W", "1024", "-H", "1024"}, new String[] {"-b", "2"},
-                new String[] {"--hires-scale", "2"}, new String[] {"--control", m + ":hint.png"},
+                new String[] {"--hires-scale", "2"})) {
+            List<String> a = new ArrayList<>(List.of(args));
+            a.addAll(List.of(more));
+            assertTrue(HeapPlan.flags(a.toArray(String[]::new), null, RAM_DEFAULT).startsWith("-Xmx"), a.toString());
+        }
+        for (String[] more : List.of(new String[] {"-W", "1024", "-H", "1024", "-b", "2"},
+                new String[] {"--hires-scale", "2.5"}, new String[] {"--control", m + ":hint.png"},
                 new String[] {"--lora", m})) {
             List<String> a = new ArrayList<>(List.of(args));
             a.addAll(List.of(more));
             assertEquals("", HeapPlan.flags(a.toArray(String[]::new), null, RAM_DEFAULT), a.toString());
         }
         assertTrue(HeapPlan.measured("SDXL", 1, 1024, 1024, 0, 0, false));
-        assertFalse(HeapPlan.measured("SD1", 1, 1024, 1024, 0, 0, false));
+        assertFalse(HeapPlan.measured("SDXL", 2, 1024, 1024, 0, 0, false));
+        assertFalse(HeapPlan.measured("SDXL", 1, 1024, 1024, 0, 0, true));
+        assertTrue(HeapPlan.measured("SD1", 1, 1024, 1024, 0, 0, false));
+        assertTrue(HeapPlan.measured("SD1", 1, 1024, 1024, 0, 0, true));
+        assertTrue(HeapPlan.measured("SD2", 2, 512, 512, 0, 0, false));
+        assertFalse(HeapPlan.measured("SD1", 2, 1024, 1024, 0, 0, false));
+        assertFalse(HeapPlan.measured("SD1", 1, 512, 512, 1, 0, false));
+        assertFalse(HeapPlan.measured("SD1", 1, 512, 512, 0, 1, false));
         assertFalse(HeapPlan.measured("SD3", 1, 1024, 1024, 0, 0, false));
     }
 
