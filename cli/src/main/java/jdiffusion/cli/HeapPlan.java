@@ -29,7 +29,7 @@ import picocli.CommandLine;
  * <li>loading: every model's weights as they sit on the heap (GEMM and convolution weights in the 16 or 8 bits the
  * file stores them, float32 files in float32, norms, biases and embeddings widened to float32; under a native bf16
  * path the GEMM weights live off the heap) plus the largest tensor widened once and the LoRA files' tensors;</li>
- * <li>img2img / inpaint: all weights plus the VAE encoder's full-resolution activations;</li>
+ * <li>img2img: all weights plus {@link #ENCODE_LIVE_TENSORS} times the VAE's widest activation;</li>
  * <li>sampling: the weights less the text encoders (a one-shot run frees them) plus {@link #SAMPLE_BASE} and
  * {@link #SAMPLE_PER_CELL} per latent cell per image of the guided batch (twice the batch; ControlNets half as much
  * again each), at the largest size sampled (the hires fix's);</li>
@@ -39,7 +39,8 @@ import picocli.CommandLine;
  * The decode's tiling budget follows the maximum heap, so the plan also fixes the budget the default heap would have
  * given ({@code -Djdiffusion.vaeTilingBudget}): a smaller heap never changes the image. Nothing is printed (the
  * launcher's default applies) when the user gave a heap size of their own, for commands other than {@code generate}
- * and for work it does not model (img2img and inpainting, an upscale model in the hires fix), when anything cannot be read (the
+ * and for work it does not model (inpainting, an upscale model in the hires fix) or has not been measured under (see
+ * {@link #measured}), when anything cannot be read (the
  * run itself reports it) and when the plan would reach the default maximum.
  */
 public final class HeapPlan {
@@ -61,10 +62,11 @@ public final class HeapPlan {
      */
     static final int DECODE_LIVE_TENSORS = 6;
     /**
-     * The same for the encoder (img2img, inpainting), not measured again since the Winograd fix: an SD1.5 512x512
-     * img2img failed under -Xmx4416m with the old 14 and under -Xmx2600m since. These runs keep the default heap.
+     * The same for the encoder (img2img), counted at the decoder's widest activation: since the Winograd fix (and the
+     * encoder's own reused norm outputs) an SD1.5 512x512 img2img ran under -Xmx2968m at 3.12 GiB resident; before,
+     * it failed under -Xmx6208m with 14.
      */
-    static final int ENCODE_LIVE_TENSORS = 14;
+    static final int ENCODE_LIVE_TENSORS = 6;
     /** The VAE's default tiling budget's ceiling ({@code VaeTiling.auto()}). */
     static final long VAE_BUDGET_CAP = 3L << 30;
     /** The launcher's default maximum heap, in percent of RAM ({@code -XX:MaxRAMPercentage}). */
@@ -188,9 +190,8 @@ public final class HeapPlan {
     }
 
     static Work work(GenerateCommand g, long defaultMax) throws Exception {
-        // img2img and inpainting keep the default: the VAE encoder's working set is not modelled (an SD1.5 512x512
-        // img2img peaked at 8.11 GB resident with the default heap and failed under -Xmx4416m and -Xmx6208m)
-        if (g.model == null || g.initImage != null || g.inpaint.mask != null || g.inpaint.outpaint != null
+        // inpainting keeps the default: not measured under a plan (img2img is, see measured)
+        if (g.model == null || g.inpaint.mask != null || g.inpaint.outpaint != null
                 || g.hires.scale != null && g.hires.upscaler != null && !g.hires.upscaler.startsWith("latent")) {
             return null;
         }
@@ -270,12 +271,12 @@ public final class HeapPlan {
                 vaeBudget);
         decode += 2L * batch * 3 * outW * outH * 4; // the decoded image and its NCHW copy
         boolean encodes = g.initImage != null || g.inpaint.mask != null;
-        // the encoder is counted as wide as the decoder: with its own widest activation (14 x 128 channels at full
-        // resolution, -Xmx4416m) an SD1.5 512x512 img2img failed with an OutOfMemoryError
+        // the encoder is counted as wide as the decoder (its own widest is half the decoder's for the SD VAEs)
         long encode = encodes ? Math.max(widest(vaeNames, s.shapes, "encoder.down", batch, width, height),
                 widest(vaeNames, s.shapes, "decoder.up", batch, width, height)) * 4 * ENCODE_LIVE_TENSORS : 0;
         return new Work(s.unet, s.text, s.vae, s.control, s.load + s.largest, encode, sample, decode, vaeBudget,
-                measured(family, batch, outW, outH, g.control.controls.size(), g.loras.size(), g.hires.scale != null));
+                measured(family, batch, outW, outH, g.control.controls.size(), g.loras.size(), g.hires.scale != null,
+                        encodes));
     }
 
     /** The decoder's widest activation (floats) for an image of w x h pixels. */
@@ -322,13 +323,19 @@ public final class HeapPlan {
      * it is: larger images and batches, SDXL batches and hires fix, ControlNets, LoRAs, SD3.
      */
     static boolean measured(String family, int batch, long w, long h, int controls, int loras, boolean hires) {
+        return measured(family, batch, w, h, controls, loras, hires, false);
+    }
+
+    /** {@link #measured} for a run that encodes an init image (img2img: SD1/SD2, at most 512x512 pixels in all). */
+    static boolean measured(String family, int batch, long w, long h, int controls, int loras, boolean hires,
+                            boolean encodes) {
         if (controls > 0 || loras > 0 || family.equals("SD3")) {
             return false;
         }
         if (family.equals("SDXL")) {
-            return batch == 1 && !hires && w * h <= 1024L * 1024;
+            return batch == 1 && !hires && !encodes && w * h <= 1024L * 1024;
         }
-        return batch * w * h <= 1024L * 1024;
+        return batch * w * h <= (encodes ? 512L * 512 : 1024L * 1024);
     }
 
     /** Widest activation (floats) of the VAE's decoder or encoder at an image of w x h pixels, from its conv shapes. */

@@ -117,9 +117,14 @@ class HeapPlanTest {
         assertTrue(batch.decode() > 3 * base.decode(), "a batch decodes in one go");
         assertTrue(HeapPlan.heapBytes(big) > HeapPlan.heapBytes(base));
         assertEquals(0, base.encode());
-        // img2img keeps the default heap: the VAE encoder's working set is not modelled
-        assertNull(plan("-m", m, "-p", "x", "-i",
-                CliTests.golden().resolve("pipe_sd1_img2img_euler.input.png").toString()));
+        // img2img: all weights plus the encoder's working set, at the init image's size; inpainting keeps the default
+        String init = CliTests.golden().resolve("pipe_sd1_img2img_euler.input.png").toString();
+        HeapPlan.Work img2img = plan("-m", m, "-p", "x", "-i", init);
+        assertTrue(img2img.encode() > 0);
+        assertTrue(img2img.measured());
+        assertTrue(HeapPlan.heapBytes(img2img) >= img2img.unet() + img2img.text() + img2img.vae() + img2img.encode());
+        assertNull(plan("-m", m, "-p", "x", "-i", init, "--mask", init));
+        assertFalse(HeapPlan.measured("SD1", 1, 768, 768, 0, 0, false, true), "img2img measured up to 512x512");
         Path cn = CliTests.golden().resolve("models/tiny-sd1-controlnet-fp16.safetensors");
         HeapPlan.Work control = plan("-m", m, "-p", "x", "--control", cn + ":" + "hint.png");
         assertTrue(control.control() > 0);

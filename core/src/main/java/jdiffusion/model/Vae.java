@@ -163,7 +163,13 @@ public final class Vae {
                 + " values, expected " + batch + "x" + c + "x" + height + "x" + width);
         requireArraySize(encoder.largestActivation(batch, height, width), width + "x" + height);
         Feature x = new Feature(Ops.nchwToNhwc(image, batch, c, height, width), batch, height, width, c);
-        Feature moments = encoder.forward(x);
+        Feature moments;
+        try {
+            moments = encoder.forward(x);
+        } finally {
+            // the full-resolution convolutions' padded scratch is the size of an activation: not needed after this
+            jdiffusion.tensor.Conv2d.releaseScratch();
+        }
         jdiffusion.tensor.Finite.check(moments.data(), "VAE encoder");
         return posterior(moments);
     }
@@ -291,16 +297,18 @@ public final class Vae {
         }
 
         Feature forward(Feature x) {
+            // as the decoder: the norms in front of the blocks' first convolutions reuse arrays
+            ActivationScratch scratch = new ActivationScratch();
             x = conv(convIn, x);
             for (Level level : levels) {
                 for (ResnetBlock b : level.blocks()) {
-                    x = b.forward(x, null);
+                    x = b.forward(x, null, scratch);
                 }
                 if (level.resample() != null) {
                     x = conv(level.resample(), x);
                 }
             }
-            x = mid.forward(x, null);
+            x = mid.forward(x, scratch);
             x = conv(convOut, x.with(normOut.applyInPlace(x, true), x.c())); // x is the mid block's own output
             return quantConv == null ? x : linear(quantConv, x);
         }
