@@ -152,8 +152,9 @@ public final class Conv2d {
         if (x.length != batch * h * w * in) {
             throw new IllegalArgumentException("conv input has " + x.length + " values, expected " + batch + "x" + h + "x" + w + "x" + in);
         }
-        if (y.length != batch * oh * ow * out || y == x) {
-            throw new IllegalArgumentException("conv output array has " + y.length + " values" + (y == x ? " and is the input" : "")
+        if (y == null || y.length != batch * oh * ow * out || y == x) {
+            throw new IllegalArgumentException("conv output array " + (y == null ? "is missing"
+                    : "has " + y.length + " values" + (y == x ? " and is the input" : ""))
                     + ", expected a separate one of " + batch + "x" + oh + "x" + ow + "x" + out);
         }
         if (bf16 != null) {

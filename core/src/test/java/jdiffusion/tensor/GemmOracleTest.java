@@ -338,6 +338,9 @@ class GemmOracleTest {
         assertThrows(IllegalArgumentException.class, () -> conv.forward(new float[10], 1, 2, 2));
         float[] x = new float[3 * 4 * 4];
         assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(x, 1, 4, 4, new float[2 * 16 - 1]));
-        assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(new float[2 * 4 * 4], 1, 4, 4, null));
+        assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(x, 1, 4, 4, null));
+        assertThrows(IllegalArgumentException.class, () -> conv.forwardInto(x, 1, 4, 4, x), "the output is the input");
+        Conv2d square = Conv2d.of(new float[3 * 3 * 9], null, 3, 3, 3, 1, 1);
+        assertThrows(IllegalArgumentException.class, () -> square.forwardInto(x, 1, 4, 4, x), "the output is the input");
     }
 }
