@@ -89,21 +89,13 @@ final class Bf16Attention {
         }
         Arena arena;
         MemorySegment buffer = MemorySegment.NULL;
-        final float[][] floats = new float[2][0];
-        short[] shorts = new short[0];
+        final float[][] floats = new float[1][0];
 
         float[] floats(int i, int n) {
             if (floats[i].length < n) {
                 floats[i] = new float[n];
             }
             return floats[i];
-        }
-
-        short[] shorts(int n) {
-            if (shorts.length < n) {
-                shorts = new short[n];
-            }
-            return shorts;
         }
 
         /** At least bytes of buffer (grown buffers replace the old ones at once). */
@@ -178,11 +170,9 @@ final class Bf16Attention {
                 new MemorySegment[] {pr.qMd(), pr.kMd(), pr.sMd()},
                 new MemorySegment[] {qb.asSlice(2L * ((long) bh * nq + r0) * hd), kb.asSlice(kvOff), s});
         float[] sums = t.floats(0, rn);
-        float[] row = t.floats(1, nk);
-        short[] bf = t.shorts(nk);
         for (int i = 0; i < rn; i++) {
             int visible = causal ? Math.min(nk, r0 + i + 1) : nk;
-            sums[i] = softmaxRow(s, 4L * i * nk, p, 2L * i * nk, nk, visible, scale, row, bf);
+            sums[i] = softmaxRow(s, 4L * i * nk, p, 2L * i * nk, nk, visible, scale);
         }
         OneDnn.executeHere(pr.pv(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
                 new MemorySegment[] {pr.pMd(), pr.vMd(), pr.oMd()}, new MemorySegment[] {p, vb.asSlice(kvOff), o});
@@ -256,37 +246,39 @@ final class Bf16Attention {
      * visible keys, rounded to bf16, 0 for the masked ones; returns the sum of the rounded values.
      */
     private static float softmaxRow(MemorySegment s, long sOff, MemorySegment p, long pOff, int nk, int visible,
-                                    float scale, float[] row, short[] bf) {
-        MemorySegment.copy(s, ValueLayout.JAVA_FLOAT, sOff, row, 0, visible);
+                                    float scale) {
+        // read and written in place in the native buffers (no copy of the row through a Java array and back)
         int step = FS.length();
         int bound = visible - visible % step;
         FloatVector vmax = FloatVector.broadcast(FS, Float.NEGATIVE_INFINITY);
         int j = 0;
         for (; j < bound; j += step) {
-            vmax = vmax.max(FloatVector.fromArray(FS, row, j));
+            vmax = vmax.max(FloatVector.fromMemorySegment(FS, s, sOff + 4L * j, NATIVE));
         }
         float max = vmax.reduceLanes(VectorOperators.MAX);
         for (; j < visible; j++) {
-            max = Math.max(max, row[j]);
+            max = Math.max(max, s.get(ValueLayout.JAVA_FLOAT, sOff + 4L * j));
         }
         float shift = max * scale;
         FloatVector acc = FloatVector.zero(FS);
         for (j = 0; j < bound; j += step) {
-            FloatVector e = expNonPositive(FloatVector.fromArray(FS, row, j).fma(scale, -shift));
+            FloatVector e = expNonPositive(FloatVector.fromMemorySegment(FS, s, sOff + 4L * j, NATIVE)
+                    .fma(scale, -shift));
             IntVector bits = e.reinterpretAsInts();
             IntVector hi = bits.add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).add(0x7FFF)
                     .lanewise(VectorOperators.LSHR, 16);
             acc = acc.add(hi.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats());
-            ((ShortVector) hi.convertShape(VectorOperators.I2S, SS, 0)).intoArray(bf, j);
+            ((ShortVector) hi.convertShape(VectorOperators.I2S, SS, 0)).intoMemorySegment(p, pOff + 2L * j, NATIVE);
         }
         float sum = Vec.sumLanes(acc);
         for (; j < visible; j++) {
-            short h = OneDnn.bf16(expNonPositive(Math.fma(row[j], scale, -shift)));
-            bf[j] = h;
+            short h = OneDnn.bf16(expNonPositive(Math.fma(s.get(ValueLayout.JAVA_FLOAT, sOff + 4L * j), scale, -shift)));
+            p.set(ValueLayout.JAVA_SHORT_UNALIGNED, pOff + 2L * j, h);
             sum += Float.intBitsToFloat(h << 16);
         }
-        java.util.Arrays.fill(bf, visible, nk, (short) 0);
-        MemorySegment.copy(bf, 0, p, ValueLayout.JAVA_SHORT, pOff, nk);
+        if (visible < nk) {
+            p.asSlice(pOff + 2L * visible, 2L * (nk - visible)).fill((byte) 0);
+        }
         return sum;
     }
 
