@@ -282,43 +282,18 @@ final class Bf16Attention {
         return sum;
     }
 
-    // exp(x) for x <= 0 (scores minus their row maximum): 2^k p(r), k = round(x / ln 2), r = x - k ln 2 (two-part
-    // ln 2), p the degree-6 Taylor polynomial, relative error < 1.3e-7 (|r| <= ln2/2: r^7/7!), two fp32 ulps, far
-    // below the bf16 rounding that follows (2^-9). x below -87 gives exp(-87) ~ 1.6e-38 instead of less, which
-    // no sum of probabilities (at least 1) can tell. Cheaper than Vec.exp: no upper clamp, no blend, one term less.
-    private static final float EXP_LO = -87.0f;
-    private static final float LOG2E = 1.44269504f;
-    private static final float LN2_HI = 0.693359375f;
-    private static final float LN2_LO = -2.12194440e-4f;
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
+    // exp(x) for x <= 0 (scores minus their row maximum): Vec's range reduction with the degree-6 Taylor
+    // polynomial, relative error < 1.3e-7 (|r| <= ln2/2: r^7/7!), two fp32 ulps, far below the bf16 rounding that
+    // follows (2^-9). x below -87 gives exp(-87) ~ 1.6e-38 instead of less, which no sum of probabilities (at least
+    // 1) can tell. Cheaper than Vec.exp: no upper clamp, no blend, one term less.
     private static final float[] EXP_POLY = {1f / 720, 1f / 120, 1f / 24, 1f / 6, 0.5f, 1f, 1f};
 
     static FloatVector expNonPositive(FloatVector x) {
-        FloatVector xc = x.max(EXP_LO);
-        FloatVector t = xc.fma(LOG2E, ROUNDER);
-        FloatVector k = t.sub(ROUNDER);
-        FloatVector r = k.fma(FloatVector.broadcast(FS, -LN2_HI), xc);
-        r = k.fma(FloatVector.broadcast(FS, -LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(FS, EXP_POLY[0]);
-        for (int i = 1; i < EXP_POLY.length; i++) {
-            p = p.fma(r, FloatVector.broadcast(FS, EXP_POLY[i]));
-        }
-        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23);
-        return p.mul((FloatVector) bits.reinterpretAsFloats());
+        return Vec.expReduced(x.max(Vec.EXP_LO), EXP_POLY);
     }
 
     /** The scalar twin of {@link #expNonPositive(FloatVector)}, bit-identical lane by lane. */
     static float expNonPositive(float x) {
-        float xc = Math.max(x, EXP_LO);
-        float t = Math.fma(xc, LOG2E, ROUNDER);
-        float k = t - ROUNDER;
-        float r = Math.fma(k, -LN2_HI, xc);
-        r = Math.fma(k, -LN2_LO, r);
-        float p = EXP_POLY[0];
-        for (int i = 1; i < EXP_POLY.length; i++) {
-            p = Math.fma(p, r, EXP_POLY[i]);
-        }
-        return p * Float.intBitsToFloat((Float.floatToRawIntBits(t) - (ROUNDER_BITS - 127)) << 23);
+        return Vec.expReduced(Math.max(x, Vec.EXP_LO), EXP_POLY);
     }
 }

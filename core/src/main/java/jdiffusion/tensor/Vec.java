@@ -19,7 +19,7 @@ final class Vec {
     // in JIT-compiled code: VectorOperators.EXP is SVML once compiled but Math.exp per lane before, so results changed
     // by an ulp during warm-up and the same seed could give different pixels from run to run.
     private static final float EXP_HI = 88.0f;
-    private static final float EXP_LO = -87.0f;
+    static final float EXP_LO = -87.0f;
     private static final float LOG2E = 1.44269504f;
     private static final float LN2_HI = 0.693359375f;
     private static final float LN2_LO = -2.12194440e-4f;
@@ -28,33 +28,41 @@ final class Vec {
     private static final float[] EXP_POLY = {1f / 5040, 1f / 720, 1f / 120, 1f / 24, 1f / 6, 0.5f, 1f, 1f};
 
     static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.max(EXP_LO).min(EXP_HI);
-        FloatVector t = xc.fma(LOG2E, ROUNDER);
-        FloatVector k = t.sub(ROUNDER);
-        FloatVector r = k.fma(FloatVector.broadcast(S, -LN2_HI), xc);
-        r = k.fma(FloatVector.broadcast(S, -LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(S, EXP_POLY[0]);
-        for (int i = 1; i < EXP_POLY.length; i++) {
-            p = p.fma(r, FloatVector.broadcast(S, EXP_POLY[i]));
-        }
-        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector y = p.mul((FloatVector) bits.reinterpretAsFloats());
-        return y.blend(0f, x.compare(VectorOperators.LT, EXP_LO));
+        return expReduced(x.max(EXP_LO).min(EXP_HI), EXP_POLY).blend(0f, x.compare(VectorOperators.LT, EXP_LO));
     }
 
     /** The scalar twin of {@link #exp(FloatVector)}: bit-identical lane by lane. */
     static float exp(float x) {
-        if (x < EXP_LO) {
-            return 0f;
+        return x < EXP_LO ? 0f : expReduced(Math.min(x, EXP_HI), EXP_POLY);
+    }
+
+    /**
+     * 2^k p(r) for xc already clamped to [{@link #EXP_LO}, {@link #EXP_HI}]: k = round(xc / ln 2), r = xc - k ln 2
+     * (two-part ln 2), p the polynomial poly (highest degree first). The one range reduction every exp here shares
+     * ({@link Bf16Attention} passes a shorter polynomial).
+     */
+    static FloatVector expReduced(FloatVector xc, float[] poly) {
+        FloatVector t = xc.fma(LOG2E, ROUNDER);
+        FloatVector k = t.sub(ROUNDER);
+        FloatVector r = k.fma(FloatVector.broadcast(S, -LN2_HI), xc);
+        r = k.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(S, poly[0]);
+        for (int i = 1; i < poly.length; i++) {
+            p = p.fma(r, FloatVector.broadcast(S, poly[i]));
         }
-        float xc = Math.min(x, EXP_HI);
+        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23);
+        return p.mul((FloatVector) bits.reinterpretAsFloats());
+    }
+
+    /** The scalar twin of {@link #expReduced(FloatVector, float[])}: bit-identical lane by lane. */
+    static float expReduced(float xc, float[] poly) {
         float t = Math.fma(xc, LOG2E, ROUNDER);
         float k = t - ROUNDER;
         float r = Math.fma(k, -LN2_HI, xc);
         r = Math.fma(k, -LN2_LO, r);
-        float p = EXP_POLY[0];
-        for (int i = 1; i < EXP_POLY.length; i++) {
-            p = Math.fma(p, r, EXP_POLY[i]);
+        float p = poly[0];
+        for (int i = 1; i < poly.length; i++) {
+            p = Math.fma(p, r, poly[i]);
         }
         return p * Float.intBitsToFloat((Float.floatToRawIntBits(t) - ROUNDER_BITS + 127) << 23);
     }
