@@ -1,5 +1,7 @@
 package jdiffusion.tensor;
 
+import static jdiffusion.tensor.Oracle.bf16Round;
+import static jdiffusion.tensor.Oracle.symmetric;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -51,22 +53,10 @@ class Bf16AttentionTest {
                 Arguments.of("vae b1 h1 64x64 hd131", 1, 1, 64, 64, 131, false, 0));
     }
 
-    private static float[] random(SplittableRandom r, int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
-        }
-        return a;
-    }
-
-    private static float round(float x) {
-        return Float.intBitsToFloat(OneDnn.bf16(x) << 16);
-    }
-
     private static float[] rounded(float[] x) {
         float[] y = new float[x.length];
         for (int i = 0; i < x.length; i++) {
-            y[i] = round(x[i]);
+            y[i] = bf16Round(x[i]);
         }
         return y;
     }
@@ -79,9 +69,9 @@ class Bf16AttentionTest {
         SplittableRandom r = new SplittableRandom(name.hashCode());
         int c = heads * hd;
         // scores of a few units: a peaked softmax, where the score errors matter most
-        float[] q = random(r, batch * nq * c, 1.5);
-        float[] k = random(r, batch * nk * c, 1.5);
-        float[] v = random(r, batch * nk * c, 2);
+        float[] q = symmetric(r, batch * nq * c, 1.5);
+        float[] k = symmetric(r, batch * nk * c, 1.5);
+        float[] v = symmetric(r, batch * nk * c, 2);
         float[] got = scoreFloats == 0 ? Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal)
                 : Bf16Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, scoreFloats);
         float[] qr = rounded(q);
@@ -144,9 +134,9 @@ class Bf16AttentionTest {
                     double amb = 0;
                     for (int j = 0; j < visible; j++) {
                         double e = Math.exp(sr[j] - maxR);
-                        float re = round((float) e);
-                        double lo = round((float) (e * (1 - g)));
-                        double hi = round((float) (e * (1 + g)));
+                        float re = bf16Round((float) e);
+                        double lo = bf16Round((float) (e * (1 - g)));
+                        double hi = bf16Round((float) (e * (1 + g)));
                         sr[j] = re;
                         ar[j] = lo != hi ? Math.max(hi - re, re - lo) : 0; // the rounding that may differ
                         amb += ar[j];
@@ -202,9 +192,9 @@ class Bf16AttentionTest {
                            int scoreFloats) {
         SplittableRandom r = new SplittableRandom(name.hashCode() + 1);
         int c = heads * hd;
-        float[] q = random(r, batch * nq * c, 1.5);
-        float[] k = random(r, batch * nk * c, 1.5);
-        float[] v = random(r, batch * nk * c, 2);
+        float[] q = symmetric(r, batch * nq * c, 1.5);
+        float[] k = symmetric(r, batch * nk * c, 1.5);
+        float[] v = symmetric(r, batch * nk * c, 2);
         // the streaming fp32 kernel with its own block sizes is what fp32 always computed
         float[] fp32 = Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, Attention.QB, Attention.KB);
         assertArrayEquals(fp32, Attention.forward(q, k, v, batch, nq, nk, heads, hd, causal, false), "bf16 off");
@@ -230,9 +220,9 @@ class Bf16AttentionTest {
         // more query counts than a thread keeps primitives for (one head, one unit: all on this thread): the cache
         // starts over and the results stay right
         for (int nq = 1; nq <= 80; nq++) {
-            float[] q = random(r, nq * 16, 1);
-            float[] k = random(r, 9 * 16, 1);
-            float[] v = random(r, 9 * 16, 1);
+            float[] q = symmetric(r, nq * 16, 1);
+            float[] k = symmetric(r, 9 * 16, 1);
+            float[] v = symmetric(r, 9 * 16, 1);
             float[] got = Bf16Attention.forward(q, k, v, 1, nq, 9, 1, 16, nq % 2 == 0);
             float[] ref = Reference.attention(q, k, v, 1, nq, 9, 1, 16, nq % 2 == 0);
             for (int i = 0; i < ref.length; i++) {

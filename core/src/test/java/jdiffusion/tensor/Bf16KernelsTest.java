@@ -1,5 +1,7 @@
 package jdiffusion.tensor;
 
+import static jdiffusion.tensor.Oracle.bf16Round;
+import static jdiffusion.tensor.Oracle.symmetric;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -18,18 +20,6 @@ import org.junit.jupiter.api.Test;
  */
 class Bf16KernelsTest {
 
-    private static float[] random(SplittableRandom r, int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
-        }
-        return a;
-    }
-
-    private static float round(float x) {
-        return Float.intBitsToFloat(OneDnn.bf16(x) << 16);
-    }
-
     private static double bound(int n, double absSum) {
         return (Math.scalb(1.0, -8) + Math.scalb(1.0, -17) + n * Math.scalb(1.0, -24)) * absSum + 1e-30;
     }
@@ -43,10 +33,10 @@ class Bf16KernelsTest {
         int out = 72;
         int ldx = 211;
         int ldy = 80;
-        float[] w = random(r, out * in, 0.5);
-        float[] b = random(r, out, 1);
-        float[] x = random(r, 3 + rows * ldx, 2);
-        float[] y0 = random(r, 5 + rows * ldy, 1);
+        float[] w = symmetric(r, out * in, 0.5);
+        float[] b = symmetric(r, out, 1);
+        float[] x = symmetric(r, 3 + rows * ldx, 2);
+        float[] y0 = symmetric(r, 5 + rows * ldy, 1);
         for (boolean accumulate : new boolean[] {false, true}) {
             Linear lin;
             try (var s = Precision.scope(Precision.BF16)) {
@@ -66,7 +56,7 @@ class Bf16KernelsTest {
                         double wv = w[o * in + k];
                         exact += xv * wv;
                         abs += Math.abs(xv * wv);
-                        rounded += (double) round((float) xv) * round((float) wv);
+                        rounded += (double) bf16Round((float) xv) * bf16Round((float) wv);
                     }
                     double base = accumulate ? y0[5 + i * ldy + o] : 0;
                     double got = y[5 + i * ldy + o] - base;
@@ -103,9 +93,9 @@ class Bf16KernelsTest {
             int wd = 7;
             int in = 24;
             int out = 40;
-            float[] w = random(r, out * in * kh * kw, 0.3);
-            float[] b = random(r, out, 1);
-            float[] x = random(r, batch * h * wd * in, 2);
+            float[] w = symmetric(r, out * in * kh * kw, 0.3);
+            float[] b = symmetric(r, out, 1);
+            float[] x = symmetric(r, batch * h * wd * in, 2);
             Conv2d conv;
             try (var s = Precision.scope(Precision.BF16)) {
                 conv = Conv2d.of(w, b, out, in, kh, kw, stride, pt, pl, pb, pr);
@@ -151,11 +141,11 @@ class Bf16KernelsTest {
     @Test
     void forcedFallbackRunsTheFp32KernelsExactly() {
         SplittableRandom r = new SplittableRandom(3);
-        float[] w = random(r, 48 * 64, 0.5);
-        float[] b = random(r, 48, 1);
-        float[] x = random(r, 10 * 64, 1);
-        float[] cw = random(r, 16 * 8 * 9, 0.5);
-        float[] cx = random(r, 6 * 5 * 8, 1);
+        float[] w = symmetric(r, 48 * 64, 0.5);
+        float[] b = symmetric(r, 48, 1);
+        float[] x = symmetric(r, 10 * 64, 1);
+        float[] cw = symmetric(r, 16 * 8 * 9, 0.5);
+        float[] cx = symmetric(r, 6 * 5 * 8, 1);
         String before = System.getProperty("jdiffusion.bf16");
         System.setProperty("jdiffusion.bf16", "off");
         try {

@@ -17,6 +17,20 @@ final class Oracle {
         return x;
     }
 
+    /** n values uniform in [-scale, scale), as (u * 2 - 1) * scale. */
+    static float[] symmetric(SplittableRandom r, int n, double scale) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
+        }
+        return a;
+    }
+
+    /** x rounded to bf16 (nearest even, as the bf16 kernels round their inputs), as a float. */
+    static float bf16Round(float x) {
+        return Float.intBitsToFloat(OneDnn.bf16(x) << 16);
+    }
+
     static float[] random(SplittableRandom rnd, int n) {
         return random(rnd, n, -1, 1);
     }
