@@ -4,8 +4,8 @@ import java.util.Set;
 
 /**
  * A view that forwards only the four calls every {@link Weights} must answer (names, has, shape, get): dtype,
- * row, slice and mapped keep their defaults, as in a decorator that knows nothing of files (a LoRA view). Tests
- * subclass it to change one call or add one back.
+ * row, slice and mapped keep their defaults, as in a decorator that knows nothing of files (a LoRA view). A view
+ * that changes one call (a difference ControlNet's sums) or a test that adds one back subclasses it.
  */
 public class BasicView implements Weights {
     protected final Weights inner;

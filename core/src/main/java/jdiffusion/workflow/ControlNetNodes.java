@@ -8,7 +8,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import jdiffusion.io.Checkpoint;
 import jdiffusion.io.ControlNetWeights;
 import jdiffusion.io.ModelFormatException;
@@ -200,26 +199,11 @@ final class ControlNetNodes {
      * is the stored difference plus the base's weight.
      */
     static Weights plusBase(Weights diff, Weights base) {
-        return new Weights() {
-            @Override
-            public Set<String> names() {
-                return diff.names();
-            }
-
-            @Override
-            public boolean has(String name) {
-                return diff.has(name);
-            }
-
-            @Override
-            public int[] shape(String name) {
-                return diff.shape(name);
-            }
-
+        return new jdiffusion.io.BasicView(diff) {
             @Override
             public float[] get(String name) {
-                float[] v = diff.get(name);
-                if (base.has(name) && java.util.Arrays.equals(base.shape(name), diff.shape(name))) {
+                float[] v = inner.get(name);
+                if (base.has(name) && java.util.Arrays.equals(base.shape(name), inner.shape(name))) {
                     float[] b = base.get(name);
                     for (int i = 0; i < v.length; i++) {
                         v[i] += b[i];
