@@ -286,15 +286,22 @@ public final class Gemm {
                         }
                     }
                     if (width < NR) {
-                        // padding lanes are zero (a reused scratch array holds old values there)
-                        java.util.Arrays.fill(d, o + width, o + NR, 0f);
-                        if (pairs(width)) {
-                            // the third vector's upper half repeats its lower half for microPair
-                            System.arraycopy(d, o + 2 * L, d, o + 2 * L + HALF, HALF);
-                        }
+                        padPartialPanelRow(d, o, width);
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * The padding of one packed k-row (at o) of a panel holding width < NR columns: the padding lanes are zero (a
+     * reused scratch array holds old values there), and where {@link #pairs} runs it, the third vector's upper half
+     * repeats its lower half for microPair.
+     */
+    static void padPartialPanelRow(float[] d, int o, int width) {
+        java.util.Arrays.fill(d, o + width, o + NR, 0f);
+        if (pairs(width)) {
+            System.arraycopy(d, o + 2 * L, d, o + 2 * L + HALF, HALF);
         }
     }
 

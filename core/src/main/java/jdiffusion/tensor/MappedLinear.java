@@ -117,16 +117,10 @@ final class MappedLinear {
             }
         }
         if (width < Gemm.NR) {
-            // zero padding lanes (the scratch holds old values), and microPair's repeated half vector
-            boolean pairs = Gemm.pairs(width);
             for (int blk = 0; blk + 1 < starts.length; blk++) {
                 int kc = starts[blk + 1] - starts[blk];
                 for (int p = 0; p < kc; p++) {
-                    int o = b.offset(blk, panel, p);
-                    java.util.Arrays.fill(d, o + width, o + Gemm.NR, 0f);
-                    if (pairs) {
-                        System.arraycopy(d, o + 2 * Gemm.L, d, o + 2 * Gemm.L + Gemm.HALF, Gemm.HALF);
-                    }
+                    Gemm.padPartialPanelRow(d, b.offset(blk, panel, p), width);
                 }
             }
         }
