@@ -365,11 +365,7 @@ final class OneDnn {
             synchronized (OneDnn.class) {
                 Parallel.rest(); // our idle workers park: OpenMP's threads get the cores
                 MemorySegment stream = stream();
-                int[] omp = OMP_THREADS.get();
-                if (omp[0] != Parallel.threads()) {
-                    omp[0] = Parallel.threads();
-                    api().ompSetThreads.invokeExact(omp[0]);
-                }
+                ompThreads(Parallel.threads());
                 check((int) api().execute.invokeExact(primitive, stream, args.length, argv), "execute");
                 check((int) api().streamWait.invokeExact(stream), "stream wait");
             }
@@ -428,11 +424,16 @@ final class OneDnn {
 
     /** OpenMP teams started by this thread have one thread (until {@link #execute} sets it back). */
     static void singleThreaded() {
+        ompThreads(1);
+    }
+
+    /** OpenMP teams started by this thread have n threads (set only when it changes: the call is not free). */
+    private static void ompThreads(int n) {
         int[] omp = OMP_THREADS.get();
-        if (omp[0] != 1) {
-            omp[0] = 1;
+        if (omp[0] != n) {
+            omp[0] = n;
             try {
-                api().ompSetThreads.invokeExact(1);
+                api().ompSetThreads.invokeExact(n);
             } catch (Throwable t) {
                 throw new IllegalStateException(t);
             }
