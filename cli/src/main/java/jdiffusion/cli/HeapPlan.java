@@ -257,8 +257,9 @@ public final class HeapPlan {
             case "SD2" -> 768;
             default -> 512;
         };
-        int width = g.width != null ? g.width : g.initImage != null ? pngSize(g.initImage)[0] : size;
-        int height = g.height != null ? g.height : g.initImage != null ? pngSize(g.initImage)[1] : size;
+        int[] init = g.initImage != null && (g.width == null || g.height == null) ? pngSize(g.initImage) : null;
+        int width = g.width != null ? g.width : init != null ? init[0] : size;
+        int height = g.height != null ? g.height : init != null ? init[1] : size;
         double scale = g.hires.scale == null ? 1 : Math.max(1, g.hires.scale);
         long outW = (long) Math.ceil(width * scale);
         long outH = (long) Math.ceil(height * scale);
