@@ -87,27 +87,16 @@ final class Bf16Attention {
                 buffers.run();
             };
         }
-        Arena arena;
-        MemorySegment buffer = MemorySegment.NULL;
-        final float[][] floats = new float[1][0];
+        /** The scores, probabilities and output of a unit. */
+        final NativeWeights.GrowingBuffer buffer = new NativeWeights.GrowingBuffer(natives);
+        /** The row sums of a unit. */
+        float[] sums = new float[0];
 
-        float[] floats(int i, int n) {
-            if (floats[i].length < n) {
-                floats[i] = new float[n];
+        float[] sums(int n) {
+            if (sums.length < n) {
+                sums = new float[n];
             }
-            return floats[i];
-        }
-
-        /** At least bytes of buffer (grown buffers replace the old ones at once). */
-        MemorySegment buffer(long bytes) {
-            if (buffer.byteSize() < bytes) {
-                if (arena != null) {
-                    natives.close(arena);
-                }
-                arena = natives.arena(Arena.ofShared());
-                buffer = arena.allocate(bytes, 64);
-            }
-            return buffer;
+            return sums;
         }
     }
 
@@ -161,7 +150,7 @@ final class Bf16Attention {
         Prims pr = t.prims(new Shape(rn, nk, hd));
         long sBytes = 4L * rn * nk;
         long pBytes = (2L * rn * nk + 63) & ~63L;
-        MemorySegment buf = t.buffer(sBytes + pBytes + 4L * rn * hd);
+        MemorySegment buf = t.buffer.atLeast(sBytes + pBytes + 4L * rn * hd);
         MemorySegment s = buf.asSlice(0, sBytes);
         MemorySegment p = buf.asSlice(sBytes, pBytes);
         MemorySegment o = buf.asSlice(sBytes + pBytes, 4L * rn * hd);
@@ -169,7 +158,7 @@ final class Bf16Attention {
         OneDnn.executeHere(pr.qk(), new int[] {OneDnn.ARG_SRC, OneDnn.ARG_WEIGHTS, OneDnn.ARG_DST},
                 new MemorySegment[] {pr.qMd(), pr.kMd(), pr.sMd()},
                 new MemorySegment[] {qb.asSlice(2L * ((long) bh * nq + r0) * hd), kb.asSlice(kvOff), s});
-        float[] sums = t.floats(0, rn);
+        float[] sums = t.sums(rn);
         for (int i = 0; i < rn; i++) {
             int visible = causal ? Math.min(nk, r0 + i + 1) : nk;
             sums[i] = softmaxRow(s, 4L * i * nk, p, 2L * i * nk, nk, visible, scale);

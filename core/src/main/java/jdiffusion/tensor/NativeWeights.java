@@ -161,36 +161,45 @@ final class NativeWeights {
         });
         /** The live buffers' arenas, freed when the thread is gone. */
         private final Natives owned = new Natives();
-        private Arena srcArena;
-        private Arena dstArena;
-        private MemorySegment src = MemorySegment.NULL;
-        private MemorySegment dst = MemorySegment.NULL;
+        private final GrowingBuffer src = new GrowingBuffer(owned);
+        private final GrowingBuffer dst = new GrowingBuffer(owned);
 
         static Scratch get() {
             return TL.get();
         }
 
-        /** Grown buffers replace (and free at once) the smaller ones; the kernels on this thread are done with them. */
         MemorySegment src(long bytes) {
-            if (src.byteSize() < bytes) {
-                if (srcArena != null) {
-                    owned.close(srcArena);
-                }
-                srcArena = owned.arena(Arena.ofShared());
-                src = srcArena.allocate(bytes, 64);
-            }
-            return src;
+            return src.atLeast(bytes);
         }
 
         MemorySegment dst(long bytes) {
-            if (dst.byteSize() < bytes) {
-                if (dstArena != null) {
-                    owned.close(dstArena);
+            return dst.atLeast(bytes);
+        }
+    }
+
+    /**
+     * A native buffer of one thread's kernels that grows: a larger request replaces (and frees at once) the smaller
+     * one, which the kernels on this thread are done with; its arenas belong to owner, which frees what is left.
+     */
+    static final class GrowingBuffer {
+        private final Natives owner;
+        private Arena arena;
+        private MemorySegment segment = MemorySegment.NULL;
+
+        GrowingBuffer(Natives owner) {
+            this.owner = owner;
+        }
+
+        /** At least bytes, 64-byte aligned (contents undefined). */
+        MemorySegment atLeast(long bytes) {
+            if (segment.byteSize() < bytes) {
+                if (arena != null) {
+                    owner.close(arena);
                 }
-                dstArena = owned.arena(Arena.ofShared());
-                dst = dstArena.allocate(bytes, 64);
+                arena = owner.arena(Arena.ofShared());
+                segment = arena.allocate(bytes, 64);
             }
-            return dst;
+            return segment;
         }
     }
 }
